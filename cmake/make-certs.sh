@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Make the test/demo PKI in OUTDIR with the openssl CLI (ECDSA P-256 keys):
+#   ca.pem / ca.key                 test CA (CA:TRUE, keyCertSign)
+#   server.pem / server.key         signed by ca.pem; SAN DNS:localhost,
+#                                   IP:127.0.0.1, IP:::1; serverAuth; 825 days
+#   server-chain.pem                server.pem + ca.pem
+#   other-ca.pem / other-ca.key     an unrelated CA (wrong-CA tests)
+#   wronghost.pem / wronghost.key   signed by ca.pem, SAN DNS:not-localhost.invalid
+#                                   only (wrong-host tests)
+# Idempotent: does nothing when OUTDIR/ca.pem exists, is newer than this script
+# and all the other files are there.
+set -euo pipefail
+
+[[ $# -eq 1 ]] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+out="$1"
+self="${BASH_SOURCE[0]}"
+files=(ca.pem ca.key server.pem server.key server-chain.pem
+       other-ca.pem other-ca.key wronghost.pem wronghost.key)
+
+if [[ -f "$out/ca.pem" && "$out/ca.pem" -nt "$self" ]]; then
+    complete=1
+    for f in "${files[@]}"; do [[ -f "$out/$f" ]] || complete=0; done
+    if ((complete)); then
+        exit 0
+    fi
+fi
+
+command -v openssl >/dev/null || { echo "make-certs: openssl CLI not found" >&2; exit 1; }
+
+mkdir -p "$out"
+tmp="$(mktemp -d "${out%/}/.make-certs.XXXXXX")"
+cleanup() { rm -rf "$tmp"; }
+trap cleanup EXIT
+
+ossl() {
+    local log
+    if ! log="$(openssl "$@" 2>&1)"; then
+        echo "make-certs: openssl $1 failed:" >&2
+        echo "$log" >&2
+        exit 1
+    fi
+}
+
+genkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/$1"; }
+serial() { echo "0x$(openssl rand -hex 8)"; }
+
+make_ca() { # name subject
+    genkey "$1.key"
+    ossl req -x509 -new -key "$tmp/$1.key" -out "$tmp/$1.pem" -days 3650 -sha256 \
+        -subj "$2" -set_serial "$(serial)" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash"
+}
+
+make_leaf() { # name subject san
+    genkey "$1.key"
+    ossl req -new -key "$tmp/$1.key" -out "$tmp/$1.csr" -subj "$2"
+    cat > "$tmp/$1.ext" <<EXT
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=$3
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+EXT
+    ossl x509 -req -in "$tmp/$1.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+        -set_serial "$(serial)" -days 825 -sha256 -extfile "$tmp/$1.ext" -out "$tmp/$1.pem"
+    rm -f "$tmp/$1.csr" "$tmp/$1.ext"
+}
+
+make_ca ca "/CN=h3co test CA"
+make_ca other-ca "/CN=h3co unrelated test CA"
+make_leaf server "/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1"
+make_leaf wronghost "/CN=not-localhost.invalid" "DNS:not-localhost.invalid"
+cat "$tmp/server.pem" "$tmp/ca.pem" > "$tmp/server-chain.pem"
+
+# Sanity checks.
+ossl verify -CAfile "$tmp/ca.pem" "$tmp/server.pem"
+ossl verify -CAfile "$tmp/ca.pem" -verify_hostname localhost "$tmp/server.pem"
+ossl verify -CAfile "$tmp/ca.pem" -verify_ip ::1 "$tmp/server.pem"
+ossl verify -CAfile "$tmp/ca.pem" "$tmp/wronghost.pem"
+if openssl verify -CAfile "$tmp/other-ca.pem" "$tmp/server.pem" >/dev/null 2>&1; then
+    echo "make-certs: server.pem unexpectedly verifies against other-ca.pem" >&2; exit 1
+fi
+if openssl verify -CAfile "$tmp/ca.pem" -verify_hostname localhost "$tmp/wronghost.pem" >/dev/null 2>&1; then
+    echo "make-certs: wronghost.pem unexpectedly matches localhost" >&2; exit 1
+fi
+
+# gtlsserver (GnuTLS, used by the interop tests) must accept the key and cert:
+# it exits at once when it cannot load them. It needs a port (no port 0), so
+# pick random high ones and retry on a (rare) clash.
+gtlsserver="$(command -v gtlsserver || true)"
+[[ -n "$gtlsserver" || ! -x /usr/sbin/gtlsserver ]] || gtlsserver=/usr/sbin/gtlsserver
+if [[ -n "$gtlsserver" ]]; then
+    ok=0
+    for _ in 1 2 3; do
+        port=$((20000 + RANDOM % 40000))
+        "$gtlsserver" --no-quic-dump -q -d "$tmp" 127.0.0.1 "$port" \
+            "$tmp/server.key" "$tmp/server-chain.pem" >"$tmp/gtls.log" 2>&1 &
+        pid=$!
+        sleep 1
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            ok=1; break
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((!ok)); then
+        echo "make-certs: gtlsserver did not accept server.key/server-chain.pem:" >&2
+        cat "$tmp/gtls.log" >&2
+        exit 1
+    fi
+    rm -f "$tmp/gtls.log"
+else
+    echo "make-certs: note: gtlsserver not installed, skipping its check" >&2
+fi
+
+chmod 600 "$tmp"/*.key
+for f in "${files[@]}"; do mv -f "$tmp/$f" "$out/$f"; done
+touch "$out/ca.pem"   # newest file: the idempotence stamp
+echo "make-certs: certificates in $out"
