@@ -1,0 +1,168 @@
+// A client's HTTP/3 connection to one server, and connect() to make one.
+#pragma once
+
+#include <h3co/detail/async_support.hpp>
+#include <h3co/detail/client_session.hpp>
+#include <h3co/options.hpp>
+#include <h3co/request_stream.hpp>
+#include <h3co/tls.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/ip/udp.hpp>
+#include <asio/redirect_error.hpp>
+
+#include <memory>
+#include <string>
+
+namespace h3co {
+
+template <class Executor = asio::any_io_executor>
+class basic_connection {
+public:
+    using executor_type = Executor;
+    template <class Other>
+    struct rebind_executor {
+        using other = basic_connection<Other>;
+    };
+
+    basic_connection() = default;
+    explicit basic_connection(std::shared_ptr<detail::client_session<Executor>> impl) : impl_(std::move(impl)) {}
+    basic_connection(basic_connection&&) noexcept = default;
+    basic_connection& operator=(basic_connection&& other) noexcept {
+        if (this != &other) {
+            close();
+            impl_ = std::move(other.impl_);
+        }
+        return *this;
+    }
+    /// Dropping the connection closes it (H3_NO_ERROR); streams still open fail with connection_closed.
+    ~basic_connection() { close(); }
+
+    executor_type get_executor() const { return impl_->get_executor(); }
+    bool is_open() const noexcept { return impl_ && !impl_->terminated(); }
+
+    /// Opens a new request stream; waits while the server's stream limit is reached.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto open_request_stream(CompletionToken&& token = CompletionToken{}) {
+        return open_request_stream_on(impl_, std::forward<CompletionToken>(token));
+    }
+
+    /// open_request_stream() on an engine the caller keeps alive (used by the pooling client).
+    template <class CompletionToken>
+    static auto open_request_stream_on(std::shared_ptr<detail::client_session<Executor>> impl, CompletionToken&& token) {
+        return asio::async_initiate<CompletionToken, void(std::error_code, basic_request_stream<Executor>)>(
+            [](auto handler, std::shared_ptr<detail::client_session<Executor>> impl) {
+                auto ex = impl->get_executor();
+                auto handler_ex = asio::get_associated_executor(handler, ex);
+                auto slot = asio::get_associated_cancellation_slot(handler);
+                auto adapt = asio::bind_cancellation_slot(
+                    slot, asio::bind_executor(handler_ex, [h = std::move(handler), ex](
+                                                              std::error_code ec,
+                                                              std::shared_ptr<detail::stream_state> st) mutable {
+                        std::move(h)(ec, basic_request_stream<Executor>(std::move(st), ex));
+                    }));
+                asio::dispatch(ex, [impl, ex, adapt = std::move(adapt)]() mutable {
+                    impl->open_stream(detail::session::open_op(std::move(adapt), ex));
+                });
+            },
+            token, std::move(impl));
+    }
+
+    /// Closes the connection: CONNECTION_CLOSE with H3_NO_ERROR, or with `code` and `reason`.
+    void close(h3_error code = h3_error::no_error, std::string reason = {}) {
+        if (!impl_) return;
+        auto impl = std::move(impl_);
+        asio::dispatch(impl->get_executor(), [impl, code, reason = std::move(reason)] {
+            impl->close_connection(static_cast<std::uint64_t>(code), reason);
+        });
+    }
+
+    /// Why the connection ended (empty while open): a peer's close code, idle_timeout, ...
+    std::error_code close_error() const noexcept { return impl_ ? impl_->close_error() : std::error_code{}; }
+    /// The reason phrase of the peer's CONNECTION_CLOSE, if any.
+    std::string close_reason() const { return impl_ ? impl_->close_reason() : std::string{}; }
+    /// The server sent GOAWAY: finish what is open, open new requests elsewhere.
+    bool going_away() const noexcept { return impl_ && impl_->going_away(); }
+
+    /// The engine, for the library's own composed operations.
+    const std::shared_ptr<detail::client_session<Executor>>& impl() const noexcept { return impl_; }
+
+private:
+    std::shared_ptr<detail::client_session<Executor>> impl_;
+};
+
+using connection = basic_connection<>;
+
+namespace detail {
+
+/// Resolves `host` and tries each address in turn until one completes the handshake. A refused
+/// address (ICMP port unreachable on the connected socket) fails fast, so "localhost" resolving to
+/// ::1 first costs nothing when the server listens only on 127.0.0.1.
+template <class Executor>
+asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Executor>>>, Executor> connect_attempts(
+    Executor ex, std::string host, std::uint16_t port, std::shared_ptr<tls_context> tls, connection_options options) {
+    using result = std::pair<std::error_code, std::shared_ptr<client_session<Executor>>>;
+    const auto token = asio::use_awaitable_t<Executor>{};
+    std::error_code ec;
+    asio::ip::basic_resolver<asio::ip::udp, Executor> resolver(ex);
+    // Literal IPv6 addresses may come bracketed from a URL.
+    std::string name = host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
+    auto endpoints = co_await resolver.async_resolve(name, std::to_string(port), asio::redirect_error(token, ec));
+    if (ec) co_return result{make_error_code(error::resolve_failed), nullptr};
+    std::error_code last = make_error_code(error::resolve_failed);
+    for (const auto& entry : endpoints) {
+        auto session = std::make_shared<client_session<Executor>>(ex, options, tls);
+        std::error_code attempt;
+        auto redirected = asio::redirect_error(token, attempt);
+        co_await asio::async_initiate<decltype(redirected), void(std::error_code)>(
+            [&](auto handler) { session->start(entry.endpoint(), name, port, pending_op<std::error_code>(std::move(handler), ex)); },
+            redirected);
+        if (!attempt) co_return result{{}, std::move(session)};
+        last = attempt;
+        // Certificate and protocol failures are answers, not unreachable addresses: stop there.
+        if (attempt != asio::error::connection_refused) break;
+    }
+    co_return result{last, nullptr};
+}
+
+}  // namespace detail
+
+/// Connects to `host`:`port` over QUIC and completes the HTTP/3 set-up. The server's certificate is
+/// verified as `tls` says (by default against the system trust store and `host`).
+/// Completion: void(std::error_code, basic_connection<Executor>).
+///
+/// Overloads instead of default arguments: g++ 12 miscompiles class-type default-argument
+/// temporaries that live across a co_await (see docs/getting-started.md).
+template <class Executor, class CompletionToken = detail::default_token_t<Executor>>
+auto connect(const Executor& ex, std::string host, std::uint16_t port, const client_tls& tls,
+             const connection_options& options, CompletionToken&& token = CompletionToken{}) {
+    auto tls_ctx = detail::tls_context::make_client(tls);  // configuration errors throw here, at the call
+    return asio::async_initiate<CompletionToken, void(std::error_code, basic_connection<Executor>)>(
+        [](auto handler, Executor ex, std::string host, std::uint16_t port, std::shared_ptr<detail::tls_context> tls_ctx,
+           connection_options options) {
+            auto handler_ex = asio::get_associated_executor(handler, ex);
+            asio::co_spawn(ex, detail::connect_attempts<Executor>(ex, std::move(host), port, std::move(tls_ctx), options),
+                           asio::bind_executor(handler_ex, [h = std::move(handler)](
+                                                               std::exception_ptr ep,
+                                                               std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>
+                                                                   r) mutable {
+                               if (ep) r.first = make_error_code(error::protocol_error);
+                               std::move(h)(r.first, basic_connection<Executor>(std::move(r.second)));
+                           }));
+        },
+        token, ex, std::move(host), port, std::move(tls_ctx), options);
+}
+
+/// connect() with default connection options.
+template <class Executor, class CompletionToken = detail::default_token_t<Executor>>
+    requires(!std::is_same_v<std::decay_t<CompletionToken>, connection_options>)
+auto connect(const Executor& ex, std::string host, std::uint16_t port, const client_tls& tls,
+             CompletionToken&& token = CompletionToken{}) {
+    static const connection_options defaults;
+    return connect(ex, std::move(host), port, tls, defaults, std::forward<CompletionToken>(token));
+}
+
+}  // namespace h3co

@@ -1,0 +1,122 @@
+// A client connection's I/O: one connected UDP socket feeding one session.
+#pragma once
+
+#include <h3co/detail/timer_and_flush.hpp>
+
+#include <asio/ip/udp.hpp>
+
+#include <array>
+#include <memory>
+#include <string>
+
+namespace h3co::detail {
+
+template <class Executor>
+class client_session final : public connection_driver<Executor> {
+    using base = connection_driver<Executor>;
+
+public:
+    using socket_type = asio::basic_datagram_socket<asio::ip::udp, Executor>;
+    using connect_op = pending_op<std::error_code>;
+
+    client_session(Executor ex, const connection_options& options, std::shared_ptr<tls_context> tls)
+        : base(ex, session_role::client, options, std::move(tls)), socket_(ex) {}
+
+    /// Starts the handshake with `remote`; `op` completes when HTTP/3 is ready or the attempt failed.
+    void start(const asio::ip::udp::endpoint& remote, const std::string& host, std::uint16_t port, connect_op op) {
+        std::error_code ec;
+        socket_.open(remote.protocol(), ec);
+        if (!ec) socket_.connect(remote, ec);  // connected: ICMP errors (nobody listening) reach us
+        if (!ec) socket_.non_blocking(true, ec);
+        if (ec) return op.complete(ec);
+        const auto local = socket_.local_endpoint();
+        const packet_path path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
+                               static_cast<socklen_t>(remote.size()));
+        const bool v6_literal = host.find(':') != std::string::npos;
+        this->default_authority_ = (v6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
+        try {
+            this->start_client(path, host);
+        } catch (const std::system_error& e) {
+            return op.complete(e.code());
+        }
+        connect_op_ = std::move(op);
+        receive();
+        this->flush_now();
+    }
+
+    void cancel_connect() {
+        if (connect_op_) this->terminate(make_error_code(asio::error::operation_aborted));
+    }
+
+    /// Closes with H3_NO_ERROR (or `app_error_code`) and stops all I/O.
+    void close_connection(std::uint64_t app_error_code, std::string_view reason) { this->close(app_error_code, reason); }
+
+protected:
+    bool transmit(const ngtcp2_path&, const std::uint8_t* data, std::size_t len, std::uint8_t) override {
+        if (!socket_.is_open()) return true;
+        std::error_code ec;
+        socket_.send(asio::buffer(data, len), 0, ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) return false;
+        return true;  // other errors (e.g. ICMP-reported refusal) surface on the receive side
+    }
+
+    void wait_writable() override {
+        if (waiting_writable_ || !socket_.is_open()) return;
+        waiting_writable_ = true;
+        socket_.async_wait(asio::socket_base::wait_write, [self = self_ptr()](std::error_code ec) {
+            self->waiting_writable_ = false;
+            if (!ec) self->flush_now();
+        });
+    }
+
+    void on_established() override {
+        if (connect_op_) connect_op_.complete({});
+    }
+
+    void on_terminated(std::error_code ec) override {
+        if (connect_op_) connect_op_.complete(ec);
+        this->stop_timer();
+        std::error_code ignored;
+        socket_.close(ignored);
+    }
+
+private:
+    std::shared_ptr<client_session> self_ptr() { return std::static_pointer_cast<client_session>(this->shared_from_this()); }
+
+    void receive() {
+        socket_.async_receive(asio::buffer(buffer_), [self = self_ptr()](std::error_code ec, std::size_t n) {
+            self->on_receive(ec, n);
+        });
+    }
+
+    void on_receive(std::error_code ec, std::size_t n) {
+        if (this->terminated()) return;
+        if (ec == asio::error::operation_aborted) return;
+        if (ec) {
+            // On a connected UDP socket an ICMP "port unreachable" arrives as ECONNREFUSED.
+            this->terminate(ec);
+            return;
+        }
+        const auto local = socket_.local_endpoint(ec);
+        const auto remote = socket_.remote_endpoint(ec);
+        const packet_path path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
+                               static_cast<socklen_t>(remote.size()));
+        this->read_packet(path.get(), buffer_.data(), n, 0);
+        // Drain what else is queued before flushing once: fewer, fuller packets go out.
+        for (int i = 0; i < 64 && !this->terminated(); ++i) {
+            const std::size_t more = socket_.receive(asio::buffer(buffer_), 0, ec);
+            if (ec) break;
+            this->read_packet(path.get(), buffer_.data(), more, 0);
+        }
+        if (this->terminated()) return;
+        this->flush_now();
+        receive();
+    }
+
+    socket_type socket_;
+    std::array<std::uint8_t, 65536> buffer_;
+    connect_op connect_op_;
+    bool waiting_writable_ = false;
+};
+
+}  // namespace h3co::detail

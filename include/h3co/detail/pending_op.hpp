@@ -1,0 +1,107 @@
+// A suspended asynchronous operation, type-erased so the (non-template) engine can hold it.
+//
+// The engine runs inside ngtcp2/nghttp3 callbacks; a user's handler must never run there, so
+// completion is always posted to the handler's associated executor. Holding a work guard keeps that
+// executor's context alive while the operation waits.
+#pragma once
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+
+#include <functional>
+#include <memory>
+#include <tuple>
+#include <utility>
+
+namespace h3co::detail {
+
+template <class... Args>
+class pending_op {
+public:
+    pending_op() = default;
+
+    /// Wraps `handler`; `on_cancel` runs if the handler's cancellation slot is signalled while the
+    /// operation is pending (the engine then resets the stream and completes the operation).
+    template <class Handler, class IoExecutor, class OnCancel>
+    pending_op(Handler&& handler, const IoExecutor& io_executor, OnCancel&& on_cancel)
+        : impl_(std::make_unique<impl<std::decay_t<Handler>, IoExecutor>>(std::forward<Handler>(handler),
+                                                                          io_executor)) {
+        impl_->connect_cancellation(std::forward<OnCancel>(on_cancel));
+    }
+
+    template <class Handler, class IoExecutor>
+    pending_op(Handler&& handler, const IoExecutor& io_executor)
+        : impl_(std::make_unique<impl<std::decay_t<Handler>, IoExecutor>>(std::forward<Handler>(handler),
+                                                                          io_executor)) {}
+
+    pending_op(pending_op&&) noexcept = default;
+    pending_op& operator=(pending_op&&) noexcept = default;
+    ~pending_op() = default;
+
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+    /// Posts the handler with `args`; the op becomes empty. No-op when already empty.
+    void complete(Args... args) {
+        if (!impl_) return;
+        auto released = std::move(impl_);
+        released->post(std::move(released), std::move(args)...);
+    }
+
+private:
+    struct base {
+        virtual ~base() = default;
+        virtual void post(std::unique_ptr<base> self, Args... args) = 0;
+        virtual void connect_cancellation(std::function<void(asio::cancellation_type)> on_cancel) = 0;
+    };
+
+    template <class Handler, class IoExecutor>
+    struct impl final : base {
+        using work_executor = asio::associated_executor_t<Handler, IoExecutor>;
+        Handler handler;
+        asio::executor_work_guard<work_executor> work;
+        asio::associated_cancellation_slot_t<Handler> slot;
+
+        impl(Handler h, const IoExecutor& io)
+            : handler(std::move(h)),
+              work(asio::get_associated_executor(handler, io)),
+              slot(asio::get_associated_cancellation_slot(handler)) {}
+
+        ~impl() override {
+            if (slot.is_connected()) slot.clear();
+        }
+
+        void connect_cancellation(std::function<void(asio::cancellation_type)> on_cancel) override {
+            if (!slot.is_connected()) return;
+            slot.template emplace<canceller>(std::move(on_cancel));
+        }
+
+        void post(std::unique_ptr<base> self, Args... args) override {
+            if (slot.is_connected()) slot.clear();
+            auto executor = work.get_executor();
+            auto h = std::move(handler);
+            self.reset();  // free before the handler runs: the handler may start the next operation
+            asio::post(executor, [h = std::move(h), tuple = std::make_tuple(std::move(args)...)]() mutable {
+                std::apply(std::move(h), std::move(tuple));
+            });
+        }
+    };
+
+    struct canceller {
+        std::function<void(asio::cancellation_type)> on_cancel;
+        explicit canceller(std::function<void(asio::cancellation_type)> f) : on_cancel(std::move(f)) {}
+        void operator()(asio::cancellation_type type) {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) != asio::cancellation_type::none) {
+                auto f = on_cancel;  // the slot may be cleared (destroying us) inside the call
+                f(type);
+            }
+        }
+    };
+
+    std::unique_ptr<base> impl_;
+};
+
+}  // namespace h3co::detail

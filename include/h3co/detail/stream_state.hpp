@@ -1,0 +1,97 @@
+// Everything h3co knows about one HTTP/3 request stream. Both directions of a QUIC stream have
+// their own life (RFC 9000 §3), so the state is two explicit enums, one per direction.
+#pragma once
+
+#include <h3co/detail/async_support.hpp>
+#include <h3co/detail/byte_ring.hpp>
+#include <h3co/detail/pending_op.hpp>
+#include <h3co/error.hpp>
+#include <h3co/message.hpp>
+
+#include <asio/buffer.hpp>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+namespace h3co::detail {
+
+class session;
+
+enum class send_state {
+    idle,       ///< no HEADERS submitted yet
+    open,       ///< HEADERS submitted; body bytes may be written
+    finishing,  ///< FIN requested; buffered bytes still to hand to nghttp3
+    finished,   ///< the last byte and FIN are handed over
+    reset,      ///< we reset the stream or the peer sent STOP_SENDING (see send_error)
+};
+
+enum class recv_state {
+    headers,  ///< waiting for the peer's HEADERS
+    body,     ///< HEADERS received; body bytes arrive into recv_buf
+    eof,      ///< the peer's FIN arrived; what is in recv_buf is all there is
+    reset,    ///< the peer reset the stream, or we stopped reading (see recv_error)
+};
+
+struct stream_state {
+    using io_op = pending_op<std::error_code, std::size_t>;
+
+    stream_state(std::weak_ptr<session> owner, std::int64_t stream_id, std::size_t send_buffer)
+        : owner(std::move(owner)), id(stream_id), send_buf(send_buffer) {
+        live_count().fetch_add(1, std::memory_order_relaxed);
+    }
+    ~stream_state() { live_count().fetch_sub(1, std::memory_order_relaxed); }
+    stream_state(const stream_state&) = delete;
+    stream_state& operator=(const stream_state&) = delete;
+
+    /// Stream states alive in the process: tests use it to prove every stream is freed.
+    static std::atomic<long>& live_count() noexcept {
+        static std::atomic<long> count{0};
+        return count;
+    }
+
+    std::weak_ptr<session> owner;
+    std::int64_t id;
+    send_state send = send_state::idle;
+    recv_state recv = recv_state::headers;
+    std::error_code send_error;  ///< why sending stopped (reset states)
+    std::error_code recv_error;  ///< why receiving stopped
+    bool quic_closed = false;    ///< ngtcp2 has closed the stream: no more callbacks for it
+    bool blocked_in_h3 = false;  ///< read_data said WOULDBLOCK: resume when bytes arrive
+
+    // Sending: [0, submitted) of send_buf is handed to nghttp3 and waits for ACK; the rest waits for
+    // nghttp3 to ask. nghttp3 keeps pointers into the ring until ACK, so it never reallocates.
+    byte_ring send_buf;
+    std::size_t submitted = 0;
+    std::uint64_t bytes_sent = 0;
+
+    // Receiving: body bytes not yet read. Bounded by the stream's flow-control window, because
+    // credit is returned only as the application reads.
+    byte_ring recv_buf{0};
+    std::uint64_t bytes_received = 0;
+
+    // Headers in both directions (server: request; client: response).
+    request_head request;
+    response_head response;
+    std::size_t header_bytes = 0;
+    bool header_overflow = false;
+
+    // Pending operations: at most one of each kind.
+    io_op read_op;
+    std::vector<asio::mutable_buffer> read_buffers;
+    io_op write_op;
+    std::vector<asio::const_buffer> write_buffers;
+    std::size_t write_progress = 0;
+    bool write_all = true;
+    pending_op<std::error_code> finish_op;
+    pending_op<std::error_code, response_head> response_op;
+
+    bool response_ready() const noexcept { return response.status >= 200; }
+    bool fully_closed() const noexcept {
+        const bool send_done = send == send_state::finished || send == send_state::reset;
+        const bool recv_done = recv == recv_state::eof || recv == recv_state::reset;
+        return quic_closed || (send_done && recv_done);
+    }
+};
+
+}  // namespace h3co::detail

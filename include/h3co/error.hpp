@@ -1,0 +1,235 @@
+// Error codes: every failure h3co reports is a std::error_code in one of four named categories.
+// The TLS library's verify codes are mirrored here so that this header needs no TLS include.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+namespace h3co {
+
+/// h3co's own conditions (category "h3co").
+enum class error {
+    eof = 1,                  ///< the peer ended the stream (FIN): no more bytes will come
+    connection_closed,        ///< the connection is closed; the operation cannot proceed
+    idle_timeout,             ///< no packet from the peer within the idle timeout
+    handshake_timeout,        ///< the QUIC/TLS handshake did not finish in time
+    handshake_failed,         ///< the TLS handshake failed for a reason other than the certificate
+    alpn_mismatch,            ///< the peer does not speak HTTP/3 ("h3")
+    going_away,               ///< the peer sent GOAWAY: no new requests on this connection
+    broken_pipe,              ///< the other end of a pipe was closed before the operation finished
+    already_open,             ///< the operation was already done on this stream (e.g. send_header twice)
+    not_writable,             ///< writing is not possible in the stream's current state
+    invalid_request,          ///< the request is malformed (missing or invalid method, URL or header)
+    header_too_large,         ///< a header block exceeds the configured limit
+    body_too_large,           ///< a body exceeds the configured limit
+    content_length_mismatch,  ///< the body length differs from content-length
+    resolve_failed,           ///< the host name did not resolve to any address
+    protocol_error,           ///< the QUIC or HTTP/3 library reported a fatal internal error
+    operation_in_progress,    ///< another operation of the same kind is pending on this object
+};
+
+/// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
+/// 0x0100-0x01ff are TLS alerts: 0x100 + alert.
+enum class quic_error : std::uint64_t {
+    no_error = 0x0,
+    internal_error = 0x1,
+    connection_refused = 0x2,
+    flow_control_error = 0x3,
+    stream_limit_error = 0x4,
+    stream_state_error = 0x5,
+    final_size_error = 0x6,
+    frame_encoding_error = 0x7,
+    transport_parameter_error = 0x8,
+    connection_id_limit_error = 0x9,
+    protocol_violation = 0xa,
+    invalid_token = 0xb,
+    application_error = 0xc,
+    crypto_buffer_exceeded = 0xd,
+    key_update_error = 0xe,
+    aead_limit_reached = 0xf,
+    no_viable_path = 0x10,
+};
+
+/// HTTP/3 application error codes (category "h3co.http3"), RFC 9114 §8.1: what a peer sends in
+/// RESET_STREAM, STOP_SENDING and application CONNECTION_CLOSE.
+enum class h3_error : std::uint64_t {
+    no_error = 0x100,
+    general_protocol_error = 0x101,
+    internal_error = 0x102,
+    stream_creation_error = 0x103,
+    closed_critical_stream = 0x104,
+    frame_unexpected = 0x105,
+    frame_error = 0x106,
+    excessive_load = 0x107,
+    id_error = 0x108,
+    settings_error = 0x109,
+    missing_settings = 0x10a,
+    request_rejected = 0x10b,
+    request_cancelled = 0x10c,
+    request_incomplete = 0x10d,
+    message_error = 0x10e,
+    connect_error = 0x10f,
+    version_fallback = 0x110,
+};
+
+/// Certificate verification failures (category "h3co.tls"); values are X.509 verify result codes.
+enum class tls_error {
+    certificate_not_yet_valid = 9,
+    certificate_expired = 10,
+    self_signed_certificate = 18,
+    self_signed_certificate_in_chain = 19,
+    unknown_issuer = 20,
+    unable_to_verify_leaf = 21,
+    invalid_purpose = 26,
+    untrusted = 27,
+    rejected = 28,
+    hostname_mismatch = 62,
+    ip_address_mismatch = 64,
+};
+
+namespace detail {
+
+class h3co_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "h3co"; }
+    std::string message(int value) const override {
+        switch (static_cast<error>(value)) {
+        case error::eof: return "end of stream";
+        case error::connection_closed: return "connection closed";
+        case error::idle_timeout: return "idle timeout: no packet from the peer";
+        case error::handshake_timeout: return "handshake timeout";
+        case error::handshake_failed: return "TLS handshake failed";
+        case error::alpn_mismatch: return "peer does not support HTTP/3 (ALPN h3)";
+        case error::going_away: return "connection is going away (GOAWAY)";
+        case error::broken_pipe: return "the other end of the pipe is closed";
+        case error::already_open: return "operation already done on this stream";
+        case error::not_writable: return "stream is not writable in its current state";
+        case error::invalid_request: return "invalid request";
+        case error::header_too_large: return "header block too large";
+        case error::body_too_large: return "body too large";
+        case error::content_length_mismatch: return "body length does not match content-length";
+        case error::resolve_failed: return "host name did not resolve";
+        case error::protocol_error: return "protocol library error";
+        case error::operation_in_progress: return "an operation of this kind is already pending";
+        }
+        return "unknown h3co error " + std::to_string(value);
+    }
+};
+
+class quic_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "h3co.quic"; }
+    std::string message(int value) const override {
+        if (value >= 0x100 && value <= 0x1ff) return "TLS alert " + std::to_string(value - 0x100);
+        switch (static_cast<quic_error>(value)) {
+        case quic_error::no_error: return "NO_ERROR";
+        case quic_error::internal_error: return "INTERNAL_ERROR";
+        case quic_error::connection_refused: return "CONNECTION_REFUSED";
+        case quic_error::flow_control_error: return "FLOW_CONTROL_ERROR";
+        case quic_error::stream_limit_error: return "STREAM_LIMIT_ERROR";
+        case quic_error::stream_state_error: return "STREAM_STATE_ERROR";
+        case quic_error::final_size_error: return "FINAL_SIZE_ERROR";
+        case quic_error::frame_encoding_error: return "FRAME_ENCODING_ERROR";
+        case quic_error::transport_parameter_error: return "TRANSPORT_PARAMETER_ERROR";
+        case quic_error::connection_id_limit_error: return "CONNECTION_ID_LIMIT_ERROR";
+        case quic_error::protocol_violation: return "PROTOCOL_VIOLATION";
+        case quic_error::invalid_token: return "INVALID_TOKEN";
+        case quic_error::application_error: return "APPLICATION_ERROR";
+        case quic_error::crypto_buffer_exceeded: return "CRYPTO_BUFFER_EXCEEDED";
+        case quic_error::key_update_error: return "KEY_UPDATE_ERROR";
+        case quic_error::aead_limit_reached: return "AEAD_LIMIT_REACHED";
+        case quic_error::no_viable_path: return "NO_VIABLE_PATH";
+        }
+        return "QUIC transport error " + std::to_string(value);
+    }
+};
+
+class h3_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "h3co.http3"; }
+    std::string message(int value) const override {
+        switch (static_cast<h3_error>(value)) {
+        case h3_error::no_error: return "H3_NO_ERROR";
+        case h3_error::general_protocol_error: return "H3_GENERAL_PROTOCOL_ERROR";
+        case h3_error::internal_error: return "H3_INTERNAL_ERROR";
+        case h3_error::stream_creation_error: return "H3_STREAM_CREATION_ERROR";
+        case h3_error::closed_critical_stream: return "H3_CLOSED_CRITICAL_STREAM";
+        case h3_error::frame_unexpected: return "H3_FRAME_UNEXPECTED";
+        case h3_error::frame_error: return "H3_FRAME_ERROR";
+        case h3_error::excessive_load: return "H3_EXCESSIVE_LOAD";
+        case h3_error::id_error: return "H3_ID_ERROR";
+        case h3_error::settings_error: return "H3_SETTINGS_ERROR";
+        case h3_error::missing_settings: return "H3_MISSING_SETTINGS";
+        case h3_error::request_rejected: return "H3_REQUEST_REJECTED";
+        case h3_error::request_cancelled: return "H3_REQUEST_CANCELLED";
+        case h3_error::request_incomplete: return "H3_REQUEST_INCOMPLETE";
+        case h3_error::message_error: return "H3_MESSAGE_ERROR";
+        case h3_error::connect_error: return "H3_CONNECT_ERROR";
+        case h3_error::version_fallback: return "H3_VERSION_FALLBACK";
+        }
+        return "HTTP/3 application error " + std::to_string(value);
+    }
+};
+
+class tls_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "h3co.tls"; }
+    std::string message(int value) const override {
+        std::string what;
+        switch (static_cast<tls_error>(value)) {
+        case tls_error::certificate_not_yet_valid: what = "certificate is not yet valid"; break;
+        case tls_error::certificate_expired: what = "certificate has expired"; break;
+        case tls_error::self_signed_certificate: what = "self-signed certificate"; break;
+        case tls_error::self_signed_certificate_in_chain: what = "self-signed certificate in chain"; break;
+        case tls_error::unknown_issuer: what = "unable to get local issuer certificate (untrusted CA)"; break;
+        case tls_error::unable_to_verify_leaf: what = "unable to verify the first certificate"; break;
+        case tls_error::invalid_purpose: what = "certificate not valid for server authentication"; break;
+        case tls_error::untrusted: what = "certificate not trusted"; break;
+        case tls_error::rejected: what = "certificate rejected"; break;
+        case tls_error::hostname_mismatch: what = "host name does not match the certificate"; break;
+        case tls_error::ip_address_mismatch: what = "IP address does not match the certificate"; break;
+        default: what = "X509 verify error " + std::to_string(value); break;
+        }
+        return "certificate verification failed: " + what;
+    }
+};
+
+}  // namespace detail
+
+inline const std::error_category& h3co_category() noexcept {
+    static const detail::h3co_category_impl instance;
+    return instance;
+}
+inline const std::error_category& quic_category() noexcept {
+    static const detail::quic_category_impl instance;
+    return instance;
+}
+inline const std::error_category& h3_category() noexcept {
+    static const detail::h3_category_impl instance;
+    return instance;
+}
+inline const std::error_category& tls_category() noexcept {
+    static const detail::tls_category_impl instance;
+    return instance;
+}
+
+inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), h3co_category()}; }
+inline std::error_code make_error_code(quic_error e) noexcept { return {static_cast<int>(e), quic_category()}; }
+inline std::error_code make_error_code(h3_error e) noexcept { return {static_cast<int>(e), h3_category()}; }
+inline std::error_code make_error_code(tls_error e) noexcept { return {static_cast<int>(e), tls_category()}; }
+
+/// The code a peer sent in RESET_STREAM / STOP_SENDING / CONNECTION_CLOSE, as an error_code.
+inline std::error_code make_h3_error_code(std::uint64_t app_error_code) noexcept {
+    return {static_cast<int>(app_error_code), h3_category()};
+}
+inline std::error_code make_quic_error_code(std::uint64_t transport_error_code) noexcept {
+    return {static_cast<int>(transport_error_code), quic_category()};
+}
+
+}  // namespace h3co
+
+template <> struct std::is_error_code_enum<h3co::error> : std::true_type {};
+template <> struct std::is_error_code_enum<h3co::quic_error> : std::true_type {};
+template <> struct std::is_error_code_enum<h3co::h3_error> : std::true_type {};
+template <> struct std::is_error_code_enum<h3co::tls_error> : std::true_type {};

@@ -1,0 +1,14 @@
+// h3co: HTTP/3 client and server on Asio coroutines, for streaming request bodies as they are made.
+#pragma once
+
+#include <h3co/client.hpp>
+#include <h3co/connection.hpp>
+#include <h3co/error.hpp>
+#include <h3co/http_stream.hpp>
+#include <h3co/message.hpp>
+#include <h3co/options.hpp>
+#include <h3co/pipe.hpp>
+#include <h3co/request_stream.hpp>
+#include <h3co/server.hpp>
+#include <h3co/sleep.hpp>
+#include <h3co/tls.hpp>

@@ -1,0 +1,122 @@
+// A request stream's body bytes as a plain byte stream, both directions: what a server gets when it
+// takes a stream over (quic-go's HTTPStreamer), and the body half of a client's request stream.
+// Models Asio's AsyncReadStream and AsyncWriteStream, so asio::async_read / async_write work on it.
+#pragma once
+
+#include <h3co/detail/async_support.hpp>
+#include <h3co/detail/stream_ops.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/dispatch.hpp>
+
+#include <memory>
+#include <utility>
+
+namespace h3co {
+
+template <class Executor = asio::any_io_executor>
+class basic_http_stream {
+public:
+    using executor_type = Executor;
+    template <class Other>
+    struct rebind_executor {
+        using other = basic_http_stream<Other>;
+    };
+
+    basic_http_stream() = default;
+    basic_http_stream(basic_http_stream&&) noexcept = default;
+    basic_http_stream& operator=(basic_http_stream&& other) noexcept {
+        if (this != &other) {
+            abandon();
+            state_ = std::move(other.state_);
+            executor_ = std::move(other.executor_);
+            reset_on_destroy_ = other.reset_on_destroy_;
+        }
+        return *this;
+    }
+    /// A stream dropped while still open is reset (H3_REQUEST_CANCELLED): the peer never mistakes
+    /// an abandoned body for a complete one.
+    ~basic_http_stream() { abandon(); }
+
+    executor_type get_executor() const noexcept { return executor_; }
+    bool is_open() const noexcept { return state_ != nullptr; }
+    /// The QUIC stream ID.
+    std::int64_t id() const noexcept { return state_ ? state_->id : -1; }
+
+    /// Reads at least one body byte. At the end of the body: h3co::error::eof. If the peer reset the
+    /// stream: its code, in h3_category().
+    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::io_signature>(
+            std::forward<CompletionToken>(token), state_, executor_,
+            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.read(st, buffers, std::move(op)); });
+    }
+    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return read_some(buffers, std::forward<CompletionToken>(token));
+    }
+
+    /// Writes all of `buffers` into the stream's send buffer, waiting while it is full: the wait is
+    /// the peer's flow control reaching back to the writer.
+    template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::io_signature>(
+            std::forward<CompletionToken>(token), state_, executor_,
+            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, true, std::move(op)); });
+    }
+    /// Writes at least one byte (AsyncWriteStream).
+    template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto async_write_some(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::io_signature>(
+            std::forward<CompletionToken>(token), state_, executor_,
+            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, false, std::move(op)); });
+    }
+
+    /// Ends what we send (FIN). Completes once the peer has acknowledged every byte.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto finish(CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::status_signature>(
+            std::forward<CompletionToken>(token), state_, executor_,
+            [](detail::session& s, detail::stream_state& st, auto op) { s.finish(st, std::move(op)); });
+    }
+
+    /// Aborts both directions with an HTTP/3 error code the peer sees (default H3_REQUEST_CANCELLED).
+    void reset(h3_error code = h3_error::request_cancelled) {
+        if (!state_) return;
+        asio::dispatch(executor_, [st = state_, code] {
+            if (auto owner = st->owner.lock())
+                owner->reset(*st, static_cast<std::uint64_t>(code), make_error_code(asio::error::operation_aborted));
+        });
+    }
+
+    /// Body bytes received / handed to QUIC so far on this stream.
+    std::uint64_t bytes_received() const noexcept { return state_ ? state_->bytes_received : 0; }
+    std::uint64_t bytes_sent() const noexcept { return state_ ? state_->bytes_sent : 0; }
+
+protected:
+    template <class>
+    friend class basic_request_stream;
+    template <class>
+    friend class basic_response;
+
+    basic_http_stream(std::shared_ptr<detail::stream_state> state, Executor ex, bool reset_on_destroy = true)
+        : state_(std::move(state)), executor_(std::move(ex)), reset_on_destroy_(reset_on_destroy) {}
+
+    void abandon() {
+        if (!state_) return;
+        auto st = std::move(state_);
+        if (!reset_on_destroy_) return;
+        asio::dispatch(executor_, [st] {
+            if (st->fully_closed()) return;
+            if (auto owner = st->owner.lock()) owner->cancel_stream(*st);
+        });
+    }
+
+    std::shared_ptr<detail::stream_state> state_;
+    Executor executor_;
+    bool reset_on_destroy_ = true;
+};
+
+using http_stream = basic_http_stream<>;
+
+}  // namespace h3co

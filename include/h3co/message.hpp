@@ -1,0 +1,59 @@
+// What travels in HEADERS frames: requests and responses, as plain values.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace h3co {
+
+struct field {
+    std::string name;   ///< lowercase, as HTTP/3 requires
+    std::string value;
+};
+
+/// Header fields in the order received or to be sent.
+class fields : public std::vector<field> {
+public:
+    using std::vector<field>::vector;
+
+    /// The first value of `name` (case-insensitive), if present.
+    std::optional<std::string_view> find(std::string_view name) const {
+        auto it = std::find_if(begin(), end(), [&](const field& f) {
+            return f.name.size() == name.size() &&
+                   std::equal(f.name.begin(), f.name.end(), name.begin(), [](char a, char b) {
+                       return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+                   });
+        });
+        if (it == end()) return std::nullopt;
+        return std::string_view(it->value);
+    }
+};
+
+/// A request as the client sends it. `url` is absolute ("https://host:port/path?q") or a path
+/// ("/path", then the connection's authority is used).
+struct request {
+    std::string method = "GET";
+    std::string url;
+    h3co::fields headers;
+};
+
+/// A request as the server receives it.
+struct request_head {
+    std::string method;
+    std::string scheme;
+    std::string authority;
+    std::string path;  ///< path and query, as sent in :path
+    h3co::fields headers;
+};
+
+/// A response's status line and fields (interim 1xx responses are skipped).
+struct response_head {
+    int status = 0;
+    h3co::fields headers;
+};
+
+}  // namespace h3co

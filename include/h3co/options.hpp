@@ -1,0 +1,35 @@
+// Tuning knobs for a connection, client or server side. The defaults favour bounded memory.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace h3co {
+
+struct connection_options {
+    /// Close the connection when nothing arrives from the peer for this long.
+    std::chrono::milliseconds idle_timeout{std::chrono::seconds(30)};
+    /// Give up a handshake that has not completed in this time.
+    std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
+    /// While any stream is open, send a PING after this much quiet so that a long, slow upload is
+    /// never mistaken for an idle connection. Zero: half the idle timeout.
+    std::chrono::milliseconds keep_alive{0};
+    /// Receive window per stream: how much body the peer may send ahead of the application's reads.
+    std::size_t stream_receive_window = 256 * 1024;
+    /// Receive window for the whole connection.
+    std::size_t connection_receive_window = 1024 * 1024;
+    /// Bytes a stream keeps for sending (written but not yet acknowledged). write() waits when full.
+    std::size_t stream_send_buffer = 256 * 1024;
+    /// Largest header block accepted (decoded size), answered with 431 / H3_EXCESSIVE_LOAD beyond it.
+    std::size_t max_header_bytes = 64 * 1024;
+    /// Request streams the peer may have open at once towards us (servers).
+    std::uint64_t max_concurrent_streams = 100;
+    /// Largest UDP payload to send; 1200 is safe on any path, loopback allows more.
+    std::size_t max_udp_payload = 1452;
+    /// Write a qlog trace of each connection into this directory (empty: off).
+    std::string qlog_dir;
+};
+
+}  // namespace h3co

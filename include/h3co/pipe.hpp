@@ -1,0 +1,168 @@
+// An asynchronous pipe of bytes with a bounded buffer: the C++ counterpart of Go's io.Pipe used as a
+// request body. One coroutine writes and closes; the request reads it as the body goes out.
+#pragma once
+
+#include <h3co/detail/async_support.hpp>
+#include <h3co/detail/pipe_state.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/dispatch.hpp>
+
+#include <memory>
+#include <utility>
+
+namespace h3co {
+
+/// Default pipe buffer: enough to keep a QUIC stream busy, small enough to bound memory.
+inline constexpr std::size_t default_pipe_capacity = 64 * 1024;
+
+template <class Executor = asio::any_io_executor>
+class basic_pipe_reader;
+template <class Executor = asio::any_io_executor>
+class basic_pipe_writer;
+
+/// The reading end. Models Asio's AsyncReadStream. Reading after the writer closed gives
+/// h3co::error::eof (or the error the writer closed with).
+template <class Executor>
+class basic_pipe_reader {
+public:
+    using executor_type = Executor;
+    template <class Other>
+    struct rebind_executor {
+        using other = basic_pipe_reader<Other>;
+    };
+
+    basic_pipe_reader(basic_pipe_reader&&) noexcept = default;
+    basic_pipe_reader& operator=(basic_pipe_reader&& other) noexcept {
+        close();
+        state_ = std::move(other.state_);
+        executor_ = std::move(other.executor_);
+        return *this;
+    }
+    ~basic_pipe_reader() { close(); }
+
+    executor_type get_executor() const noexcept { return executor_; }
+
+    /// Reads at least one byte, or completes with eof / the writer's error.
+    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return asio::async_initiate<CompletionToken, detail::io_signature>(
+            [](auto handler, std::shared_ptr<detail::pipe_state> state, Executor ex, MutableBufferSequence b) {
+                asio::dispatch(ex, [state, ex, b, h = std::move(handler)]() mutable {
+                    std::weak_ptr<detail::pipe_state> weak = state;
+                    state->start_read(b, detail::pipe_state::io_op(std::move(h), ex, [weak](auto) {
+                        if (auto s = weak.lock()) s->cancel_read();
+                    }));
+                });
+            },
+            token, state_, executor_, buffers);
+    }
+
+    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return async_read_some(buffers, std::forward<CompletionToken>(token));
+    }
+
+    /// Stops reading: a waiting or later write fails with h3co::error::broken_pipe.
+    void close() {
+        if (!state_) return;
+        asio::dispatch(executor_, [s = std::move(state_)] { s->close_reader(); });
+    }
+
+private:
+    template <class E>
+    friend auto make_pipe(const E&, std::size_t);
+    basic_pipe_reader(std::shared_ptr<detail::pipe_state> s, Executor ex)
+        : state_(std::move(s)), executor_(std::move(ex)) {}
+
+    std::shared_ptr<detail::pipe_state> state_;
+    Executor executor_;
+};
+
+/// The writing end. Models Asio's AsyncWriteStream. write() waits while the pipe is full:
+/// that wait is the backpressure that keeps a fast producer from outrunning the network.
+template <class Executor>
+class basic_pipe_writer {
+public:
+    using executor_type = Executor;
+    template <class Other>
+    struct rebind_executor {
+        using other = basic_pipe_writer<Other>;
+    };
+
+    basic_pipe_writer(basic_pipe_writer&&) noexcept = default;
+    basic_pipe_writer& operator=(basic_pipe_writer&& other) noexcept {
+        abandon();
+        state_ = std::move(other.state_);
+        executor_ = std::move(other.executor_);
+        return *this;
+    }
+    /// Dropping a writer that was never closed is an error for the reader (broken_pipe), never a
+    /// silently truncated body.
+    ~basic_pipe_writer() { abandon(); }
+
+    executor_type get_executor() const noexcept { return executor_; }
+
+    /// Writes all of `buffers`, waiting for room as needed.
+    template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return asio::async_initiate<CompletionToken, detail::io_signature>(
+            [](auto handler, std::shared_ptr<detail::pipe_state> state, Executor ex, ConstBufferSequence b) {
+                if (!state) {
+                    auto work_ex = asio::get_associated_executor(handler, ex);
+                    return asio::post(work_ex, [h = std::move(handler)]() mutable {
+                        std::move(h)(make_error_code(error::not_writable), 0);
+                    });
+                }
+                asio::dispatch(ex, [state, ex, b, h = std::move(handler)]() mutable {
+                    std::weak_ptr<detail::pipe_state> weak = state;
+                    state->start_write(b, detail::pipe_state::io_op(std::move(h), ex, [weak](auto) {
+                        if (auto s = weak.lock()) s->cancel_write();
+                    }));
+                });
+            },
+            token, state_, executor_, buffers);
+    }
+
+    /// AsyncWriteStream: same as write() (a pipe write takes everything it can wait for).
+    template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto async_write_some(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return write(buffers, std::forward<CompletionToken>(token));
+    }
+
+    /// Ends the data: the reader sees h3co::error::eof after the buffered bytes.
+    void close() { close(make_error_code(error::eof)); }
+
+    /// Ends the data with an error: the reader sees `reason` (a request body fed by this pipe is
+    /// then reset instead of finished).
+    void close(std::error_code reason) {
+        if (!state_) return;
+        asio::dispatch(executor_, [s = std::move(state_), reason] { s->close_writer(reason); });
+    }
+
+private:
+    template <class E>
+    friend auto make_pipe(const E&, std::size_t);
+    basic_pipe_writer(std::shared_ptr<detail::pipe_state> s, Executor ex)
+        : state_(std::move(s)), executor_(std::move(ex)) {}
+
+    void abandon() {
+        if (state_) close(make_error_code(error::broken_pipe));
+    }
+
+    std::shared_ptr<detail::pipe_state> state_;
+    Executor executor_;
+};
+
+using pipe_reader = basic_pipe_reader<>;
+using pipe_writer = basic_pipe_writer<>;
+
+/// Creates a connected pair {reader, writer} whose operations run on `executor`.
+template <class Executor>
+auto make_pipe(const Executor& executor, std::size_t capacity = default_pipe_capacity) {
+    auto state = std::make_shared<detail::pipe_state>(capacity);
+    return std::pair{basic_pipe_reader<Executor>(state, executor), basic_pipe_writer<Executor>(state, executor)};
+}
+
+}  // namespace h3co

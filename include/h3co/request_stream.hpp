@@ -1,0 +1,49 @@
+// A client request stream under the caller's direct control (the seed's second program):
+// send_header, read_response (the server may refuse before any body moves), write, finish.
+#pragma once
+
+#include <h3co/http_stream.hpp>
+#include <h3co/message.hpp>
+
+namespace h3co {
+
+template <class Executor = asio::any_io_executor>
+class basic_request_stream : public basic_http_stream<Executor> {
+    using base = basic_http_stream<Executor>;
+
+public:
+    template <class Other>
+    struct rebind_executor {
+        using other = basic_request_stream<Other>;
+    };
+
+    basic_request_stream() = default;
+    basic_request_stream(std::shared_ptr<detail::stream_state> state, Executor ex) : base(std::move(state), std::move(ex)) {}
+
+    /// Sends the request's HEADERS. The body stays open: write() it, then finish(); for a request
+    /// without a body call finish() right away.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto send_header(const request& req, CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::status_signature>(
+            std::forward<CompletionToken>(token), this->state_, this->executor_,
+            [req](detail::session& s, detail::stream_state& st, auto op) {
+                s.submit_request(st, req, std::move(op));
+            });
+    }
+
+    /// Waits for the final response's status and fields (interim 1xx responses are skipped). Works
+    /// before, during or after the body: the server may answer at any time.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto read_response(CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<void(std::error_code, response_head)>(
+            std::forward<CompletionToken>(token), this->state_, this->executor_,
+            [](detail::session& s, detail::stream_state& st, auto op) { s.read_response(st, std::move(op)); });
+    }
+
+    /// A second handle on the same stream that never resets it when dropped (for a body pump).
+    basic_http_stream<Executor> share() const { return basic_http_stream<Executor>(this->state_, this->executor_, false); }
+};
+
+using request_stream = basic_request_stream<>;
+
+}  // namespace h3co
