@@ -27,6 +27,7 @@ enum class error {
     resolve_failed,           ///< the host name did not resolve to any address
     protocol_error,           ///< the QUIC or HTTP/3 library reported a fatal internal error
     operation_in_progress,    ///< another operation of the same kind is pending on this object
+    stream_stopped,           ///< the peer stopped reading this stream (STOP_SENDING): nothing more is taken
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -112,6 +113,7 @@ public:
         case error::resolve_failed: return "host name did not resolve";
         case error::protocol_error: return "protocol library error";
         case error::operation_in_progress: return "an operation of this kind is already pending";
+        case error::stream_stopped: return "the peer stopped reading this stream (STOP_SENDING)";
         }
         return "unknown h3co error " + std::to_string(value);
     }

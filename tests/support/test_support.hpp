@@ -16,6 +16,9 @@
 
 namespace test {
 
+/// The type-erased executor that h3co's default aliases (h3co::client, h3co::server, ...) use.
+inline asio::any_io_executor executor(asio::io_context& io) { return io.get_executor(); }
+
 inline std::string cert(const std::string& name) { return std::string(H3CO_TEST_CERT_DIR) + "/" + name; }
 
 inline h3co::server_tls server_identity() { return h3co::server_tls::from_pem_files(cert("server.pem"), cert("server.key")); }

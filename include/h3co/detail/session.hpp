@@ -20,7 +20,9 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include <array>
+#include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <limits>
@@ -143,8 +145,16 @@ public:
                 case NGTCP2_ERR_STREAM_DATA_BLOCKED:
                     nghttp3_conn_block_stream(h3_, stream_id);
                     continue;
-                case NGTCP2_ERR_STREAM_SHUT_WR:
+                case NGTCP2_ERR_STREAM_SHUT_WR:  // the peer sent STOP_SENDING: no more bytes will be taken
                     nghttp3_conn_shutdown_stream_write(h3_, stream_id);
+                    if (auto it = streams_.find(stream_id); it != streams_.end()) {
+                        auto st = it->second;
+                        if (st->send != send_state::reset && st->send != send_state::finished) {
+                            fail_send(*st, make_error_code(error::stream_stopped));
+                            serve_write(*st);
+                            serve_finish(*st);
+                        }
+                    }
                     continue;
                 case NGTCP2_ERR_WRITE_MORE:
                     if (nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
@@ -417,6 +427,7 @@ private:
         settings.max_stream_window = options_.stream_receive_window;
         settings.max_window = options_.connection_receive_window;
         if (!options_.qlog_dir.empty()) setup_qlog(settings);
+        if (std::getenv("H3CO_DEBUG_NGTCP2")) settings.log_printf = &debug_log;
         ngtcp2_transport_params_default(&params);
         params.initial_max_stream_data_bidi_local = options_.stream_receive_window;
         params.initial_max_stream_data_bidi_remote = options_.stream_receive_window;
@@ -425,6 +436,15 @@ private:
         params.initial_max_streams_uni = 3;
         params.max_idle_timeout = static_cast<ngtcp2_duration>(options_.idle_timeout.count()) * NGTCP2_MILLISECONDS;
         params.active_connection_id_limit = 7;
+    }
+
+    /// H3CO_DEBUG_NGTCP2=1 in the environment prints ngtcp2's own frame log to stderr.
+    static void debug_log(void*, const char* format, ...) {
+        va_list args;
+        va_start(args, format);
+        std::vfprintf(stderr, format, args);
+        va_end(args);
+        std::fputc('\n', stderr);
     }
 
     void setup_qlog(ngtcp2_settings& settings) {
@@ -702,9 +722,11 @@ private:
 
     void on_stream_closed(stream_state& s, std::uint64_t app_error_code) {
         s.quic_closed = true;
-        const auto code = app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::connection_closed)
-                                                                : make_h3_error_code(app_error_code);
-        if (s.send == send_state::open || s.send == send_state::finishing || s.send == send_state::idle) fail_send(s, code);
+        // Closed with our send side still open: the peer stopped reading (with H3_NO_ERROR when it
+        // simply had its answer) or reset the stream.
+        const auto code = make_h3_error_code(app_error_code);
+        if (s.send == send_state::open || s.send == send_state::finishing || s.send == send_state::idle)
+            fail_send(s, app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::stream_stopped) : code);
         if (s.recv == recv_state::headers || s.recv == recv_state::body) fail_recv(s, code);
         if (s.send == send_state::finished) s.send_buf.consume(s.send_buf.size());
         serve_response(s);
@@ -865,14 +887,11 @@ private:
 
     static int on_stream_stop_sending(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t app_error_code,
                                       void* user_data, void* stream_user_data) {
-        auto* me = self(user_data);
-        if (nghttp3_conn_shutdown_stream_read(me->h3_, stream_id) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
-        if (auto* s = state_of(stream_user_data); s && s->send != send_state::reset && s->send != send_state::finished) {
-            me->fail_send(*s, make_h3_error_code(app_error_code));
-            me->serve_write(*s);
-            me->serve_finish(*s);
-        }
-        return 0;
+        // Called when WE stop reading (not on the peer's STOP_SENDING, which ngtcp2 answers itself
+        // with RESET_STREAM; flush() sees it as NGTCP2_ERR_STREAM_SHUT_WR).
+        (void)app_error_code;
+        (void)stream_user_data;
+        return nghttp3_conn_shutdown_stream_read(self(user_data)->h3_, stream_id) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     }
 
     static int on_extend_max_stream_data(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, void* user_data, void*) {
@@ -1029,7 +1048,7 @@ private:
 
     /// nghttp3 asks for body bytes: hand out what is buffered, or pause (WOULDBLOCK) until more.
     static nghttp3_ssize read_body(nghttp3_conn*, std::int64_t, nghttp3_vec* vec, std::size_t veccnt,
-                                   std::uint32_t* pflags, void*, void* sud) {
+                                   std::uint32_t* pflags, void* user_data, void* sud) {
         auto* s = state_of(sud);
         if (!s) return NGHTTP3_ERR_CALLBACK_FAILURE;
         std::size_t count = 0;
@@ -1044,6 +1063,8 @@ private:
         if (s->send == send_state::finishing && s->submitted == s->send_buf.size()) {
             *pflags |= NGHTTP3_DATA_FLAG_EOF;
             s->send = send_state::finished;
+            // With every byte already acknowledged no ACK callback will come to finish the wait.
+            h3self(user_data)->serve_finish(*s);
             return static_cast<nghttp3_ssize>(count);
         }
         if (count == 0) {
