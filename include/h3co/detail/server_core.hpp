@@ -48,10 +48,12 @@ public:
         cids_.insert(cid_key(scid));
     }
 
+    /// Feeds a datagram; the caller flushes once per receive batch (see server_core::receive).
     void deliver(const packet_path& path, const std::uint8_t* data, std::size_t len) {
         this->read_packet(path.get(), data, len, 0);
-        this->flush_now();
     }
+
+    void flush_after_batch() { this->flush_now(); }
 
     const std::unordered_set<std::string>& cids() const noexcept { return cids_; }
 
@@ -228,6 +230,11 @@ private:
                                               if (ec) break;
                                               self->on_datagram(*l, more);
                                           }
+                                          // One flush per connection per batch: ACKs and data for the
+                                          // whole batch leave together instead of a send per datagram.
+                                          auto touched = std::move(self->touched_);
+                                          self->touched_.clear();
+                                          for (auto& session : touched) session->flush_after_batch();
                                           if (l->socket->is_open()) self->receive(l);
                                       });
     }
@@ -242,8 +249,9 @@ private:
         const packet_path path(l.local.data(), static_cast<socklen_t>(l.local.size()), l.sender.data(),
                                static_cast<socklen_t>(l.sender.size()));
         if (auto it = sessions_.find(cid_key(vc.dcid, vc.dcidlen)); it != sessions_.end()) {
-            auto session = it->second;  // keep alive through delivery, even if it terminates
+            auto session = it->second;  // kept alive until its flush, even if it terminates
             session->deliver(path, data, n);
+            mark_touched(std::move(session));
             return;
         }
         if (shutting_down_) {
@@ -265,6 +273,13 @@ private:
         for (const auto& key : session->cids()) sessions_[key] = session;
         live_[session.get()] = session;
         session->deliver(path, data, n);
+        mark_touched(std::move(session));
+    }
+
+    void mark_touched(std::shared_ptr<session_type> session) {
+        for (const auto& s : touched_)
+            if (s == session) return;
+        touched_.push_back(std::move(session));
     }
 
     Executor executor_;
@@ -275,6 +290,7 @@ private:
     std::unordered_map<std::string, std::shared_ptr<session_type>> sessions_;
     std::unordered_map<session_type*, std::shared_ptr<session_type>> live_;
     request_dispatcher<Executor> dispatcher_;
+    std::vector<std::shared_ptr<session_type>> touched_;  ///< delivered to in this receive batch
     bool shutting_down_ = false;
     std::uint64_t dropped_ = 0;
 };
