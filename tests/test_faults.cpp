@@ -1,0 +1,367 @@
+// Faults on the path: through a seeded lossy relay, uploads and downloads stay byte-exact under
+// loss, reordering, duplication and corruption, during the handshake and during the transfer; a
+// path that goes silent ends in a timeout error, never a hang; and a long, quiet upload is kept
+// alive by PINGs while its stream is open.
+#include "support/lossy_relay.hpp"
+#include "support/test_support.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+
+#include <random>
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+using dir = test::lossy_relay::direction;
+constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+namespace {
+
+/// `n` pseudo-random bytes, the same for the same seed.
+std::string make_body(std::size_t n, std::uint32_t seed) {
+    std::string s(n, '\0');
+    std::mt19937 gen(seed);
+    for (std::size_t i = 0; i < n; i += 4) {
+        const std::uint32_t v = gen();
+        for (std::size_t k = 0; k < 4 && i + k < n; ++k) s[i + k] = static_cast<char>(v >> (8 * k));
+    }
+    return s;
+}
+
+struct fnv1a {
+    std::uint64_t value = 14695981039346656037ull;
+    void update(const char* p, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) value = (value ^ static_cast<unsigned char>(p[i])) * 1099511628211ull;
+    }
+    static std::uint64_t of(const std::string& s) {
+        fnv1a h;
+        h.update(s.data(), s.size());
+        return h.value;
+    }
+};
+
+/// What the upload handler saw.
+struct upload_seen {
+    std::size_t bytes = 0;
+    std::uint64_t hash = 0;
+    std::error_code end;  ///< how the body ended: eof, or the error
+    clock_type::time_point ended_at;
+    int count = 0;  ///< requests that finished reading
+};
+
+constexpr std::uint32_t download_seed = 7;
+
+/// A server with the test's routes on 127.0.0.1, and a relay in front of it.
+///   /upload          reads the body, hashes it, answers 200 with x-bytes and x-fnv.
+///   /download/<n>    answers 200 and n pseudo-random bytes (make_body(n, download_seed)).
+struct rig {
+    explicit rig(asio::io_context& io, const h3co::connection_options& options = {}, std::uint32_t seed = 20240601)
+        : server(test::executor(io), test::server_identity(), options),
+          relay(io, server.listen("127.0.0.1", 0), seed) {
+        server.handle("/upload", [seen = seen](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+            std::vector<char> buf(64 * 1024);
+            fnv1a hash;
+            std::size_t total = 0;
+            std::error_code end;
+            for (;;) {
+                auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
+                hash.update(buf.data(), n);
+                total += n;
+                if (ec) {
+                    end = ec;
+                    break;
+                }
+            }
+            seen->bytes = total;
+            seen->hash = hash.value;
+            seen->end = end;
+            seen->ended_at = clock_type::now();
+            ++seen->count;
+            if (end != h3co::error::eof) co_return;
+            const h3co::fields answer{{"x-bytes", std::to_string(total)}, {"x-fnv", std::to_string(hash.value)}};
+            co_await res.send_header(200, answer);
+        });
+        server.handle("/download/", [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+            const std::size_t n = std::stoul(req.path().substr(std::string("/download/").size()));
+            const std::string body = make_body(n, download_seed);
+            co_await res.send_header(200);
+            for (std::size_t off = 0; off < body.size(); off += 64 * 1024)
+                co_await res.write(asio::buffer(body.data() + off, std::min<std::size_t>(64 * 1024, body.size() - off)));
+        });
+    }
+
+    std::shared_ptr<upload_seen> seen = std::make_shared<upload_seen>();
+    h3co::server server;
+    test::lossy_relay relay;
+};
+
+/// Connects to the relay. Arguments are references to the caller's named values: no string-holding
+/// temporary may sit inside a co_await (g++ 12, docs/getting-started.md).
+asio::awaitable<h3co::connection> connect_to(std::uint16_t port, const h3co::connection_options& options) {
+    const std::string host = "127.0.0.1";
+    const h3co::client_tls tls = test::trusting_test_ca();
+    auto ex = co_await asio::this_coro::executor;
+    auto op = h3co::connect(ex, host, port, tls, options);  // the string copies die here, before the co_await
+    co_return co_await std::move(op);
+}
+
+/// POSTs `body` to /upload in 64 KiB writes, then reads the answer (status and the handler's
+/// x-bytes / x-fnv) and its (empty) body to the end.
+asio::awaitable<h3co::response_head> upload(h3co::connection& conn, const std::string& body) {
+    auto stream = co_await conn.open_request_stream();
+    const h3co::request req{.method = "POST", .url = "/upload"};
+    co_await stream.send_header(req);
+    for (std::size_t off = 0; off < body.size(); off += 64 * 1024)
+        co_await stream.write(asio::buffer(body.data() + off, std::min<std::size_t>(64 * 1024, body.size() - off)));
+    co_await stream.finish();
+    auto head = co_await stream.read_response();
+    std::array<char, 256> buf;
+    for (;;) {
+        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
+        if (ec == h3co::error::eof) break;
+        if (ec) throw std::system_error(ec);
+    }
+    co_return head;
+}
+
+/// GETs /download/<n> and returns the whole body.
+asio::awaitable<std::string> download(h3co::connection& conn, std::size_t n) {
+    auto stream = co_await conn.open_request_stream();
+    const h3co::request req{.method = "GET", .url = "/download/" + std::to_string(n)};
+    co_await stream.send_header(req);
+    co_await stream.finish();
+    auto head = co_await stream.read_response();
+    if (head.status != 200) throw std::runtime_error("download: status " + std::to_string(head.status));
+    std::string got;
+    got.reserve(n);
+    std::vector<char> buf(64 * 1024);
+    for (;;) {
+        auto [ec, m] = co_await stream.read_some(asio::buffer(buf), tuple);
+        got.append(buf.data(), m);
+        if (ec == h3co::error::eof) break;
+        if (ec) throw std::system_error(ec);
+    }
+    co_return got;
+}
+
+/// One upload of `up` bytes and one download of `down` bytes on `conn`, both checked byte for byte.
+asio::awaitable<void> round_trip(h3co::connection& conn, rig& r, std::size_t up, std::size_t down) {
+    const std::string body = make_body(up, static_cast<std::uint32_t>(up));
+    const auto head = co_await upload(conn, body);
+    CHECK(head.status == 200);
+    CHECK(head.headers.find("x-bytes") == std::optional<std::string_view>(std::to_string(body.size())));
+    CHECK(head.headers.find("x-fnv") == std::optional<std::string_view>(std::to_string(fnv1a::of(body))));
+    CHECK(r.seen->end == h3co::error::eof);
+    CHECK(r.seen->bytes == body.size());
+    CHECK(r.seen->hash == fnv1a::of(body));
+
+    const std::string got = co_await download(conn, down);
+    CHECK(got.size() == down);
+    CHECK(fnv1a::of(got) == fnv1a::of(make_body(down, download_seed)));
+}
+
+double rate(std::uint64_t part, std::uint64_t whole) { return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
+
+}  // namespace
+
+TEST_CASE("faults: uploads and downloads are byte-exact at 5%, 10% and 25% loss", "[faults]") {
+    const double loss = GENERATE(0.05, 0.10, 0.25);
+    CAPTURE(loss);
+    asio::io_context io;
+    rig r(io);
+    // Smaller bodies at 25% loss: the congestion controller crawls there, and the suite must stay quick.
+    const std::size_t size = loss > 0.2 ? 1024 * 1024 : 2 * 1024 * 1024;
+    const h3co::connection_options options;
+    const auto started = clock_type::now();
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await connect_to(r.relay.port(), options);
+        const test::fault_policy lossy{.drop = loss};
+        r.relay.set(lossy);  // the handshake went through clean; the transfer does not
+        co_await round_trip(conn, r, size, size);
+    }(), 40s);
+    const auto took = std::chrono::duration<double>(clock_type::now() - started).count();
+    for (const auto d : {dir::to_server, dir::to_client}) {
+        const auto& c = r.relay.counters(d);
+        CAPTURE(d == dir::to_server, c.received, c.dropped, took);
+        CHECK(c.received > 100);
+        // The loss really happened, at about the rate asked for.
+        CHECK(rate(c.dropped, c.received) > loss * 0.5);
+        CHECK(rate(c.dropped, c.received) < loss * 1.6);
+    }
+}
+
+TEST_CASE("faults: reordering, duplication and jitter keep both directions byte-exact", "[faults]") {
+    asio::io_context io;
+    rig r(io);
+    const h3co::connection_options options;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await connect_to(r.relay.port(), options);
+        const test::fault_policy shuffled{.drop = 0.02, .duplicate = 0.10, .reorder = 0.15, .jitter = 2ms};
+        r.relay.set(shuffled);
+        co_await round_trip(conn, r, 2 * 1024 * 1024, 2 * 1024 * 1024);
+    }(), 40s);
+    for (const auto d : {dir::to_server, dir::to_client}) {
+        const auto& c = r.relay.counters(d);
+        CAPTURE(d == dir::to_server, c.received, c.reordered, c.duplicated, c.delayed);
+        CHECK(c.reordered > 10);
+        CHECK(c.duplicated > 10);
+        CHECK(c.delayed > 10);
+    }
+}
+
+TEST_CASE("faults: 1% corrupted datagrams are rejected and the data stays byte-exact", "[faults]") {
+    asio::io_context io;
+    rig r(io);
+    const h3co::connection_options options;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await connect_to(r.relay.port(), options);
+        const test::fault_policy corrupting{.corrupt = 0.01};
+        r.relay.set(corrupting);
+        co_await round_trip(conn, r, 2 * 1024 * 1024, 2 * 1024 * 1024);
+    }(), 40s);
+    for (const auto d : {dir::to_server, dir::to_client}) {
+        const auto& c = r.relay.counters(d);
+        CAPTURE(d == dir::to_server, c.received, c.corrupted);
+        CHECK(c.corrupted > 0);
+    }
+    CHECK(r.relay.total().corrupted >= 10);
+}
+
+TEST_CASE("faults: loss, reordering, duplication and corruption during the handshake and the transfer", "[faults]") {
+    asio::io_context io;
+    rig r(io);
+    const h3co::connection_options options;
+    // The handshake: each side's first flight is lost for sure (the client's Initial, the server's
+    // Initial+Handshake), the rest sees heavy random faults.
+    const test::fault_policy handshake{.drop = 0.2, .duplicate = 0.2, .reorder = 0.2, .corrupt = 0.05, .drop_next = 1};
+    r.relay.set(handshake);
+    test::relay_counters at_handshake;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await connect_to(r.relay.port(), options);
+        at_handshake = r.relay.total();
+        const test::fault_policy transfer{.drop = 0.08, .duplicate = 0.05, .reorder = 0.05, .corrupt = 0.01, .jitter = 1ms};
+        r.relay.set(transfer);
+        co_await round_trip(conn, r, 1024 * 1024, 1024 * 1024);
+    }(), 40s);
+    CAPTURE(at_handshake.received, at_handshake.dropped, at_handshake.duplicated, at_handshake.reordered,
+            at_handshake.corrupted);
+    CHECK(at_handshake.dropped >= 2);  // at least both first flights
+    CHECK(r.relay.counters(dir::to_server).received > 0);
+    const auto all = r.relay.total();
+    CHECK(all.dropped > at_handshake.dropped);
+    CHECK(all.duplicated > at_handshake.duplicated);
+    CHECK(all.reordered > at_handshake.reordered);
+    CHECK(all.corrupted > at_handshake.corrupted);
+}
+
+TEST_CASE("faults: a blackhole after the handshake ends in idle_timeout on both sides, not a hang", "[faults]") {
+    asio::io_context io;
+    h3co::connection_options options;
+    options.idle_timeout = 2s;
+    rig r(io, options);
+    std::error_code client_error;
+    clock_type::time_point blackholed_at, failed_at;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await connect_to(r.relay.port(), options);
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request req{.method = "POST", .url = "/upload"};
+        co_await stream.send_header(req);
+        const std::string first = make_body(64 * 1024, 1);
+        co_await stream.write(asio::buffer(first));
+        co_await h3co::sleep_for(100ms);  // the handler is running and reading
+        REQUIRE(r.relay.counters(dir::to_server).forwarded > 0);
+        r.relay.blackhole(true);
+        blackholed_at = clock_type::now();
+        // More than the send buffer holds, so a write must wait for acknowledgements that never come.
+        const std::string rest = make_body(2 * 1024 * 1024, 2);
+        std::error_code ec;
+        for (std::size_t off = 0; off < rest.size() && !ec; off += 64 * 1024) {
+            auto [wec, n] = co_await stream.write(asio::buffer(rest.data() + off, 64 * 1024), tuple);
+            ec = wec;
+        }
+        if (!ec) std::tie(ec) = co_await stream.finish(tuple);
+        if (!ec) std::tie(ec, std::ignore) = co_await stream.read_response(tuple);
+        client_error = ec;
+        failed_at = clock_type::now();
+        CHECK_FALSE(conn.is_open());
+        CHECK(conn.close_error() == h3co::error::idle_timeout);
+    }(), 15s);
+    const auto waited = failed_at - blackholed_at;
+    CAPTURE(client_error.message(), std::chrono::duration<double>(waited).count());
+    CHECK(client_error == h3co::error::idle_timeout);
+    CHECK(waited > 1500ms);
+    CHECK(waited < 5s);
+    CHECK(r.relay.counters(dir::to_server).blackholed > 0);
+    // The server's handler saw its read fail too, with the same timeout, and the server let go.
+    test::settle(io, 3s);
+    CHECK(r.seen->count == 1);
+    CHECK(r.seen->end == h3co::error::idle_timeout);
+    CHECK(r.seen->ended_at - blackholed_at < 5s);
+    CHECK(r.server.connection_count() == 0);
+}
+
+TEST_CASE("faults: a blackhole from the start ends in handshake_timeout, not a hang", "[faults]") {
+    asio::io_context io;
+    rig r(io);
+    r.relay.blackhole(true);
+    h3co::connection_options options;
+    options.handshake_timeout = 2s;
+    std::error_code error;
+    const auto started = clock_type::now();
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const std::string host = "127.0.0.1";
+        const h3co::client_tls tls = test::trusting_test_ca();
+        auto op = h3co::connect(test::executor(io), host, r.relay.port(), tls, options, tuple);
+        auto [ec, conn] = co_await std::move(op);
+        error = ec;
+        CHECK_FALSE(conn.is_open());
+    }(), 15s);
+    const auto waited = clock_type::now() - started;
+    CAPTURE(error.message(), std::chrono::duration<double>(waited).count());
+    CHECK(error == h3co::error::handshake_timeout);
+    CHECK(waited > 1500ms);
+    CHECK(waited < 5s);
+    CHECK(r.relay.counters(dir::to_server).blackholed >= 2);  // the Initial and at least one retransmission
+    CHECK(r.relay.counters(dir::to_server).forwarded == 0);
+    CHECK(r.server.connection_count() == 0);
+}
+
+TEST_CASE("faults: a long, quiet upload outlives several idle timeouts (keep-alive)", "[faults][keepalive]") {
+    asio::io_context io;
+    h3co::connection_options options;
+    options.idle_timeout = 1s;
+    rig r(io, options);
+    const std::string chunk = make_body(1000, 3);
+    constexpr int chunks = 4;
+    std::vector<std::uint64_t> quiet_traffic;  // datagrams the relay carried during each pause
+    clock_type::duration took{};
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await connect_to(r.relay.port(), options);
+        const auto started = clock_type::now();
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request req{.method = "POST", .url = "/upload"};
+        co_await stream.send_header(req);
+        for (int i = 0; i < chunks; ++i) {
+            co_await stream.write(asio::buffer(chunk));
+            co_await h3co::sleep_for(200ms);  // let the chunk and its ACK go by
+            const auto before = r.relay.total().forwarded;
+            co_await h3co::sleep_for(1300ms);  // then stay quiet for longer than the idle timeout
+            quiet_traffic.push_back(r.relay.total().forwarded - before);
+        }
+        co_await stream.finish();
+        auto head = co_await stream.read_response();
+        CHECK(head.status == 200);
+        took = clock_type::now() - started;
+        CHECK(conn.is_open());
+    }(), 20s);
+    CHECK(took > 5s);  // five idle timeouts
+    CHECK(r.seen->end == h3co::error::eof);
+    CHECK(r.seen->bytes == chunks * chunk.size());
+    CHECK(r.seen->hash == fnv1a::of([&] {
+              std::string all;
+              for (int i = 0; i < chunks; ++i) all += chunk;
+              return all;
+          }()));
+    // The connection stayed up because PINGs crossed the relay during every pause.
+    REQUIRE(quiet_traffic.size() == chunks);
+    for (const auto n : quiet_traffic) CHECK(n >= 2);
+}
