@@ -29,6 +29,7 @@ struct fault_policy {
     double reorder = 0;    ///< hold it back and send it right after the next one
     double corrupt = 0;    ///< flip one random byte (to a different value)
     std::uint32_t drop_next = 0;          ///< lose the next N datagrams for sure (counted down)
+    std::uint32_t corrupt_next = 0;       ///< corrupt the next N datagrams not dropped (counted down)
     std::chrono::milliseconds delay{0};   ///< fixed delay added to every datagram
     std::chrono::milliseconds jitter{0};  ///< plus a uniform random delay in [0, jitter]
     bool blackhole = false;               ///< forward nothing at all
@@ -160,7 +161,8 @@ private:
                 ++s.count.dropped;
                 return;
             }
-            if (!dg.empty() && chance(p.corrupt)) {
+            const bool corrupt_now = s.policy.corrupt_next > 0 ? (--s.policy.corrupt_next, true) : chance(p.corrupt);
+            if (!dg.empty() && corrupt_now) {
                 const auto at = std::uniform_int_distribution<std::size_t>(0, dg.size() - 1)(rng);
                 dg[at] ^= static_cast<std::uint8_t>(std::uniform_int_distribution<int>(1, 255)(rng));
                 ++s.count.corrupted;
