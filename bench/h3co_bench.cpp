@@ -1,0 +1,1011 @@
+// h3co_bench: HTTP/3 throughput, chunk latency and handshake rate on loopback, h3co against itself
+// and side by side with ngtcp2's example peers (gtlsserver / gtlsclient).
+//
+//   h3co_bench upload|download|parallel|chunks|handshakes|all [flags]
+//   h3co_bench compare [flags]           h3co and gtls clients x servers, upload and download
+//
+// Each workload runs the server in one process and the client in another (this program spawned
+// with --role server / --role client), so CPU seconds and peak RSS are per side. A child reports
+// its numbers (getrusage(RUSAGE_SELF)) as one line of JSON on stdout. `--help` lists the flags.
+#include <h3co/h3co.hpp>
+
+#include "process.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using bench::clock_type;
+constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+struct config {
+    std::string mode = "all";  // upload download parallel chunks handshakes all compare
+    std::string role;          // "" (orchestrator), "server", "client"
+    std::uint64_t bytes = 1ull << 30;
+    std::size_t write_size = 64 * 1024;
+    int streams = 16;
+    std::string direction = "up";  // parallel: up or down
+    int chunk_count = 5000;
+    double chunk_rate = 1000;  // chunks per second
+    std::size_t chunk_size = 1024;
+    int handshakes = 200;
+    int runs = 1;
+    std::uint16_t port = 0;
+    std::string cert_dir = H3CO_BENCH_CERT_DIR;
+    std::string format = "table";  // table csv json
+    double timeout_s = 600;
+    std::string gtlsserver = H3CO_BENCH_GTLSSERVER;
+    std::string gtlsclient = H3CO_BENCH_GTLSCLIENT;
+    std::string pairs = "h3co-h3co,gtls-gtls,gtls-h3co,h3co-gtls";  // client-server
+    std::string directions = "upload,download";
+    std::string tmpdir;
+    // connection_options knobs, applied to both h3co sides (0 = library default)
+    std::size_t udp_payload = 0, send_buffer = 0, stream_window = 0, conn_window = 0;
+
+    h3co::connection_options options() const {
+        h3co::connection_options o;
+        if (udp_payload) o.max_udp_payload = udp_payload;
+        if (send_buffer) o.stream_send_buffer = send_buffer;
+        if (stream_window) o.stream_receive_window = stream_window;
+        if (conn_window) o.connection_receive_window = conn_window;
+        o.idle_timeout = 60s;
+        return o;
+    }
+
+    /// The flags a child needs to repeat this configuration.
+    std::vector<std::string> child_flags() const {
+        return {"--bytes",      std::to_string(bytes),         "--write-size",   std::to_string(write_size),
+                "--streams",    std::to_string(streams),       "--direction",    direction,
+                "--count",      std::to_string(chunk_count),   "--rate",         std::to_string(chunk_rate),
+                "--chunk-size", std::to_string(chunk_size),    "--handshakes",   std::to_string(handshakes),
+                "--cert-dir",   cert_dir,                      "--timeout",      std::to_string(timeout_s),
+                "--udp-payload", std::to_string(udp_payload),  "--send-buffer",  std::to_string(send_buffer),
+                "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window)};
+    }
+};
+
+std::uint64_t parse_size(const std::string& s) {
+    std::size_t pos = 0;
+    const double v = std::stod(s, &pos);
+    std::string unit = s.substr(pos);
+    double mult = 1;
+    if (unit == "K" || unit == "k" || unit == "KiB") mult = 1024.0;
+    else if (unit == "M" || unit == "m" || unit == "MiB") mult = 1024.0 * 1024;
+    else if (unit == "G" || unit == "g" || unit == "GiB") mult = 1024.0 * 1024 * 1024;
+    else if (!unit.empty()) throw std::invalid_argument("bad size " + s);
+    return static_cast<std::uint64_t>(v * mult);
+}
+
+const char* usage_text = R"(h3co_bench: HTTP/3 on loopback, h3co against itself and against ngtcp2's example peers.
+
+usage: h3co_bench MODE [flags]
+modes:
+  upload       one POST of --bytes on a single stream (client -> server)
+  download     one GET of --bytes on a single stream (server -> client)
+  parallel     --streams streams on one connection, --bytes in total (--direction up|down)
+  chunks       --count writes of --chunk-size bytes at --rate per second; latency from the
+               client's write to the server handler's read (timestamp inside each chunk)
+  handshakes   --handshakes sequential connections (handshake, then close): handshakes/s
+  all          all of the above (default)
+  compare      h3co and gtls clients x servers, upload and download of --bytes, --runs times,
+               pairs alternated; medians and h3co/gtls ratios
+flags:
+  --bytes N          transfer size, with K/M/G suffix (default 1G)
+  --write-size N     client/server write() size (default 64K)
+  --streams N        parallel streams (default 16)
+  --direction D      parallel: up or down (default up)
+  --count N          chunks to send (default 5000)
+  --rate R           chunks per second (default 1000)
+  --chunk-size N     bytes per chunk, >= 8 (default 1024)
+  --handshakes N     handshakes to time (default 200)
+  --runs N           repetitions; medians are reported (default 1; compare: 3)
+  --csv | --json     machine-readable output instead of the table
+  --timeout S        limit per child process in seconds (default 600)
+  --cert-dir DIR     ca.pem, server.pem, server.key (default: the build's bench-certs)
+  --udp-payload N    connection_options::max_udp_payload for both h3co sides (0: default)
+  --send-buffer N    connection_options::stream_send_buffer (0: default)
+  --stream-window N  connection_options::stream_receive_window (0: default)
+  --conn-window N    connection_options::connection_receive_window (0: default)
+  --pairs LIST       compare: client-server pairs (default h3co-h3co,gtls-gtls,gtls-h3co,h3co-gtls)
+  --directions LIST  compare: upload,download (default both)
+  --gtlsserver PATH / --gtlsclient PATH   the ngtcp2 example peers
+  --tmpdir DIR       compare: where the upload file for gtlsclient goes (default: $TMPDIR or /tmp)
+MB/s is 10^6 bytes per second of body, over the client's wall time (connect to last byte).
+)";
+
+config parse_args(int argc, char** argv) {
+    config c;
+    bool runs_given = false;
+    int i = 1;
+    if (argc > 1 && argv[1][0] != '-') c.mode = argv[i++];
+    for (; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::invalid_argument("missing value for " + a);
+            return argv[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            std::cout << usage_text;
+            std::exit(0);
+        } else if (a == "--role") c.role = value();
+        else if (a == "--mode") c.mode = value();
+        else if (a == "--bytes") c.bytes = parse_size(value());
+        else if (a == "--write-size") c.write_size = parse_size(value());
+        else if (a == "--streams") c.streams = std::stoi(value());
+        else if (a == "--direction") c.direction = value();
+        else if (a == "--count") c.chunk_count = std::stoi(value());
+        else if (a == "--rate") c.chunk_rate = std::stod(value());
+        else if (a == "--chunk-size") c.chunk_size = parse_size(value());
+        else if (a == "--handshakes") c.handshakes = std::stoi(value());
+        else if (a == "--runs") { c.runs = std::stoi(value()); runs_given = true; }
+        else if (a == "--port") c.port = static_cast<std::uint16_t>(std::stoi(value()));
+        else if (a == "--cert-dir") c.cert_dir = value();
+        else if (a == "--csv") c.format = "csv";
+        else if (a == "--json") c.format = "json";
+        else if (a == "--timeout") c.timeout_s = std::stod(value());
+        else if (a == "--gtlsserver") c.gtlsserver = value();
+        else if (a == "--gtlsclient") c.gtlsclient = value();
+        else if (a == "--pairs") c.pairs = value();
+        else if (a == "--directions") c.directions = value();
+        else if (a == "--tmpdir") c.tmpdir = value();
+        else if (a == "--udp-payload") c.udp_payload = parse_size(value());
+        else if (a == "--send-buffer") c.send_buffer = parse_size(value());
+        else if (a == "--stream-window") c.stream_window = parse_size(value());
+        else if (a == "--conn-window") c.conn_window = parse_size(value());
+        else throw std::invalid_argument("unknown flag " + a);
+    }
+    if (c.mode == "compare" && !runs_given) c.runs = 3;
+    if (c.chunk_size < 8) throw std::invalid_argument("--chunk-size must be >= 8");
+    if (c.write_size == 0 || c.streams < 1 || c.runs < 1 || c.chunk_rate <= 0) throw std::invalid_argument("bad flag value");
+    return c;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, sep))
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A flat JSON object: what children print, and what the orchestrator reads back.
+
+class json_record {
+public:
+    void set(const std::string& k, double v) { num_[k] = v; order(k); }
+    void set(const std::string& k, const std::string& v) { str_[k] = v; order(k); }
+    double num(const std::string& k, double def = NAN) const {
+        auto it = num_.find(k);
+        return it == num_.end() ? def : it->second;
+    }
+    std::string str(const std::string& k) const {
+        auto it = str_.find(k);
+        return it == str_.end() ? std::string{} : it->second;
+    }
+    bool has(const std::string& k) const { return num_.count(k) || str_.count(k); }
+
+    std::string dump() const {
+        std::string out = "{";
+        for (const auto& k : keys_) {
+            if (out.size() > 1) out += ",";
+            out += "\"" + k + "\":";
+            if (auto it = num_.find(k); it != num_.end()) {
+                char buf[64];
+                if (std::isnan(it->second)) std::snprintf(buf, sizeof buf, "null");
+                else std::snprintf(buf, sizeof buf, "%.17g", it->second);
+                out += buf;
+            } else {
+                out += "\"" + escape(str_.at(k)) + "\"";
+            }
+        }
+        return out + "}";
+    }
+
+    /// Parses what dump() writes (flat: strings, numbers, null, true/false).
+    static json_record parse(const std::string& s) {
+        json_record r;
+        std::size_t i = s.find('{');
+        if (i == std::string::npos) return r;
+        ++i;
+        auto skip = [&] { while (i < s.size() && (s[i] == ' ' || s[i] == ',')) ++i; };
+        auto string_at = [&]() {
+            std::string out;
+            ++i;  // opening quote
+            while (i < s.size() && s[i] != '"') {
+                if (s[i] == '\\' && i + 1 < s.size()) ++i;
+                out += s[i++];
+            }
+            ++i;
+            return out;
+        };
+        for (;;) {
+            skip();
+            if (i >= s.size() || s[i] != '"') break;
+            const std::string key = string_at();
+            if (i >= s.size() || s[i] != ':') break;
+            ++i;
+            if (i < s.size() && s[i] == '"') {
+                r.set(key, string_at());
+            } else {
+                const std::size_t end = s.find_first_of(",}", i);
+                const std::string tok = s.substr(i, end - i);
+                if (tok == "true") r.set(key, 1.0);
+                else if (tok == "false") r.set(key, 0.0);
+                else if (tok == "null") r.set(key, NAN);
+                else r.set(key, std::strtod(tok.c_str(), nullptr));
+                i = end;
+            }
+        }
+        return r;
+    }
+
+private:
+    static std::string escape(const std::string& s) {
+        std::string out;
+        for (char ch : s) {
+            if (ch == '"' || ch == '\\') out += '\\';
+            if (ch == '\n') { out += "\\n"; continue; }
+            out += ch;
+        }
+        return out;
+    }
+    void order(const std::string& k) {
+        if (std::find(keys_.begin(), keys_.end(), k) == keys_.end()) keys_.push_back(k);
+    }
+    std::map<std::string, double> num_;
+    std::map<std::string, std::string> str_;
+    std::vector<std::string> keys_;
+};
+
+void add_self_usage(json_record& r) {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    r.set("utime_s", bench::tv_seconds(ru.ru_utime));
+    r.set("stime_s", bench::tv_seconds(ru.ru_stime));
+    r.set("cpu_s", bench::tv_seconds(ru.ru_utime) + bench::tv_seconds(ru.ru_stime));
+    r.set("maxrss_kib", static_cast<double>(ru.ru_maxrss));
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return NAN;
+    std::sort(v.begin(), v.end());
+    const auto idx = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) ;
+    return v[std::min(v.size() - 1, idx == 0 ? 0 : idx - 1)];
+}
+
+double median(std::vector<double> v) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
+    if (v.empty()) return NAN;
+    std::sort(v.begin(), v.end());
+    const auto n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::uint64_t now_ns() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch()).count());
+}
+
+/// Body bytes: a fixed pattern (no compression anywhere in HTTP/3, so its content does not matter).
+const std::vector<char>& payload(std::size_t size) {
+    static std::vector<char> data;
+    if (data.size() < size) {
+        data.resize(size);
+        for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<char>('a' + (i * 7919) % 26);
+    }
+    return data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server role: serves the same URLs as gtlsserver does for the bench.
+//   GET /N            N body bytes (gtlsserver: dynamic content of length N)
+//   POST /anything    reads and counts the body, then answers 200 with no body
+//   POST /chunks      as POST, and records each chunk's write-to-read latency
+
+struct server_stats {
+    std::uint64_t bytes_in = 0, bytes_out = 0, requests = 0, errors = 0;
+    std::vector<double> latency_us;
+    std::size_t chunk_size = 1024;
+    std::size_t write_size = 64 * 1024;
+};
+server_stats g_server;
+
+asio::awaitable<void> serve_chunks(h3co::server_request& req) {
+    std::vector<char> chunk(g_server.chunk_size);
+    std::size_t have = 0;
+    for (;;) {
+        auto [ec, n] = co_await req.read_some(asio::buffer(chunk.data() + have, chunk.size() - have), as_tuple);
+        have += n;
+        g_server.bytes_in += n;
+        if (have == chunk.size()) {
+            const std::uint64_t now = now_ns();
+            std::uint64_t sent = 0;
+            std::memcpy(&sent, chunk.data(), sizeof sent);
+            g_server.latency_us.push_back(static_cast<double>(now - sent) / 1000.0);
+            have = 0;
+        }
+        if (ec) {
+            if (ec != h3co::error::eof) ++g_server.errors;
+            co_return;
+        }
+    }
+}
+
+asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
+    ++g_server.requests;
+    const std::string path = req.path();
+    if (req.method() == "POST" || req.method() == "PUT") {
+        if (path == "/chunks") {
+            co_await serve_chunks(req);
+        } else {
+            std::vector<char> buf(64 * 1024);
+            for (;;) {
+                auto [ec, n] = co_await req.read_some(asio::buffer(buf), as_tuple);
+                g_server.bytes_in += n;
+                if (ec) {
+                    if (ec != h3co::error::eof) {
+                        ++g_server.errors;
+                        co_return;
+                    }
+                    break;
+                }
+            }
+        }
+        const h3co::fields fields{{"content-length", "0"}};
+        co_await res.send_header(200, fields);
+        co_return;
+    }
+    std::uint64_t n = 0;
+    bool number = path.size() > 1;
+    for (std::size_t i = 1; i < path.size(); ++i) {
+        if (path[i] < '0' || path[i] > '9') { number = false; break; }
+        n = n * 10 + static_cast<std::uint64_t>(path[i] - '0');
+    }
+    if (!number) {
+        co_await res.send_header(404);
+        co_return;
+    }
+    const h3co::fields fields{{"content-length", std::to_string(n)}};
+    co_await res.send_header(200, fields);
+    const auto& data = payload(g_server.write_size);
+    while (n > 0) {
+        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, data.size()));
+        auto [ec, written] = co_await res.write(asio::buffer(data.data(), k), as_tuple);
+        if (ec) {
+            ++g_server.errors;
+            co_return;
+        }
+        g_server.bytes_out += written;
+        n -= written;
+    }
+    co_await res.finish();
+}
+
+int run_server(const config& c) {
+    g_server.chunk_size = c.chunk_size;
+    g_server.write_size = c.write_size;
+    asio::io_context io(1);
+    const auto tls = h3co::server_tls::from_pem_files(c.cert_dir + "/server.pem", c.cert_dir + "/server.key");
+    h3co::server server(io.get_executor(), tls, c.options());
+    server.handle("/", [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> { return serve(req, res); });
+    asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](std::error_code, int) {
+        server.close();
+        io.stop();
+    });
+    const auto endpoint = server.listen("127.0.0.1", c.port);
+    std::printf("PORT %u\n", static_cast<unsigned>(endpoint.port()));
+    std::fflush(stdout);
+    // Bounded: a server left behind ends by itself.
+    asio::steady_timer limit(io, std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(c.timeout_s + 30)));
+    limit.async_wait([&](std::error_code ec) {
+        if (!ec) {
+            server.close();
+            io.stop();
+        }
+    });
+    io.run();
+    json_record r;
+    r.set("role", "server");
+    r.set("bytes_in", static_cast<double>(g_server.bytes_in));
+    r.set("bytes_out", static_cast<double>(g_server.bytes_out));
+    r.set("requests", static_cast<double>(g_server.requests));
+    r.set("errors", static_cast<double>(g_server.errors));
+    if (!g_server.latency_us.empty()) {
+        r.set("lat_count", static_cast<double>(g_server.latency_us.size()));
+        r.set("lat_p50_us", percentile(g_server.latency_us, 50));
+        r.set("lat_p99_us", percentile(g_server.latency_us, 99));
+        r.set("lat_max_us", percentile(g_server.latency_us, 100));
+    }
+    add_self_usage(r);
+    std::printf("%s\n", r.dump().c_str());
+    std::fflush(stdout);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client role
+
+struct client_result {
+    std::uint64_t bytes = 0;
+    int status = 0;
+    int handshakes = 0;
+    double transfer_s = 0;
+};
+
+std::string url(const config& c, const std::string& path) {
+    return "https://127.0.0.1:" + std::to_string(c.port) + path;
+}
+
+h3co::client_tls client_tls(const config& c) {
+    h3co::client_tls tls;
+    tls.ca_file = c.cert_dir + "/ca.pem";  // real verification: the bench CA, IP SAN 127.0.0.1
+    return tls;
+}
+
+asio::awaitable<h3co::connection> connect(const config& c) {
+    auto ex = co_await asio::this_coro::executor;
+    const auto tls = client_tls(c);
+    const auto options = c.options();
+    const std::string host = "127.0.0.1";
+    co_return co_await h3co::connect(ex, host, c.port, tls, options);
+}
+
+/// Reads a response body to its end; returns the byte count.
+asio::awaitable<std::uint64_t> drain(h3co::request_stream& stream) {
+    std::vector<char> buf(64 * 1024);
+    std::uint64_t total = 0;
+    for (;;) {
+        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), as_tuple);
+        total += n;
+        if (ec == h3co::error::eof) co_return total;
+        if (ec) throw std::system_error(ec, "reading the response body");
+    }
+}
+
+/// POSTs `bytes` on a new stream of `conn`; returns the status.
+asio::awaitable<int> post(const config& c, h3co::connection& conn, std::uint64_t bytes) {
+    auto stream = co_await conn.open_request_stream();
+    const h3co::request req{.method = "POST", .url = url(c, "/0")};
+    co_await stream.send_header(req);
+    const auto& data = payload(c.write_size);
+    while (bytes > 0) {
+        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, data.size()));
+        const auto chunk = asio::buffer(data.data(), k);
+        co_await stream.write(chunk);
+        bytes -= k;
+    }
+    co_await stream.finish();
+    const auto head = co_await stream.read_response();
+    co_await drain(stream);
+    co_return head.status;
+}
+
+/// GETs `bytes` on a new stream of `conn`; returns the body bytes received.
+asio::awaitable<std::uint64_t> get(const config& c, h3co::connection& conn, std::uint64_t bytes, int& status) {
+    auto stream = co_await conn.open_request_stream();
+    const h3co::request req{.method = "GET", .url = url(c, "/" + std::to_string(bytes))};
+    co_await stream.send_header(req);
+    co_await stream.finish();
+    const auto head = co_await stream.read_response();
+    status = head.status;
+    co_return co_await drain(stream);
+}
+
+asio::awaitable<void> client_upload(const config& c, client_result& r) {
+    auto conn = co_await connect(c);
+    r.status = co_await post(c, conn, c.bytes);
+    r.bytes = c.bytes;
+}
+
+asio::awaitable<void> client_download(const config& c, client_result& r) {
+    auto conn = co_await connect(c);
+    r.bytes = co_await get(c, conn, c.bytes, r.status);
+    if (r.bytes != c.bytes) throw std::runtime_error("short download: " + std::to_string(r.bytes) + " bytes");
+}
+
+/// One of the parallel streams: `share` bytes up or down.
+asio::awaitable<void> parallel_one(const config& c, h3co::connection& conn, client_result& r, std::uint64_t share) {
+    int status = 0;
+    if (c.direction == "down") {
+        const auto got = co_await get(c, conn, share, status);
+        if (got != share) throw std::runtime_error("short download on a parallel stream");
+        r.bytes += got;
+    } else {
+        status = co_await post(c, conn, share);
+        r.bytes += share;
+    }
+    if (status != 200) throw std::runtime_error("status " + std::to_string(status));
+    r.status = status;
+}
+
+asio::awaitable<void> client_parallel(const config& c, client_result& r) {
+    auto ex = co_await asio::this_coro::executor;
+    auto conn = co_await connect(c);
+    asio::steady_timer all_done(ex, clock_type::time_point::max());
+    int left = c.streams;
+    std::exception_ptr failure;
+    for (int i = 0; i < c.streams; ++i) {
+        const std::uint64_t share = c.bytes / static_cast<std::uint64_t>(c.streams) +
+                                    (i == 0 ? c.bytes % static_cast<std::uint64_t>(c.streams) : 0);
+        asio::co_spawn(ex, parallel_one(c, conn, r, share), [&](std::exception_ptr e) {
+            if (e && !failure) failure = e;
+            if (--left == 0) all_done.cancel();
+        });
+    }
+    while (left > 0) co_await all_done.async_wait(as_tuple);
+    if (failure) std::rethrow_exception(failure);
+}
+
+asio::awaitable<void> client_chunks(const config& c, client_result& r) {
+    auto ex = co_await asio::this_coro::executor;
+    auto conn = co_await connect(c);
+    auto stream = co_await conn.open_request_stream();
+    const h3co::request req{.method = "POST", .url = url(c, "/chunks")};
+    co_await stream.send_header(req);
+    std::vector<char> chunk(payload(c.chunk_size).begin(), payload(c.chunk_size).begin() + static_cast<std::ptrdiff_t>(c.chunk_size));
+    asio::steady_timer timer(ex);
+    const auto period = std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(1.0 / c.chunk_rate));
+    const auto start = clock_type::now() + 10ms;
+    for (int i = 0; i < c.chunk_count; ++i) {
+        timer.expires_at(start + period * i);
+        co_await timer.async_wait(as_tuple);
+        const std::uint64_t ts = now_ns();
+        std::memcpy(chunk.data(), &ts, sizeof ts);
+        const auto buf = asio::buffer(chunk);
+        co_await stream.write(buf);
+        r.bytes += chunk.size();
+    }
+    co_await stream.finish();
+    const auto head = co_await stream.read_response();
+    r.status = head.status;
+    co_await drain(stream);
+}
+
+asio::awaitable<void> client_handshakes(const config& c, client_result& r) {
+    const auto deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(c.timeout_s / 2));
+    for (int i = 0; i < c.handshakes && clock_type::now() < deadline; ++i) {
+        auto conn = co_await connect(c);
+        conn.close();
+        ++r.handshakes;
+    }
+    r.status = 200;
+}
+
+int run_client(const config& c) {
+    asio::io_context io(1);
+    client_result r;
+    std::string error;
+    bool done = false;
+    const auto start = clock_type::now();
+    auto work = [&]() -> asio::awaitable<void> {
+        if (c.mode == "upload") co_await client_upload(c, r);
+        else if (c.mode == "download") co_await client_download(c, r);
+        else if (c.mode == "parallel") co_await client_parallel(c, r);
+        else if (c.mode == "chunks") co_await client_chunks(c, r);
+        else if (c.mode == "handshakes") co_await client_handshakes(c, r);
+        else throw std::invalid_argument("unknown mode " + c.mode);
+    };
+    asio::co_spawn(io, work(), [&](std::exception_ptr e) {
+        r.transfer_s = bench::seconds_since(start);
+        done = true;
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                error = ex.what();
+            }
+        }
+    });
+    const auto deadline = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(c.timeout_s));
+    while (!done && clock_type::now() < deadline) {
+        io.restart();
+        io.run_for(100ms);
+    }
+    if (!done) error = "timed out";
+    io.restart();
+    io.run_for(5ms);  // CONNECTION_CLOSE goes out
+    json_record out;
+    out.set("role", "client");
+    out.set("mode", c.mode);
+    out.set("ok", error.empty() && (r.status == 200) ? 1.0 : 0.0);
+    if (!error.empty()) out.set("error", error);
+    out.set("status", r.status);
+    out.set("bytes", static_cast<double>(r.bytes));
+    out.set("wall_s", r.transfer_s);
+    if (c.mode == "handshakes") {
+        out.set("handshakes", r.handshakes);
+        out.set("handshakes_per_s", r.transfer_s > 0 ? r.handshakes / r.transfer_s : NAN);
+    }
+    add_self_usage(out);
+    std::printf("%s\n", out.dump().c_str());
+    std::fflush(stdout);
+    return error.empty() && r.status == 200 ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestrator: a row per (workload, pair, run) and the medians over runs.
+
+struct row {
+    std::string workload, client, server;
+    int run = 0;
+    bool ok = false;
+    std::string error;
+    std::uint64_t bytes = 0;
+    double wall_s = NAN, mbps = NAN;
+    double client_cpu = NAN, server_cpu = NAN, client_rss_kib = NAN, server_rss_kib = NAN;
+    double lat_p50 = NAN, lat_p99 = NAN, lat_max = NAN, lat_count = NAN, hs_per_s = NAN;
+};
+
+std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
+
+std::chrono::milliseconds ms(double s) { return std::chrono::milliseconds(static_cast<long long>(s * 1000)); }
+
+/// An h3co server child on 127.0.0.1:0; returns its port (0 on failure).
+std::uint16_t start_h3co_server(const config& c, bench::child_process& p) {
+    std::vector<std::string> argv{self_exe(), "--role", "server", "--port", "0"};
+    const auto flags = c.child_flags();
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    p.spawn(argv, true);
+    std::string line;
+    if (!p.read_line(line, 10s) || line.rfind("PORT ", 0) != 0) return 0;
+    return static_cast<std::uint16_t>(std::stoi(line.substr(5)));
+}
+
+/// gtlsserver on a free port (bind 0, release, retry on a clash); returns the port (0 on failure).
+std::uint16_t start_gtls_server(const config& c, bench::child_process& p, const std::string& log) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        const auto port = bench::free_udp_port();
+        const std::vector<std::string> argv{c.gtlsserver, "--no-quic-dump", "--no-http-dump", "-q",
+                                            "-d", c.tmpdir, "--max-dyn-length=" + std::to_string(c.bytes + 1),
+                                            "127.0.0.1", std::to_string(port),
+                                            c.cert_dir + "/server.key", c.cert_dir + "/server.pem"};
+        p.spawn(argv, false, log);
+        const auto deadline = clock_type::now() + 5s;
+        while (clock_type::now() < deadline) {
+            if (!p.running() || p.wait(0ms)) break;  // exited: the port was taken, try another
+            if (bench::udp_port_bound(port)) return port;
+            std::this_thread::sleep_for(5ms);
+        }
+        if (p.running()) p.stop(1000ms);
+    }
+    return 0;
+}
+
+row run_pair(const config& c, const std::string& workload, const std::string& client, const std::string& server, int run) {
+    row r{.workload = workload, .client = client, .server = server, .run = run};
+    const std::string log = c.tmpdir + "/h3co_bench." + std::to_string(::getpid()) + ".log";
+    std::remove(log.c_str());
+    bench::child_process srv;
+    const std::uint16_t port = server == "h3co" ? start_h3co_server(c, srv) : start_gtls_server(c, srv, log);
+    if (port == 0) {
+        r.error = server + " server did not start: " + bench::read_text(log);
+        return r;
+    }
+    const std::string mode = workload;  // upload, download, parallel, chunks, handshakes
+    bench::child_process cli;
+    if (client == "h3co") {
+        config cc = c;
+        cc.port = port;
+        std::vector<std::string> argv{self_exe(), "--role", "client", "--mode", mode, "--port", std::to_string(port)};
+        const auto flags = cc.child_flags();
+        argv.insert(argv.end(), flags.begin(), flags.end());
+        cli.spawn(argv, true);
+    } else {
+        const std::string authority = "https://127.0.0.1:" + std::to_string(port);
+        std::vector<std::string> argv{c.gtlsclient, "-q", "--no-quic-dump", "--no-http-dump", "--exit-on-all-streams-close",
+                                      "--timeout=30s"};
+        if (workload == "upload") {
+            argv.insert(argv.end(), {"-m", "POST", "-d", c.tmpdir + "/h3co_bench_upload.bin", "127.0.0.1",
+                                     std::to_string(port), authority + "/0"});
+        } else {
+            argv.insert(argv.end(), {"127.0.0.1", std::to_string(port), authority + "/" + std::to_string(c.bytes)});
+        }
+        cli.spawn(argv, false, log);
+    }
+    if (!cli.wait(ms(c.timeout_s))) {
+        cli.stop(1000ms);
+        r.error = "client timed out";
+    }
+    srv.stop(5000ms);
+    r.wall_s = cli.wall_seconds();
+    r.client_cpu = cli.cpu_seconds();
+    r.client_rss_kib = cli.max_rss_kib();
+    r.server_cpu = srv.cpu_seconds();
+    r.server_rss_kib = srv.max_rss_kib();
+    r.ok = cli.exited_ok() && r.error.empty();
+    if (client == "h3co") {
+        const auto j = json_record::parse(cli.json_line());
+        if (!j.has("role")) r.ok = false;
+        if (j.num("ok", 0) != 1) r.ok = false;
+        if (!j.str("error").empty()) r.error = j.str("error");
+        r.bytes = static_cast<std::uint64_t>(j.num("bytes", 0));
+        // The child's own numbers (getrusage RUSAGE_SELF) agree with wait4's; wall: the child's
+        // transfer time in the h3co-only modes, the process lifetime in `compare` (as for gtlsclient).
+        if (c.mode != "compare") {
+            r.wall_s = j.num("wall_s");
+            r.client_cpu = j.num("cpu_s");
+            r.client_rss_kib = j.num("maxrss_kib");
+        }
+        r.hs_per_s = j.num("handshakes_per_s");
+        if (workload == "handshakes") r.wall_s = j.num("wall_s");
+    } else {
+        r.bytes = c.bytes;  // gtlsclient exits 0 only after its stream closed cleanly
+    }
+    if (server == "h3co") {
+        const auto j = json_record::parse(srv.json_line());
+        if (!j.has("role")) {
+            r.ok = false;
+            if (r.error.empty()) r.error = "no report from the h3co server";
+        } else {
+            if (c.mode != "compare") {
+                r.server_cpu = j.num("cpu_s");
+                r.server_rss_kib = j.num("maxrss_kib");
+            }
+            if (workload == "upload" && j.num("bytes_in", 0) != static_cast<double>(c.bytes)) {
+                r.ok = false;
+                r.error = "server received " + std::to_string(j.num("bytes_in", 0)) + " bytes";
+            }
+            r.lat_count = j.num("lat_count");
+            r.lat_p50 = j.num("lat_p50_us");
+            r.lat_p99 = j.num("lat_p99_us");
+            r.lat_max = j.num("lat_max_us");
+        }
+    }
+    if (!r.ok && r.error.empty()) {
+        r.error = "client failed (status " + std::to_string(cli.status()) + ")";
+        if (client == "gtls") r.error += ": " + bench::read_text(log, 1500);
+    }
+    if (workload != "handshakes" && workload != "chunks" && r.wall_s > 0)
+        r.mbps = static_cast<double>(r.bytes) / r.wall_s / 1e6;
+    std::remove(log.c_str());
+    return r;
+}
+
+row median_row(const std::vector<row>& rows) {
+    row m = rows.front();
+    m.run = 0;
+    auto med = [&](double row::*f) {
+        std::vector<double> v;
+        for (const auto& r : rows)
+            if (r.ok) v.push_back(r.*f);
+        return median(v);
+    };
+    m.ok = std::any_of(rows.begin(), rows.end(), [](const row& r) { return r.ok; });
+    for (const auto& r : rows)
+        if (!r.ok && m.error.empty()) m.error = r.error;
+    for (auto f : {&row::wall_s, &row::mbps, &row::client_cpu, &row::server_cpu, &row::client_rss_kib, &row::server_rss_kib,
+                   &row::lat_p50, &row::lat_p99, &row::lat_max, &row::lat_count, &row::hs_per_s})
+        m.*f = med(f);
+    return m;
+}
+
+std::string fmt(double v, int prec = 2) {
+    if (std::isnan(v)) return "-";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+    return buf;
+}
+
+json_record to_json(const row& r, const std::string& kind) {
+    json_record j;
+    j.set("kind", kind);
+    j.set("workload", r.workload);
+    j.set("client", r.client);
+    j.set("server", r.server);
+    j.set("run", r.run);
+    j.set("ok", r.ok ? 1.0 : 0.0);
+    j.set("bytes", static_cast<double>(r.bytes));
+    j.set("wall_s", r.wall_s);
+    j.set("mb_per_s", r.mbps);
+    j.set("client_cpu_s", r.client_cpu);
+    j.set("server_cpu_s", r.server_cpu);
+    j.set("client_maxrss_kib", r.client_rss_kib);
+    j.set("server_maxrss_kib", r.server_rss_kib);
+    j.set("lat_p50_us", r.lat_p50);
+    j.set("lat_p99_us", r.lat_p99);
+    j.set("lat_max_us", r.lat_max);
+    j.set("handshakes_per_s", r.hs_per_s);
+    if (!r.error.empty()) j.set("error", r.error);
+    return j;
+}
+
+void print_csv_header() {
+    std::cout << "kind,workload,client,server,run,ok,bytes,wall_s,mb_per_s,client_cpu_s,server_cpu_s,client_maxrss_kib,"
+                 "server_maxrss_kib,lat_p50_us,lat_p99_us,lat_max_us,handshakes_per_s\n";
+}
+
+void print_csv(const row& r, const std::string& kind) {
+    auto v = [](double x, int p = 4) { return std::isnan(x) ? std::string{} : fmt(x, p); };
+    std::cout << kind << ',' << r.workload << ',' << r.client << ',' << r.server << ',' << r.run << ',' << (r.ok ? 1 : 0) << ','
+              << r.bytes << ',' << v(r.wall_s) << ',' << v(r.mbps, 2) << ',' << v(r.client_cpu) << ',' << v(r.server_cpu) << ','
+              << v(r.client_rss_kib, 0) << ',' << v(r.server_rss_kib, 0) << ',' << v(r.lat_p50, 1) << ',' << v(r.lat_p99, 1)
+              << ',' << v(r.lat_max, 1) << ',' << v(r.hs_per_s, 1) << '\n';
+}
+
+void print_table(const std::vector<row>& rows) {
+    std::printf("%-11s %-6s %-6s %9s %8s %9s %9s %9s %9s  %s\n", "workload", "client", "server", "MB/s", "wall s",
+                "cli CPU s", "srv CPU s", "cli MiB", "srv MiB", "notes");
+    for (const auto& r : rows) {
+        std::string notes;
+        if (r.workload == "chunks")
+            notes = "latency p50 " + fmt(r.lat_p50 / 1000, 3) + " ms, p99 " + fmt(r.lat_p99 / 1000, 3) + " ms, max " +
+                    fmt(r.lat_max / 1000, 3) + " ms (n=" + fmt(r.lat_count, 0) + ")";
+        if (r.workload == "handshakes") notes = fmt(r.hs_per_s, 1) + " handshakes/s";
+        if (!r.ok) notes += (notes.empty() ? "" : "; ") + std::string("FAILED: ") + r.error;
+        std::printf("%-11s %-6s %-6s %9s %8s %9s %9s %9s %9s  %s\n", r.workload.c_str(), r.client.c_str(), r.server.c_str(),
+                    fmt(r.mbps, 1).c_str(), fmt(r.wall_s, 2).c_str(), fmt(r.client_cpu, 2).c_str(), fmt(r.server_cpu, 2).c_str(),
+                    fmt(r.client_rss_kib / 1024, 1).c_str(), fmt(r.server_rss_kib / 1024, 1).c_str(), notes.c_str());
+    }
+}
+
+int orchestrate(config c) {
+    if (c.tmpdir.empty()) c.tmpdir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
+    if (!fs::exists(c.cert_dir + "/ca.pem")) {
+        std::cerr << "h3co_bench: no certificates in " << c.cert_dir << " (cmake/make-certs.sh DIR, then --cert-dir DIR)\n";
+        return 2;
+    }
+    struct job {
+        std::string workload, client, server;
+    };
+    std::vector<std::vector<job>> rounds;  // one round per run; pairs alternate between rounds
+    std::vector<job> base;
+    if (c.mode == "compare") {
+        for (const auto& dir : split(c.directions, ','))
+            for (const auto& pair : split(c.pairs, ',')) {
+                const auto parts = split(pair, '-');
+                if (parts.size() != 2) throw std::invalid_argument("bad pair " + pair);
+                base.push_back({dir, parts[0], parts[1]});
+            }
+        const bool needs_gtls = std::any_of(base.begin(), base.end(), [](const job& j) { return j.client == "gtls" || j.server == "gtls"; });
+        if (needs_gtls && (c.gtlsserver.empty() || c.gtlsclient.empty())) {
+            std::cerr << "h3co_bench compare: gtlsserver/gtlsclient not found (apt-get install ngtcp2-server ngtcp2-client)\n";
+            return 2;
+        }
+    } else if (c.mode == "all") {
+        for (const char* w : {"upload", "download", "parallel", "chunks", "handshakes"}) base.push_back({w, "h3co", "h3co"});
+    } else {
+        base.push_back({c.mode, "h3co", "h3co"});
+    }
+    for (int run = 0; run < c.runs; ++run) {
+        std::vector<job> round = base;
+        // Alternate: each run starts at a different pair, and every other run goes backwards.
+        if (!round.empty()) std::rotate(round.begin(), round.begin() + static_cast<std::ptrdiff_t>(run % round.size()), round.end());
+        if (run % 2) std::reverse(round.begin(), round.end());
+        rounds.push_back(round);
+    }
+    const std::string upload_file = c.tmpdir + "/h3co_bench_upload.bin";
+    const bool gtls_upload = std::any_of(base.begin(), base.end(), [](const job& j) { return j.client == "gtls" && j.workload == "upload"; });
+    if (gtls_upload) {
+        std::ofstream out(upload_file, std::ios::binary | std::ios::trunc);
+        const auto& data = payload(1 << 20);
+        for (std::uint64_t left = c.bytes; left > 0;) {
+            const auto k = std::min<std::uint64_t>(left, data.size());
+            out.write(data.data(), static_cast<std::streamsize>(k));
+            left -= k;
+        }
+        if (!out) {
+            std::cerr << "h3co_bench: cannot write " << upload_file << '\n';
+            return 2;
+        }
+    }
+
+    std::vector<row> all;
+    for (int run = 0; run < c.runs; ++run) {
+        for (const auto& j : rounds[static_cast<std::size_t>(run)]) {
+            if (c.format == "table") std::fprintf(stderr, "run %d/%d: %s %s -> %s ...\n", run + 1, c.runs, j.workload.c_str(), j.client.c_str(), j.server.c_str());
+            all.push_back(run_pair(c, j.workload, j.client, j.server, run + 1));
+            if (c.format == "table" && !all.back().ok) std::fprintf(stderr, "  failed: %s\n", all.back().error.c_str());
+        }
+    }
+    if (gtls_upload) std::remove(upload_file.c_str());
+
+    std::vector<row> medians;
+    for (const auto& j : base) {
+        std::vector<row> same;
+        for (const auto& r : all)
+            if (r.workload == j.workload && r.client == j.client && r.server == j.server) same.push_back(r);
+        medians.push_back(median_row(same));
+    }
+    // Ratios h3co / gtls for each direction: throughput, CPU and RSS per side.
+    std::vector<std::pair<std::string, double>> ratios;
+    if (c.mode == "compare") {
+        auto find = [&](const std::string& w, const std::string& cl, const std::string& sv) -> const row* {
+            for (const auto& m : medians)
+                if (m.workload == w && m.client == cl && m.server == sv && m.ok) return &m;
+            return nullptr;
+        };
+        for (const auto& dir : split(c.directions, ',')) {
+            const row* h = find(dir, "h3co", "h3co");
+            const row* g = find(dir, "gtls", "gtls");
+            if (!h || !g) continue;
+            ratios.emplace_back(dir + " MB/s h3co-h3co / gtls-gtls", h->mbps / g->mbps);
+            ratios.emplace_back(dir + " client CPU s h3co / gtls", h->client_cpu / g->client_cpu);
+            ratios.emplace_back(dir + " server CPU s h3co / gtls", h->server_cpu / g->server_cpu);
+            ratios.emplace_back(dir + " client peak RSS h3co / gtls", h->client_rss_kib / g->client_rss_kib);
+            ratios.emplace_back(dir + " server peak RSS h3co / gtls", h->server_rss_kib / g->server_rss_kib);
+            if (const row* x = find(dir, "gtls", "h3co")) ratios.emplace_back(dir + " MB/s gtls-h3co / gtls-gtls", x->mbps / g->mbps);
+            if (const row* x = find(dir, "h3co", "gtls")) ratios.emplace_back(dir + " MB/s h3co-gtls / gtls-gtls", x->mbps / g->mbps);
+        }
+    }
+
+    if (c.format == "csv") {
+        print_csv_header();
+        for (const auto& r : all) print_csv(r, "run");
+        for (const auto& r : medians) print_csv(r, "median");
+        for (const auto& [name, v] : ratios) std::cout << "ratio," << name << ",,,,,,,," << fmt(v, 3) << ",,,,,,,\n";
+    } else if (c.format == "json") {
+        std::cout << "[\n";
+        bool first = true;
+        auto emit = [&](const json_record& j) {
+            std::cout << (first ? "  " : ",\n  ") << j.dump();
+            first = false;
+        };
+        for (const auto& r : all) emit(to_json(r, "run"));
+        for (const auto& r : medians) emit(to_json(r, "median"));
+        for (const auto& [name, v] : ratios) {
+            json_record j;
+            j.set("kind", "ratio");
+            j.set("name", name);
+            j.set("value", v);
+            emit(j);
+        }
+        std::cout << "\n]\n";
+    } else {
+        std::printf("h3co_bench %s: %s body, %d run(s)%s; MB/s = 10^6 body bytes/s\n", c.mode.c_str(),
+                    (fmt(static_cast<double>(c.bytes) / (1 << 20), 0) + " MiB").c_str(), c.runs,
+                    c.runs > 1 ? ", medians of the successful runs" : "");
+        print_table(medians);
+        if (c.runs > 1) {
+            std::printf("\nper run:\n");
+            print_table(all);
+        }
+        if (!ratios.empty()) {
+            std::printf("\nratios (medians):\n");
+            for (const auto& [name, v] : ratios) std::printf("  %-44s %s\n", name.c_str(), fmt(v, 2).c_str());
+        }
+    }
+    const bool ok = std::all_of(medians.begin(), medians.end(), [](const row& r) { return r.ok; });
+    return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        const config c = parse_args(argc, argv);
+        if (c.role == "server") return run_server(c);
+        if (c.role == "client") return run_client(c);
+        if (!c.role.empty()) throw std::invalid_argument("unknown role " + c.role);
+        return orchestrate(c);
+    } catch (const std::exception& e) {
+        std::cerr << "h3co_bench: " << e.what() << "\n(--help lists the modes and flags)\n";
+        return 2;
+    }
+}
