@@ -20,6 +20,8 @@ bench=build-bench/bench/h3co_bench
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "# machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# h3co $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(dpkg-query -W -f='libngtcp2-dev ${Version}, ' libngtcp2-dev 2>/dev/null)$(dpkg-query -W -f='libnghttp3-dev ${Version}' libnghttp3-dev 2>/dev/null)"
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bench" compare "$@"
 echo
 "$bench" all "$@"
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
