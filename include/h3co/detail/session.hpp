@@ -632,9 +632,9 @@ private:
     void keep_alive_update() {
         if (!conn_) return;
         auto interval = options_.keep_alive.count() > 0 ? options_.keep_alive : options_.idle_timeout / 2;
+        // 0 turns keep-alive off (UINT64_MAX would overflow ngtcp2's deadline into a PING storm).
         ngtcp2_conn_set_keep_alive_timeout(
-            conn_, streams_.empty() ? std::numeric_limits<ngtcp2_duration>::max()
-                                    : static_cast<ngtcp2_duration>(interval.count()) * NGTCP2_MILLISECONDS);
+            conn_, streams_.empty() ? 0 : static_cast<ngtcp2_duration>(interval.count()) * NGTCP2_MILLISECONDS);
     }
 
     void resume(stream_state& s) {
