@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace h3co {
@@ -24,6 +25,9 @@ struct connection_options {
     std::size_t stream_send_buffer = 256 * 1024;
     /// Largest header block accepted (decoded size), answered with 431 / H3_EXCESSIVE_LOAD beyond it.
     std::size_t max_header_bytes = 64 * 1024;
+    /// Largest request body a server accepts; beyond it the handler's read fails with
+    /// error::body_too_large and the client gets 413 (if no response was sent yet).
+    std::uint64_t max_request_body = UINT64_MAX;
     /// Request streams the peer may have open at once towards us (servers).
     std::uint64_t max_concurrent_streams = 100;
     /// Largest UDP payload to send; 1200 is safe on any path, loopback allows more.

@@ -31,6 +31,15 @@ public:
             });
     }
 
+    /// Sends exactly `raw` as the header block, pseudo-headers included and unchecked. A tool for
+    /// testing servers against malformed requests; applications use send_header().
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto send_raw_header(const fields& raw, CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::status_signature>(
+            std::forward<CompletionToken>(token), this->state_, this->executor_,
+            [raw](detail::session& s, detail::stream_state& st, auto op) { s.submit_raw_request(st, raw, std::move(op)); });
+    }
+
     /// Waits for the final response's status and fields (interim 1xx responses are skipped). Works
     /// before, during or after the body: the server may answer at any time.
     template <class CompletionToken = detail::default_token_t<Executor>>

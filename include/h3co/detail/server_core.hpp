@@ -65,7 +65,7 @@ public:
         if (failed) {
             if (st->send == send_state::idle) {
                 this->submit_response(*st, 500, {}, pending_op<std::error_code>(noop(), this->get_executor()));
-            } else {
+            } else if (st->send == send_state::open) {  // a body was cut short: never let it look complete
                 this->reset(*st, NGHTTP3_H3_INTERNAL_ERROR, make_error_code(error::protocol_error));
                 return;
             }

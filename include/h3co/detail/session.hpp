@@ -232,6 +232,22 @@ public:
         op.complete({});
     }
 
+    /// Sends exactly `raw` as the request's header block, unchecked: pseudo-headers, case and
+    /// characters as given. For testing how servers treat malformed requests.
+    void submit_raw_request(stream_state& s, const fields& raw, pending_op<std::error_code> op) {
+        if (s.send != send_state::idle) return op.complete(make_error_code(error::already_open));
+        if (auto ec = stream_unusable(s)) return op.complete(ec);
+        std::vector<nghttp3_nv> nva;
+        for (const auto& f : raw) nva.push_back(make_nv(f.name, f.value));
+        nghttp3_data_reader reader{&read_body};
+        if (nghttp3_conn_submit_request(h3_, s.id, nva.data(), nva.size(), &reader, &s) != 0)
+            return op.complete(make_error_code(error::invalid_request));
+        s.send = send_state::open;
+        s.send_buf.reserve();
+        wake_flush();
+        op.complete({});
+    }
+
     void submit_response(stream_state& s, int status, const fields& headers, pending_op<std::error_code> op) {
         if (s.send != send_state::idle) return op.complete(make_error_code(error::already_open));
         if (auto ec = stream_unusable(s)) return op.complete(ec);
@@ -742,6 +758,40 @@ private:
         }
     }
 
+    // ---- limits on what a peer may send ------------------------------------------------------
+
+    /// A header block over max_header_bytes: a server answers 431 without running a handler; a
+    /// client fails the response with error::header_too_large. Other streams are unaffected.
+    void refuse_oversized_headers(stream_state& s) {
+        s.request = request_head{};
+        s.response = response_head{};
+        if (role_ == session_role::server && s.send == send_state::idle) {
+            submit_response(s, 431, {}, pending_op<std::error_code>());
+            stop_reading(s, NGHTTP3_H3_NO_ERROR);
+            finish(s, pending_op<std::error_code>());
+            return;
+        }
+        reset(s, NGHTTP3_H3_EXCESSIVE_LOAD, make_error_code(error::header_too_large));
+    }
+
+    /// A request body over max_request_body: 413 if nothing was answered yet, and the handler's
+    /// read fails with error::body_too_large.
+    void refuse_oversized_body(stream_state& s, std::size_t len) {
+        consume(s, len);
+        fail_recv(s, make_error_code(error::body_too_large));
+        consume(s, s.recv_buf.size());
+        s.recv_buf.consume(s.recv_buf.size());
+        if (!s.quic_closed && conn_) {
+            ngtcp2_conn_shutdown_stream_read(conn_, s.id, NGHTTP3_H3_NO_ERROR);
+            wake_flush();
+        }
+        if (s.send == send_state::idle) {
+            submit_response(s, 413, {}, pending_op<std::error_code>());
+            finish(s, pending_op<std::error_code>());
+        }
+        serve_read(s);
+    }
+
     // ---- request headers -------------------------------------------------------------------
 
     static nghttp3_nv make_nv(std::string_view name, std::string_view value) {
@@ -838,6 +888,19 @@ private:
         auto* me = self(user_data);
         const auto consumed =
             nghttp3_conn_read_stream(me->h3_, stream_id, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+        if (consumed < 0 && !nghttp3_err_is_fatal(static_cast<int>(consumed)) && ngtcp2_is_bidi_stream(stream_id)) {
+            // A malformed message (e.g. content-length that does not match the body) is a stream
+            // error, RFC 9114 §4.1.2: reset this request with H3_MESSAGE_ERROR, keep the connection.
+            if (auto it = me->streams_.find(stream_id); it != me->streams_.end()) {
+                auto keep = it->second;
+                me->reset(*keep, NGHTTP3_H3_MESSAGE_ERROR, make_error_code(error::content_length_mismatch));
+            } else {
+                ngtcp2_conn_shutdown_stream(me->conn_, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
+            }
+            ngtcp2_conn_extend_max_stream_offset(me->conn_, stream_id, len);
+            ngtcp2_conn_extend_max_offset(me->conn_, len);
+            return 0;
+        }
         if (consumed < 0) {
             me->last_error_ = make_error_code(error::protocol_error);
             ngtcp2_connection_close_error_set_application_error(
@@ -933,6 +996,10 @@ private:
             if (s) me->consume(*s, len);
             return 0;
         }
+        if (me->role_ == session_role::server && s->bytes_received + len > me->options_.max_request_body) {
+            me->refuse_oversized_body(*s, len);
+            return 0;
+        }
         // Flow control bounds what the peer may send to what we have room for.
         if (s->recv_buf.write(data, len) != len) return NGHTTP3_ERR_CALLBACK_FAILURE;
         s->bytes_received += len;
@@ -976,6 +1043,7 @@ private:
             s->header_overflow = true;
             return 0;
         }
+
         if (me->role_ == session_role::server) {
             switch (token) {
             case NGHTTP3_QPACK_TOKEN__METHOD: s->request.method = vv; break;
@@ -1001,6 +1069,11 @@ private:
         auto* s = state_of(sud);
         if (!s) return 0;
         auto* me = h3self(user_data);
+        if (s->header_overflow) {
+            me->refuse_oversized_headers(*s);
+            return 0;
+        }
+
         if (me->role_ == session_role::client && s->response.status < 200) return 0;  // interim: wait for more
         if (s->recv == recv_state::headers) s->recv = fin ? recv_state::eof : recv_state::body;
         if (me->role_ == session_role::server) {
