@@ -646,3 +646,74 @@ TEST_CASE("faults: finish() does not report success for a FIN the peer never ack
     CAPTURE(finish_error.message(), std::chrono::duration<double>(finish_took).count());
     CHECK(finish_error == h3co::error::idle_timeout);
 }
+
+TEST_CASE("faults: a one-way blackhole from the start: handshake_timeout, and the server drops its half-open session",
+          "[faults]") {
+    asio::io_context io;
+    h3co::connection_options options;
+    options.handshake_timeout = 2s;
+    rig r(io, options);
+    test::fault_policy cut;
+    cut.blackhole = true;
+    r.relay.set(dir::to_client, cut);  // the server hears the client, the client never hears back
+    std::error_code error;
+    std::size_t half_open = 0;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const std::string host = "127.0.0.1";
+        const h3co::client_tls tls = test::trusting_test_ca();
+        auto op = h3co::connect(test::executor(io), host, r.relay.port(), tls, options, tuple);
+        auto [ec, conn] = co_await std::move(op);
+        error = ec;
+        half_open = r.server.connection_count();
+    }(), 15s);
+    CAPTURE(error.message());
+    CHECK(error == h3co::error::handshake_timeout);
+    CHECK(half_open <= 1);
+    CHECK(r.relay.counters(dir::to_server).forwarded > 0);
+    CHECK(r.relay.counters(dir::to_client).blackholed > 0);
+    CHECK(settle_until(io, [&] { return r.server.connection_count() == 0; }, 4s));
+}
+
+TEST_CASE("faults: after a blackhole ends a pooled connection, the client's next request connects afresh", "[faults]") {
+    asio::io_context io;
+    h3co::connection_options options;
+    options.idle_timeout = 2s;
+    rig r(io, options);
+    h3co::client client(test::executor(io), test::trusting_test_ca(), options);
+    std::error_code failed;
+    int status = 0;
+    std::string got;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        // 4 MiB: far more than the receive windows, so the first body cannot have arrived whole.
+        const h3co::request big{.method = "GET", .url = test::url(r.relay.port(), "/download/4194304", "127.0.0.1")};
+        const h3co::request req{.method = "GET", .url = test::url(r.relay.port(), "/download/100000", "127.0.0.1")};
+        {
+            auto response = co_await client.request(big);
+            CHECK(response.status == 200);
+            r.relay.blackhole(true);
+            std::vector<char> buf(64 * 1024);
+            for (;;) {
+                auto [ec, n] = co_await response.read_some(asio::buffer(buf), tuple);
+                if (ec) {
+                    failed = ec;
+                    break;
+                }
+            }
+        }
+        r.relay.blackhole(false);
+        auto response = co_await client.request(req);
+        status = response.status;
+        std::vector<char> buf(64 * 1024);
+        for (;;) {
+            auto [ec, n] = co_await response.read_some(asio::buffer(buf), tuple);
+            got.append(buf.data(), n);
+            if (ec == h3co::error::eof) break;
+            if (ec) throw std::system_error(ec);
+        }
+    }(), 15s);
+    CAPTURE(failed.message());
+    CHECK(failed == h3co::error::idle_timeout);
+    CHECK(status == 200);
+    CHECK(got == make_body(100000, download_seed));
+    client.close();
+}
