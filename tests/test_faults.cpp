@@ -246,7 +246,7 @@ TEST_CASE("faults: each kind of fault during the handshake, then mixed faults du
     rig r(io);
     const h3co::connection_options options;
     test::fault_policy handshake;
-    if (kind == "loss") handshake = {.drop = 0.2, .drop_next = 1};
+    if (kind == "loss") handshake = {.drop_next = 1};
     if (kind == "duplication") handshake = {.duplicate = 1.0};
     if (kind == "reordering") handshake = {.reorder = 1.0};
     if (kind == "corruption") handshake = {.corrupt = 0.1, .corrupt_next = 1};
