@@ -396,6 +396,30 @@ TEST_CASE("faults: a long, quiet upload outlives several idle timeouts (keep-ali
     for (const auto n : quiet_traffic) CHECK(n >= 2);
 }
 
+TEST_CASE("faults: control: with keep-alive slower than the idle timeout, the same quiet upload times out",
+          "[faults][keepalive]") {
+    // Shows that the test above can fail: its pauses really are longer than the idle timeout.
+    asio::io_context io;
+    h3co::connection_options options;
+    options.idle_timeout = 1s;
+    options.keep_alive = 10s;
+    rig r(io, options);
+    std::error_code error;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await connect_to(r.relay.port(), options);
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request req{.method = "POST", .url = "/upload"};
+        co_await stream.send_header(req);
+        const std::string chunk = make_body(1000, 3);
+        co_await stream.write(asio::buffer(chunk));
+        co_await h3co::sleep_for(1500ms);
+        std::tie(error, std::ignore) = co_await stream.write(asio::buffer(chunk), tuple);
+        if (!error) std::tie(error) = co_await stream.finish(tuple);
+    }(), 10s);
+    CAPTURE(error.message());
+    CHECK(error == h3co::error::idle_timeout);
+}
+
 TEST_CASE("faults: a blackhole that lifts before the idle timeout: the transfer resumes, byte-exact", "[faults]") {
     asio::io_context io;
     h3co::connection_options options;
