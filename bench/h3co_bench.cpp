@@ -65,6 +65,7 @@ struct config {
     std::string tmpdir;
     // connection_options knobs, applied to both h3co sides (0 = library default)
     std::size_t udp_payload = 0, send_buffer = 0, stream_window = 0, conn_window = 0;
+    std::size_t gso = 0, socket_buffer = SIZE_MAX;
 
     h3co::connection_options options() const {
         h3co::connection_options o;
@@ -72,6 +73,8 @@ struct config {
         if (send_buffer) o.stream_send_buffer = send_buffer;
         if (stream_window) o.stream_receive_window = stream_window;
         if (conn_window) o.connection_receive_window = conn_window;
+        if (gso) o.udp_gso_segments = gso;
+        if (socket_buffer != SIZE_MAX) o.socket_buffer = socket_buffer;
         o.idle_timeout = 60s;
         return o;
     }
@@ -84,7 +87,8 @@ struct config {
                 "--chunk-size", std::to_string(chunk_size),    "--handshakes",   std::to_string(handshakes),
                 "--cert-dir",   cert_dir,                      "--timeout",      std::to_string(timeout_s),
                 "--udp-payload", std::to_string(udp_payload),  "--send-buffer",  std::to_string(send_buffer),
-                "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window)};
+                "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window),
+                "--gso",        std::to_string(gso), "--socket-buffer", std::to_string(socket_buffer)};
     }
 };
 
@@ -128,6 +132,8 @@ flags:
   --cert-dir DIR     ca.pem, server.pem, server.key (default: the build's bench-certs)
   --udp-payload N    connection_options::max_udp_payload for both h3co sides (0: default)
   --send-buffer N    connection_options::stream_send_buffer (0: default)
+  --gso N            connection_options::udp_gso_segments, packets per GSO send; 1: off (0: default)
+  --socket-buffer N  connection_options::socket_buffer, SO_RCVBUF/SO_SNDBUF (default: library's)
   --stream-window N  connection_options::stream_receive_window (0: default)
   --conn-window N    connection_options::connection_receive_window (0: default)
   --pairs LIST       compare: client-server pairs (default h3co-h3co,gtls-gtls,gtls-h3co,h3co-gtls)
@@ -176,6 +182,8 @@ config parse_args(int argc, char** argv) {
         else if (a == "--send-buffer") c.send_buffer = parse_size(value());
         else if (a == "--stream-window") c.stream_window = parse_size(value());
         else if (a == "--conn-window") c.conn_window = parse_size(value());
+        else if (a == "--gso") c.gso = parse_size(value());
+        else if (a == "--socket-buffer") c.socket_buffer = parse_size(value());
         else throw std::invalid_argument("unknown flag " + a);
     }
     if (c.mode == "compare" && !runs_given) c.runs = 3;

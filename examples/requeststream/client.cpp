@@ -31,7 +31,7 @@ asio::awaitable<int> request_stream(std::string url, h3co::client_tls tls) {
         co_await stream.write(asio::buffer(chunk));
         co_await h3co::sleep_for(100ms);
     }
-    co_await stream.finish();  // FIN; completes when the server has acknowledged every byte
+    co_await stream.finish();  // FIN; completes when the server has acknowledged every body byte
 
     // The server ends its side when it has read everything.
     std::array<char, 1024> buf;

@@ -72,7 +72,9 @@ public:
             [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, false, std::move(op)); });
     }
 
-    /// Ends what we send (FIN). Completes once the peer has acknowledged every byte.
+    /// Ends what we send (FIN). Completes once the peer has acknowledged every body byte and the
+    /// FIN is handed to QUIC. ngtcp2 0.12 does not report the FIN's own acknowledgement, so the
+    /// peer's answer (its response or end of stream) is what confirms it saw the end.
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto finish(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(

@@ -90,7 +90,8 @@ public:
             [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, true, std::move(op)); });
     }
 
-    /// Ends the response body; completes when the client has acknowledged all of it.
+    /// Ends the response body; completes when the client has acknowledged every body byte and the
+    /// FIN is handed to QUIC (see basic_http_stream::finish).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto finish(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <h3co/detail/timer_and_flush.hpp>
+#include <h3co/detail/udp_send.hpp>
 
 #include <asio/ip/udp.hpp>
 
@@ -30,8 +31,11 @@ public:
         if (!ec) socket_.non_blocking(true, ec);
         if (ec) return op.complete(ec);
         const auto local = socket_.local_endpoint();
-        const packet_path path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
-                               static_cast<socklen_t>(remote.size()));
+        path_ = packet_path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
+                            static_cast<socklen_t>(remote.size()));
+        use_gso_ = this->options().udp_gso_segments > 1;
+        apply_socket_buffers(socket_, this->options().socket_buffer);
+        const packet_path& path = path_;
         const bool v6_literal = host.find(':') != std::string::npos;
         this->default_authority_ = (v6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
         try {
@@ -52,12 +56,13 @@ public:
     void close_connection(std::uint64_t app_error_code, std::string_view reason) { this->close(app_error_code, reason); }
 
 protected:
-    bool transmit(const ngtcp2_path&, const std::uint8_t* data, std::size_t len, std::uint8_t) override {
-        if (!socket_.is_open()) return true;
-        std::error_code ec;
-        socket_.send(asio::buffer(data, len), 0, ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) return false;
-        return true;  // other errors (e.g. ICMP-reported refusal) surface on the receive side
+    typename base::transmit_result transmit(const ngtcp2_path&, const std::uint8_t* data, std::size_t len,
+                                            std::size_t segment) override {
+        if (!socket_.is_open()) return {len, false};
+        // Connected socket: no address per send. Errors other than a full buffer (e.g. an
+        // ICMP-reported refusal) surface on the receive side.
+        const auto r = send_segments(socket_.native_handle(), nullptr, 0, data, len, segment, use_gso_);
+        return {r.sent, r.would_block};
     }
 
     void wait_writable() override {
@@ -97,10 +102,8 @@ private:
             this->terminate(ec);
             return;
         }
-        const auto local = socket_.local_endpoint(ec);
-        const auto remote = socket_.remote_endpoint(ec);
-        const packet_path path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
-                               static_cast<socklen_t>(remote.size()));
+        // The socket is connected: every datagram comes on the path fixed at start().
+        const packet_path& path = path_;
         this->read_packet(path.get(), buffer_.data(), n, 0);
         // Drain what else is queued before flushing once: fewer, fuller packets go out.
         for (int i = 0; i < 64 && !this->terminated(); ++i) {
@@ -114,6 +117,8 @@ private:
     }
 
     socket_type socket_;
+    packet_path path_;
+    bool use_gso_ = true;
     std::array<std::uint8_t, 65536> buffer_;
     connect_op connect_op_;
     bool waiting_writable_ = false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <h3co/detail/timer_and_flush.hpp>
+#include <h3co/detail/udp_send.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -79,14 +80,12 @@ public:
     }
 
 protected:
-    bool transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len, std::uint8_t) override {
-        if (!socket_->is_open()) return true;
-        typename asio::ip::udp::endpoint to;
-        std::memcpy(to.data(), path.remote.addr, path.remote.addrlen);
-        to.resize(path.remote.addrlen);
-        std::error_code ec;
-        socket_->send_to(asio::buffer(data, len), to, 0, ec);
-        return !(ec == asio::error::would_block || ec == asio::error::try_again);
+    typename base::transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
+                                            std::size_t segment) override {
+        if (!socket_->is_open()) return {len, false};
+        const auto r = send_segments(socket_->native_handle(), path.remote.addr, path.remote.addrlen, data, len, segment,
+                                     use_gso_);
+        return {r.sent, r.would_block};
     }
 
     void wait_writable() override {
@@ -129,6 +128,7 @@ private:
     std::shared_ptr<socket_type> socket_;
     std::unordered_set<std::string> cids_;
     bool waiting_writable_ = false;
+    bool use_gso_ = this->options().udp_gso_segments > 1;
 };
 
 /// Starts a handler for one request; given by the public server, which knows the handler types.
@@ -155,6 +155,7 @@ public:
         if (endpoint.address().is_v6()) socket->set_option(asio::ip::v6_only(false));  // "::" serves IPv4 too
         socket->bind(endpoint);
         socket->non_blocking(true);
+        apply_socket_buffers(*socket, options_.socket_buffer);
         auto listener = std::make_shared<listener_state>();
         listener->socket = socket;
         listener->local = socket->local_endpoint();

@@ -42,7 +42,19 @@ struct packet_path {
     packet_path(const sockaddr* local, socklen_t local_len, const sockaddr* remote, socklen_t remote_len) {
         ngtcp2_path_storage_init(&storage, local, local_len, remote, remote_len, nullptr);
     }
+    explicit packet_path(const ngtcp2_path& p) { assign(p); }
+    // ngtcp2_path points into its own storage: copies must re-point, never copy the pointers.
+    packet_path(const packet_path& other) { assign(other.storage.path); }
+    packet_path& operator=(const packet_path& other) {
+        if (this != &other) assign(other.storage.path);
+        return *this;
+    }
     const ngtcp2_path* get() const noexcept { return &storage.path; }
+
+private:
+    void assign(const ngtcp2_path& p) {
+        ngtcp2_path_storage_init(&storage, p.local.addr, p.local.addrlen, p.remote.addr, p.remote.addrlen, p.user_data);
+    }
 };
 
 class session : public std::enable_shared_from_this<session> {
@@ -111,14 +123,22 @@ public:
     }
 
     /// Writes every packet that is ready, up to `max_packets` (pacing: the rest waits for the timer).
-    /// Returns false when transmit() would block: call again when the socket is writable.
+    /// Packets of one size to one peer leave in one GSO send. Returns false when the socket is full:
+    /// call again when it is writable; what was written but not sent is kept and goes first.
     bool flush(std::size_t max_packets = 64) {
         if (terminated_ || closing_) return true;
-        std::array<std::uint8_t, 65536> packet;  // static per call: no allocation per packet
-        const std::size_t max_len = std::min<std::size_t>(packet.size(), ngtcp2_conn_get_max_tx_udp_payload_size(conn_));
-        packet_path path;
-        std::size_t sent = 0;
+        if (!send_parked()) return false;
+        const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
+        if (!batch_ || batch_capacity_ < max_packets * max_len) {
+            batch_capacity_ = max_packets * max_len;
+            batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(batch_capacity_);  // once: no allocation per packet
+        }
+        packet_path path, batch_path;
+        std::size_t used = 0, count = 0, segment = 0;
         const auto ts = steady_now_ns();
+        auto send_batch = [&](std::size_t from, std::size_t len, std::size_t seg, const packet_path& p) {
+            return len == 0 || send_or_park(*p.get(), from, len, seg);
+        };
         for (;;) {
             std::int64_t stream_id = -1;
             int fin = 0;
@@ -137,8 +157,9 @@ public:
             std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
             if (fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
             ngtcp2_pkt_info pi{};
-            const auto nwrite = ngtcp2_conn_writev_stream(conn_, &path.storage.path, &pi, packet.data(), max_len, &datalen,
-                                                          flags, stream_id, reinterpret_cast<const ngtcp2_vec*>(vec.data()),
+            std::uint8_t* out = batch_.get() + used;
+            const auto nwrite = ngtcp2_conn_writev_stream(conn_, &path.storage.path, &pi, out, max_len, &datalen, flags,
+                                                          stream_id, reinterpret_cast<const ngtcp2_vec*>(vec.data()),
                                                           static_cast<std::size_t>(veccnt), ts);
             if (nwrite < 0) {
                 switch (nwrite) {
@@ -174,17 +195,46 @@ public:
                 return true;
             }
             if (nwrite == 0) break;
-            if (!transmit(*path.get(), packet.data(), static_cast<std::size_t>(nwrite), pi.ecn)) {
-                // ngtcp2 has already counted this packet as sent: losing it locally is recovered by
-                // QUIC's loss detection, like a drop on the wire. Stop until the socket drains.
-                ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-                return false;
+            const auto n = static_cast<std::size_t>(nwrite);
+            if (count == 0) {
+                batch_path = path;
+                segment = n;
+            } else if (n > segment || !ngtcp2_path_eq(batch_path.get(), path.get())) {
+                // Cannot join the batch (GSO segments are equal but for a shorter last one): send
+                // the batch, then this packet on its own.
+                if (!send_batch(0, used, segment, batch_path) || !send_batch(used, n, n, path)) {
+                    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+                    return false;
+                }
+                used = count = 0;
+                if (++sent_packets_in_flush_ >= max_packets) break;
+                continue;
             }
-            if (++sent >= max_packets) break;
+            used += n;
+            ++count;
+            // A shorter packet ends a GSO batch; so does a full buffer.
+            if (n < segment || count == max_packets || count >= options_.udp_gso_segments ||
+                used + max_len > batch_capacity_) {
+                if (!send_batch(0, used, segment, batch_path)) {
+                    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+                    return false;
+                }
+                sent_packets_in_flush_ += count;
+                used = count = 0;
+                if (sent_packets_in_flush_ >= max_packets) break;
+            }
         }
+        const bool ok = send_batch(0, used, segment, batch_path);
+        sent_packets_in_flush_ = 0;
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-        return true;
+        return ok;
     }
+
+    /// What a transmit() call achieved: bytes handed to the kernel, and whether it is full.
+    struct transmit_result {
+        std::size_t sent = 0;
+        bool would_block = false;
+    };
 
     /// Closes the connection with an application error code (H3_NO_ERROR for a clean close).
     void close(std::uint64_t app_error_code = NGHTTP3_H3_NO_ERROR, std::string_view reason = {}) {
@@ -399,8 +449,10 @@ protected:
     }
 
     // ---- hooks the I/O layer implements --------------------------------------------------------
-    /// Sends one datagram; false when the socket would block.
-    virtual bool transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len, std::uint8_t ecn) = 0;
+    /// Sends `len` bytes as datagrams of `segment` bytes (the last may be shorter) to the path's
+    /// remote address: one GSO send where the kernel allows it.
+    virtual transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
+                                     std::size_t segment) = 0;
     /// Asks for flush() soon, from outside any library callback.
     virtual void wake_flush() = 0;
     virtual void on_established() {}
@@ -544,6 +596,34 @@ private:
         return 0;
     }
 
+    // ---- sending ---------------------------------------------------------------------------
+
+    /// Sends [from, from+len) of the batch buffer; what the socket would not take is parked (at most
+    /// two sends per flush step can park) and goes first at the next flush.
+    bool send_or_park(const ngtcp2_path& path, std::size_t from, std::size_t len, std::size_t segment) {
+        const auto r = transmit(path, batch_.get() + from, len, segment);
+        if (!r.would_block) return true;
+        parked_[parked_count_++] = parked_send{packet_path(path), from + r.sent, len - r.sent, segment};
+        return false;
+    }
+
+    /// Retries parked sends; true when none is left.
+    bool send_parked() {
+        std::size_t done = 0;
+        for (; done < parked_count_; ++done) {
+            auto& p = parked_[done];
+            const auto r = transmit(*p.path.get(), batch_.get() + p.from, p.len, p.segment);
+            if (r.would_block) {
+                p.from += r.sent;
+                p.len -= r.sent;
+                break;
+            }
+        }
+        for (std::size_t i = done; i < parked_count_; ++i) parked_[i - done] = parked_[i];
+        parked_count_ -= done;
+        return parked_count_ == 0;
+    }
+
     // ---- errors and closing ----------------------------------------------------------------
 
     std::error_code unusable() const {
@@ -595,7 +675,7 @@ private:
         ngtcp2_pkt_info pi{};
         const auto n = ngtcp2_conn_write_connection_close(conn_, &path.storage.path, &pi, packet.data(), packet.size(),
                                                           &local_ccerr_, steady_now_ns());
-        if (n > 0) transmit(*path.get(), packet.data(), static_cast<std::size_t>(n), pi.ecn);
+        if (n > 0) transmit(*path.get(), packet.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(n));
         terminate(ec);
     }
 
@@ -1167,6 +1247,16 @@ private:
     ngtcp2_connection_close_error local_ccerr_{};
     const std::uint8_t* static_secret_ = nullptr;
     std::size_t static_secret_len_ = 0;
+
+    struct parked_send {
+        packet_path path;
+        std::size_t from = 0, len = 0, segment = 0;
+    };
+    std::unique_ptr<std::uint8_t[]> batch_;  ///< packets of one flush, sent in GSO batches
+    std::size_t batch_capacity_ = 0;
+    std::array<parked_send, 2> parked_{};
+    std::size_t parked_count_ = 0;
+    std::size_t sent_packets_in_flush_ = 0;
 
     std::unordered_map<std::int64_t, std::shared_ptr<stream_state>> streams_;
     std::deque<open_op> openers_;

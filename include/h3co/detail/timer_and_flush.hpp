@@ -53,7 +53,9 @@ protected:
 
     void arm_timer() {
         const std::uint64_t deadline = expiry();
-        if (deadline == armed_) return;
+        // A timer already due earlier stays: when it fires, the deadline is read again. This keeps
+        // re-arming (a timerfd syscall each) to when the deadline moves earlier.
+        if (armed_ != 0 && armed_ <= deadline) return;
         armed_ = deadline;
         if (deadline == std::numeric_limits<std::uint64_t>::max()) {
             timer_.cancel();
@@ -66,7 +68,7 @@ protected:
         timer_.async_wait([self = self_ptr(), deadline](std::error_code ec) {
             if (ec || self->armed_ != deadline) return;
             self->armed_ = 0;
-            self->on_timer();
+            if (steady_now_ns() >= self->expiry()) self->on_timer();
             self->flush_now();
         });
     }
