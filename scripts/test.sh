@@ -64,7 +64,8 @@ else
         -DCMAKE_BUILD_TYPE=Debug \
         "-DCMAKE_C_FLAGS_DEBUG=-g -O1" \
         "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
-        -DH3CO_SANITIZE=ON
+        -DH3CO_SANITIZE=ON \
+        -DH3CO_BUILD_BENCH=OFF  # the bench's smoke run belongs to the release pass
 fi
 
 echo
