@@ -135,7 +135,7 @@ TEST_CASE("bad input: malformed request headers are refused, the connection goes
 // sees it; what holds is that it never reaches the application. Uppercase names cannot be crafted
 // through nghttp3 at all: its encoder lowercases them (this test sends one and the handler sees it
 // lowercased). docs/design.md, "Limits of nghttp3 0.8", has both.
-TEST_CASE("bad input: a field with CR/LF never reaches the handler; names arrive lowercase", "[bad-input]") {
+TEST_CASE("bad input: a field with CR/LF never reaches the handler - names arrive lowercase", "[bad-input]") {
     asio::io_context io;
     h3co::server server(test::executor(io), test::server_identity());
     auto seen = std::make_shared<h3co::fields>();

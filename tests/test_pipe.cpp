@@ -58,7 +58,7 @@ TEST_CASE("pipe: a full pipe makes the writer wait until the reader takes bytes"
     CHECK(total == 64);
 }
 
-TEST_CASE("pipe: closing with an error reaches the reader; a dropped reader fails the writer", "[pipe]") {
+TEST_CASE("pipe: closing with an error reaches the reader - a dropped reader fails the writer", "[pipe]") {
     asio::io_context io;
     {
         auto [reader, writer] = h3co::make_pipe(test::executor(io));

@@ -182,7 +182,7 @@ TEST_CASE("streams: a timeout with || cancels the read and the server sees H3_RE
     CHECK(live_streams() == live_before);
 }
 
-TEST_CASE("streams: dropping an open stream resets it; the server sees H3_REQUEST_CANCELLED", "[streams][cancel]") {
+TEST_CASE("streams: dropping an open stream resets it - the server sees H3_REQUEST_CANCELLED", "[streams][cancel]") {
     asio::io_context io;
     h3co::server server(test::executor(io), test::server_identity());
     read_end_recorder rec;
@@ -252,7 +252,7 @@ TEST_CASE("streams: a connection closed by the peer with a code fails pending op
     CHECK(rec.ends->front() == h3co::h3_error::excessive_load);
 }
 
-TEST_CASE("streams: server shutdown sends GOAWAY; in-flight requests finish, new ones are refused", "[streams][shutdown]") {
+TEST_CASE("streams: server shutdown sends GOAWAY - in-flight requests finish, new ones are refused", "[streams][shutdown]") {
     asio::io_context io;
     h3co::server server(test::executor(io), test::server_identity());
     server.handle("/slow", [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
