@@ -1,0 +1,448 @@
+// Interop with ngtcp2's own example peers (GnuTLS-based, independent of h3co's TLS and glue code):
+// h3co's client against gtlsserver, and gtlsclient against h3co's server, over real loopback UDP.
+#include "support/test_support.hpp"
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// A temporary directory, removed with everything in it at the end of the scope.
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        std::string tmpl = (fs::temp_directory_path() / "h3co-interop-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+};
+
+std::string pseudo_random_bytes(std::size_t n, std::uint32_t seed) {
+    std::mt19937 gen(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(gen() & 0xff);
+    return s;
+}
+
+void write_file(const fs::path& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    REQUIRE(out.good());
+}
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// A child process started with fork/exec; its stdout and stderr go to `log`. Killed (SIGKILL, by
+/// its PID only) and reaped when the guard goes out of scope, unless it was already reaped.
+class child_process {
+public:
+    child_process(const std::vector<std::string>& argv, const fs::path& log) {
+        // Everything the child needs is prepared before fork(): after it, only async-signal-safe calls.
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        const std::string log_path = log.string();
+        const pid_t parent = ::getpid();
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            // Dies with the test process even if that one aborts (e.g. a sanitizer report) before
+            // this guard's destructor can kill it.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(126);
+            const int in = ::open("/dev/null", O_RDONLY);
+            const int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (in < 0 || out < 0) ::_exit(126);
+            ::dup2(in, STDIN_FILENO);
+            ::dup2(out, STDOUT_FILENO);
+            ::dup2(out, STDERR_FILENO);
+            ::execv(args[0], args.data());
+            ::_exit(127);
+        }
+    }
+    ~child_process() { kill(); }
+    child_process(const child_process&) = delete;
+    child_process& operator=(const child_process&) = delete;
+
+    bool started() const noexcept { return pid_ > 0; }
+    pid_t pid() const noexcept { return pid_; }
+
+    /// Non-blocking: has it exited? (Reaps it if so; the status is kept.)
+    bool exited() {
+        if (pid_ <= 0) return true;
+        int status = 0;
+        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == pid_) {
+            status_ = status;
+            pid_ = -1;
+            return true;
+        }
+        return false;
+    }
+
+    /// Waits up to `limit` for the process to exit; returns false (still running) on timeout.
+    bool wait_for(std::chrono::milliseconds limit) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (!exited()) {
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            std::this_thread::sleep_for(20ms);
+        }
+        return true;
+    }
+
+    /// The raw wait status once exited (see WIFEXITED / WEXITSTATUS).
+    int status() const noexcept { return status_; }
+    bool exited_with_zero() const noexcept { return pid_ <= 0 && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
+
+    void kill() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        status_ = status;
+        pid_ = -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+    int status_ = -1;
+};
+
+/// A port that was free on 127.0.0.1 a moment ago (UDP).
+std::uint16_t free_udp_port() {
+    asio::io_context io;
+    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    const auto port = s.local_endpoint().port();
+    s.close();
+    return port;
+}
+
+/// gtlsserver serving `docroot` on 127.0.0.1:<port> with the test certificate, ready for requests.
+struct gtls_server {
+    std::unique_ptr<child_process> process;
+    std::uint16_t port = 0;
+    fs::path log;
+
+    gtls_server(const fs::path& docroot, const fs::path& log_file) : log(log_file) {
+        for (int attempt = 0; attempt < 5 && !process; ++attempt) {
+            port = free_udp_port();
+            const std::vector<std::string> argv{H3CO_GTLSSERVER, "--no-quic-dump", "--no-http-dump", "-q",
+                                                "-d",           docroot.string(), "127.0.0.1", std::to_string(port),
+                                                test::cert("server.key"), test::cert("server.pem")};
+            auto p = std::make_unique<child_process>(argv, log);
+            REQUIRE(p->started());
+            // A bind failure (port taken in the meantime) makes it exit at once: try another port.
+            if (p->wait_for(150ms)) continue;
+            process = std::move(p);
+        }
+        INFO("gtlsserver log:\n" << read_file(log));
+        REQUIRE(process);
+    }
+
+    /// Connects with h3co, retrying until gtlsserver answers (it needs a moment to start).
+    asio::awaitable<h3co::connection> connect(asio::any_io_executor ex, std::chrono::milliseconds bound = 5000ms) {
+        const auto deadline = std::chrono::steady_clock::now() + bound;
+        const auto tls = test::trusting_test_ca();  // real verification: ca.pem, IP SAN 127.0.0.1
+        const std::string host = "127.0.0.1";
+        h3co::connection_options options;
+        options.handshake_timeout = 1000ms;
+        for (;;) {
+            // Named arguments only: g++ 12 mishandles std::string temporaries inside co_await.
+            auto [ec, conn] = co_await h3co::connect(ex, host, port, tls, options, as_tuple);
+            if (!ec) co_return std::move(conn);
+            if (std::chrono::steady_clock::now() >= deadline) {
+                UNSCOPED_INFO("gtlsserver log:\n" << read_file(log));
+                throw std::system_error(ec, "connecting to gtlsserver");
+            }
+            co_await h3co::sleep_for(100ms);
+        }
+    }
+};
+
+/// An h3co server on 127.0.0.1:0 run by a background thread with its own io_context.
+struct background_server {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::optional<h3co::server> server;
+    std::thread thread;
+    std::uint16_t port = 0;
+
+    background_server() { server.emplace(test::executor(io), test::server_identity()); }
+
+    void start() {
+        port = server->listen("127.0.0.1", 0).port();
+        thread = std::thread([this] { io.run(); });
+    }
+
+    ~background_server() {
+        if (thread.joinable()) {
+            asio::post(io, [this] {
+                server->close();
+                server.reset();
+            });
+            std::this_thread::sleep_for(200ms);  // close frames go out
+            work.reset();
+            io.stop();
+            thread.join();
+        }
+        server.reset();
+    }
+};
+
+/// Runs gtlsclient with `extra` options against 127.0.0.1:`port`, `uri`; kills it after `limit`.
+/// Returns whether it exited by itself with status 0.
+bool run_gtlsclient(std::uint16_t port, const std::string& path, std::vector<std::string> extra, const fs::path& log,
+                    std::chrono::milliseconds limit = 20000ms) {
+    std::vector<std::string> argv{H3CO_GTLSCLIENT, "-q", "--no-quic-dump", "--no-http-dump", "--exit-on-all-streams-close",
+                                  "--handshake-timeout=5s", "--timeout=10s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back("127.0.0.1");
+    argv.push_back(std::to_string(port));
+    argv.push_back("https://127.0.0.1:" + std::to_string(port) + path);
+    child_process client(argv, log);
+    REQUIRE(client.started());
+    const bool finished = client.wait_for(limit);
+    if (!finished) {
+        client.kill();
+        UNSCOPED_INFO("gtlsclient did not exit within the limit and was killed");
+        return false;
+    }
+    UNSCOPED_INFO("gtlsclient wait status " << client.status());
+    return client.exited_with_zero();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// h3co client -> gtlsserver
+
+TEST_CASE("interop: h3co client GETs a 300000-byte file from gtlsserver, verifying its certificate", "[interop]") {
+    if (std::string(H3CO_GTLSSERVER).empty()) {
+        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    fs::create_directory(dir.path / "htdocs");
+    const std::string content = pseudo_random_bytes(300000, 42);
+    write_file(dir.path / "htdocs" / "file.bin", content);
+    gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
+
+    asio::io_context io;
+    int status = 0;
+    std::string got;
+    std::error_code end;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto ex = test::executor(io);
+        auto conn = co_await peer.connect(ex);
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request req{.method = "GET", .url = test::url(peer.port, "/file.bin", "127.0.0.1")};
+        co_await stream.send_header(req);
+        // A GET has no body: finish() right away, before reading. finish() must not wait for the
+        // response to be consumed (300000 bytes exceed the 256 KiB stream receive window).
+        co_await stream.finish();
+        auto head = co_await stream.read_response();
+        status = head.status;
+        std::vector<char> buf(32 * 1024);
+        for (;;) {
+            auto [ec, n] = co_await stream.read_some(asio::buffer(buf), as_tuple);
+            got.append(buf.data(), n);
+            if (ec) {
+                end = ec;
+                break;
+            }
+        }
+        conn.close();
+    }(), 20s);
+    test::settle(io);
+    INFO("gtlsserver log:\n" << read_file(peer.log));
+    CHECK(status == 200);
+    CHECK(end == h3co::error::eof);
+    CHECK(got.size() == content.size());
+    CHECK((got == content));
+}
+
+TEST_CASE("interop: h3co client POSTs a pipe-fed body of 64 x 4 KiB to gtlsserver", "[interop]") {
+    if (std::string(H3CO_GTLSSERVER).empty()) {
+        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    fs::create_directory(dir.path / "htdocs");
+    const std::string target = "posted to\n";
+    write_file(dir.path / "htdocs" / "target.txt", target);
+    gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
+
+    constexpr int chunks = 64;
+    constexpr std::size_t chunk_size = 4096;
+    const std::string body = pseudo_random_bytes(chunks * chunk_size, 7);
+
+    asio::io_context io;
+    // Wait for gtlsserver with a throwaway connection, so that the client's own connect succeeds first time.
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto ex = test::executor(io);
+        auto conn = co_await peer.connect(ex);
+        conn.close();
+    }(), 10s);
+
+    h3co::client client(test::executor(io), test::trusting_test_ca());
+    int status = 0;
+    std::string reply;
+    std::error_code end;
+    bool pump_done = false;
+    std::size_t pumped = 0;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto [reader, writer] = h3co::make_pipe(test::executor(io));
+        asio::co_spawn(io, [&, w = std::move(writer)]() mutable -> asio::awaitable<void> {
+            for (int i = 0; i < chunks; ++i) {
+                co_await w.write(asio::buffer(body.data() + i * chunk_size, chunk_size));
+                pumped += chunk_size;
+                co_await h3co::sleep_for(2ms);
+            }
+            w.close();
+            pump_done = true;
+        }, asio::detached);
+        const h3co::request req{.method = "POST", .url = test::url(peer.port, "/target.txt", "127.0.0.1")};
+        auto response = co_await client.request(req, std::move(reader));
+        status = response.status;
+        std::array<char, 4096> buf;
+        for (;;) {
+            auto [ec, n] = co_await response.read_some(asio::buffer(buf), as_tuple);
+            reply.append(buf.data(), n);
+            if (ec) {
+                end = ec;
+                break;
+            }
+        }
+    }(), 30s);
+    client.close();
+    test::settle(io);
+    INFO("gtlsserver log:\n" << read_file(peer.log));
+    // gtlsserver (without --early-response) answers only after the request's FIN: a response means
+    // it received the whole body. For an existing file it answers 200 with that file.
+    CHECK(pump_done);
+    CHECK(pumped == body.size());
+    CHECK(status == 200);
+    CHECK(end == h3co::error::eof);
+    CHECK(reply == target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gtlsclient -> h3co server
+
+TEST_CASE("interop: gtlsclient POSTs a 1 MiB file to an h3co server", "[interop]") {
+    if (std::string(H3CO_GTLSCLIENT).empty()) {
+        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    const std::string upload = pseudo_random_bytes(1024 * 1024, 99);
+    write_file(dir.path / "upload.bin", upload);
+
+    auto counted = std::make_shared<std::atomic<std::size_t>>(0);
+    auto requests = std::make_shared<std::atomic<int>>(0);
+    auto ended_with_eof = std::make_shared<std::atomic<bool>>(false);
+    auto digest_ok = std::make_shared<std::atomic<bool>>(false);
+    auto expected = std::make_shared<const std::string>(upload);
+    background_server bg;
+    bg.server->handle("/upload", [counted, requests, ended_with_eof, digest_ok, expected](
+                                     h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+        ++*requests;
+        std::string received;
+        std::array<char, 16 * 1024> buf;
+        for (;;) {
+            auto [ec, n] = co_await req.read_some(asio::buffer(buf), as_tuple);
+            received.append(buf.data(), n);
+            *counted += n;
+            if (ec) {
+                *ended_with_eof = (ec == h3co::error::eof);
+                break;
+            }
+        }
+        *digest_ok = (received == *expected);
+        co_await res.send_header(200);
+    });
+    bg.start();
+
+    const bool ok = run_gtlsclient(bg.port, "/upload", {"-m", "POST", "-d", (dir.path / "upload.bin").string()},
+                                   dir.path / "gtlsclient.log");
+    INFO("gtlsclient log:\n" << read_file(dir.path / "gtlsclient.log"));
+    CHECK(ok);
+    CHECK(requests->load() == 1);
+    CHECK(counted->load() == upload.size());
+    CHECK(ended_with_eof->load());
+    CHECK(digest_ok->load());
+}
+
+TEST_CASE("interop: gtlsclient downloads a 700000-byte chunked response body from an h3co server", "[interop]") {
+    if (std::string(H3CO_GTLSCLIENT).empty()) {
+        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    fs::create_directory(dir.path / "download");
+    auto payload = std::make_shared<const std::string>(pseudo_random_bytes(700000, 1234));
+    auto handler_done = std::make_shared<std::atomic<bool>>(false);
+    auto finish_result = std::make_shared<std::error_code>();  // written on the server thread before handler_done
+    background_server bg;
+    bg.server->handle("/bytes", [payload, handler_done, finish_result](h3co::server_request&,
+                                                                       h3co::response& res) -> asio::awaitable<void> {
+        const h3co::fields fields{{"content-type", "application/octet-stream"}};
+        co_await res.send_header(200, fields);
+        constexpr std::size_t chunk = 10000;
+        for (std::size_t off = 0; off < payload->size(); off += chunk)
+            co_await res.write(asio::buffer(payload->data() + off, std::min(chunk, payload->size() - off)));
+        auto [ec] = co_await res.finish(as_tuple);
+        *finish_result = ec;
+        *handler_done = true;
+    });
+    bg.start();
+
+    const bool ok = run_gtlsclient(bg.port, "/bytes", {"--download=" + (dir.path / "download").string()},
+                                   dir.path / "gtlsclient.log");
+    INFO("gtlsclient log:\n" << read_file(dir.path / "gtlsclient.log"));
+    CHECK(ok);
+    const auto saved = read_file(dir.path / "download" / "bytes");
+    CHECK(saved.size() == payload->size());
+    CHECK((saved == *payload));
+    // finish() completes once the client acknowledged everything; give it a moment after the exit.
+    for (int i = 0; i < 250 && !handler_done->load(); ++i) std::this_thread::sleep_for(20ms);
+    CHECK(handler_done->load());
+    if (handler_done->load()) {
+        // gtlsclient (--exit-on-all-streams-close) sends CONNECTION_CLOSE as soon as it has the FIN,
+        // without acknowledging the last packets first (seen in ngtcp2's frame log): finish() can then
+        // only report the close. Anything else (a reset, a protocol error) is a failure.
+        INFO("finish(): " << finish_result->category().name() << ": " << finish_result->message());
+        CHECK((!*finish_result || *finish_result == h3co::error::connection_closed));
+    }
+}
