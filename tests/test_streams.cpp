@@ -280,3 +280,33 @@ TEST_CASE("streams: server shutdown sends GOAWAY - in-flight requests finish, ne
         CHECK(body == "done");
     }());
 }
+
+TEST_CASE("streams: shutdown closes what is still open after its grace period", "[streams][shutdown]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    server.handle("/forever", [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        co_await res.send_header(200);
+        co_await h3co::sleep_for(10s);  // would outlive any reasonable shutdown
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+    std::chrono::steady_clock::duration waited{};
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request req{.method = "GET", .url = "/forever"};
+        co_await stream.send_header(req);
+        co_await stream.finish();
+        co_await stream.read_response();
+        const auto started = std::chrono::steady_clock::now();
+        server.shutdown(300ms);
+        std::array<char, 16> buf;
+        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
+        waited = std::chrono::steady_clock::now() - started;
+        CHECK(ec == h3co::error::connection_closed);  // closed by the server, not a timeout of ours
+        CHECK_FALSE(conn.is_open());
+    }());
+    CHECK(waited >= 250ms);
+    CHECK(waited < 3s);
+    test::settle(io);
+    CHECK(server.connection_count() == 0);
+}

@@ -14,6 +14,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/ip/udp.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -147,8 +148,9 @@ public:
 
     std::vector<asio::ip::udp::endpoint> local_endpoints() const { return core_->local_endpoints(); }
 
-    /// Graceful: GOAWAY to every client; requests in flight finish; then listening stops.
-    void shutdown() { core_->shutdown(); }
+    /// Graceful: GOAWAY to every client; requests in flight may finish within `grace`, after
+    /// which the connections still open are closed; then listening stops.
+    void shutdown(std::chrono::steady_clock::duration grace = std::chrono::seconds(30)) { core_->shutdown(grace); }
     /// Abrupt: closes every connection now.
     void close() { core_->close(); }
 

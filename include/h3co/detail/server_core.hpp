@@ -142,7 +142,7 @@ public:
     using session_type = server_session<Executor>;
 
     server_core(Executor ex, std::shared_ptr<tls_context> tls, const connection_options& options)
-        : executor_(std::move(ex)), tls_(std::move(tls)), options_(options) {
+        : executor_(std::move(ex)), tls_(std::move(tls)), options_(options), grace_timer_(executor_) {
         random_bytes(static_secret_.data(), static_secret_.size());
     }
 
@@ -186,15 +186,21 @@ public:
     }
 
     /// GOAWAY to every connection; no new connections; listeners close when the last one ends.
-    void shutdown() {
+    /// Connections still open after `grace` are closed (their streams fail with connection_closed).
+    void shutdown(std::chrono::steady_clock::duration grace) {
         shutting_down_ = true;
         for (auto& [ptr, s] : live_) s->goaway();
-        if (live_.empty()) close_listeners();
+        if (live_.empty()) return close_listeners();
+        grace_timer_.expires_after(grace);
+        grace_timer_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
+            if (auto self = weak.lock(); self && !ec) self->close();
+        });
     }
 
     /// Closes every connection now (H3_NO_ERROR) and stops listening.
     void close() {
         shutting_down_ = true;
+        grace_timer_.cancel();
         auto live = live_;
         for (auto& [ptr, s] : live) s->close_now(NGHTTP3_H3_NO_ERROR);
         close_listeners();
@@ -292,6 +298,8 @@ private:
     std::unordered_map<session_type*, std::shared_ptr<session_type>> live_;
     request_dispatcher<Executor> dispatcher_;
     std::vector<std::shared_ptr<session_type>> touched_;  ///< delivered to in this receive batch
+    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>
+        grace_timer_;  ///< shutdown()'s deadline
     bool shutting_down_ = false;
     std::uint64_t dropped_ = 0;
 };

@@ -410,6 +410,7 @@ protected:
         ngtcp2_settings settings;
         ngtcp2_transport_params params;
         default_settings(settings, params);
+        settings.qlog.odcid = dcid;  // qlog names a connection by its original destination CID
         params.initial_max_streams_bidi = 0;  // HTTP/3 servers open no bidirectional streams
         auto callbacks = make_callbacks();
         callbacks.client_initial = ngtcp2_crypto_client_initial_cb;
@@ -431,6 +432,7 @@ protected:
         ngtcp2_settings settings;
         ngtcp2_transport_params params;
         default_settings(settings, params);
+        settings.qlog.odcid = hd.dcid;
         params.initial_max_streams_bidi = options_.max_concurrent_streams;
         params.original_dcid = hd.dcid;
         params.stateless_reset_token_present = 1;
