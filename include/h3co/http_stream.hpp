@@ -100,6 +100,8 @@ protected:
     friend class basic_request_stream;
     template <class>
     friend class basic_response;
+    template <class>
+    friend class basic_server_request;
 
     basic_http_stream(std::shared_ptr<detail::stream_state> state, Executor ex, bool reset_on_destroy = true)
         : state_(std::move(state)), executor_(std::move(ex)), reset_on_destroy_(reset_on_destroy) {}

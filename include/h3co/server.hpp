@@ -28,7 +28,8 @@ class basic_server_request {
 public:
     using executor_type = Executor;
 
-    basic_server_request(std::shared_ptr<detail::stream_state> st, Executor ex) : state_(std::move(st)), executor_(std::move(ex)) {}
+    basic_server_request(std::shared_ptr<detail::stream_state> st, Executor ex)
+        : state_(st), executor_(ex), body_(std::move(st), std::move(ex), false) {}
 
     executor_type get_executor() const noexcept { return executor_; }
     const request_head& head() const noexcept { return state_->request; }
@@ -42,9 +43,7 @@ public:
     /// Reads at least one body byte; h3co::error::eof at the end of the body.
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
-        return detail::initiate_stream_op<detail::io_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
-            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.read(st, buffers, std::move(op)); });
+        return body_.read_some(buffers, std::forward<CompletionToken>(token));
     }
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
@@ -54,6 +53,7 @@ public:
 private:
     std::shared_ptr<detail::stream_state> state_;
     Executor executor_;
+    basic_http_stream<Executor> body_;  ///< the body's byte stream; never resets (the server decides)
 };
 
 /// The response a handler writes. If the handler returns without a status, 200 is sent; whatever
@@ -63,7 +63,8 @@ class basic_response {
 public:
     using executor_type = Executor;
 
-    basic_response(std::shared_ptr<detail::stream_state> st, Executor ex) : state_(std::move(st)), executor_(std::move(ex)) {}
+    basic_response(std::shared_ptr<detail::stream_state> st, Executor ex)
+        : state_(st), executor_(ex), body_(std::move(st), std::move(ex), false) {}
 
     executor_type get_executor() const noexcept { return executor_; }
 
@@ -86,18 +87,14 @@ public:
     /// Writes response body bytes, waiting for flow control as needed.
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
-        return detail::initiate_stream_op<detail::io_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
-            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, true, std::move(op)); });
+        return body_.write(buffers, std::forward<CompletionToken>(token));
     }
 
     /// Ends the response body; completes when the client has acknowledged every body byte and the
     /// FIN is handed to QUIC (see basic_http_stream::finish).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto finish(CompletionToken&& token = CompletionToken{}) {
-        return detail::initiate_stream_op<detail::status_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
-            [](detail::session& s, detail::stream_state& st, auto op) { s.finish(st, std::move(op)); });
+        return body_.finish(std::forward<CompletionToken>(token));
     }
 
     /// Takes the stream over (quic-go's HTTPStreamer): after send_header, read what the client sends
@@ -110,6 +107,7 @@ public:
 private:
     std::shared_ptr<detail::stream_state> state_;
     Executor executor_;
+    basic_http_stream<Executor> body_;  ///< the body's byte stream; never resets (the server decides)
 };
 
 template <class Executor = asio::any_io_executor>
