@@ -2,6 +2,11 @@
 # Install what h3co needs on Debian 12 and fetch ngtcp2's source package (for
 # the BoringSSL crypto helper, which Debian does not ship as a library).
 #
+#   scripts/bootstrap.sh               what the library, examples and bench need
+#   scripts/bootstrap.sh --test-tools  also what only the test run needs: Doxygen
+#                                      (the API reference target) and Chromium
+#                                      (the browser upload test)
+#
 # apt is only touched when a package is missing, so repeated runs are fast and
 # work offline. The ngtcp2 source is fetched once per installed libngtcp2-dev
 # version into <repo>/.deps/ngtcp2-src (see cmake/fetch-ngtcp2-source.sh).
@@ -15,6 +20,9 @@ packages=(
     ngtcp2-server ngtcp2-client
     dpkg-dev openssl
 )
+if [[ "${1:-}" == --test-tools ]]; then
+    packages+=(doxygen chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -8,7 +8,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-./scripts/bootstrap.sh
+./scripts/bootstrap.sh --test-tools
 
 jobs=2
 summary=()
