@@ -7,21 +7,31 @@
 
 namespace h3co {
 
+/// A client request stream under the caller's direct control, opened by
+/// basic_connection::open_request_stream(): send_header(), then write() the body and finish() it,
+/// while read_response() and read_some() take the answer whenever it comes. Dropping a stream that
+/// is still open resets it (H3_REQUEST_CANCELLED), so a half-sent body never passes for a whole one.
 template <class Executor = asio::any_io_executor>
 class basic_request_stream : public basic_http_stream<Executor> {
     using base = basic_http_stream<Executor>;
 
 public:
+    /// The same stream type on another executor type (Asio's rebind_executor convention).
     template <class Other>
     struct rebind_executor {
-        using other = basic_request_stream<Other>;
+        using other = basic_request_stream<Other>;  ///< basic_request_stream<Other>
     };
 
+    /// No stream: is_open() is false.
     basic_request_stream() = default;
+    /// \cond H3CO_INTERNAL
     basic_request_stream(std::shared_ptr<detail::stream_state> state, Executor ex) : base(std::move(state), std::move(ex)) {}
+    /// \endcond
 
     /// Sends the request's HEADERS. The body stays open: write() it, then finish(); for a request
-    /// without a body call finish() right away.
+    /// without a body call finish() right away. Completion: void(std::error_code);
+    /// error::invalid_request for a missing method or authority, error::already_open if a header
+    /// was sent already.
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto send_header(const request& req, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
@@ -33,6 +43,7 @@ public:
 
     /// Sends exactly `raw` as the header block, pseudo-headers included and unchecked. A tool for
     /// testing servers against malformed requests; applications use send_header().
+    /// Completion: void(std::error_code).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto send_raw_header(const fields& raw, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
@@ -40,8 +51,22 @@ public:
             [raw](detail::session& s, detail::stream_state& st, auto op) { s.submit_raw_request(st, raw, std::move(op)); });
     }
 
+    /// Takes the stream out of HTTP/3 framing instead of sending a header: afterwards write() and
+    /// finish() put bytes on the QUIC stream exactly as given, and read_some() returns the server's
+    /// bytes unparsed, frames included. A tool for testing how servers treat frame sequences that a
+    /// correct client never sends (DATA before HEADERS, unknown frame types); applications use
+    /// send_header(). Completes with `error::already_open` once a header was sent.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto start_raw(CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::status_signature>(
+            std::forward<CompletionToken>(token), this->state_, this->executor_,
+            [](detail::session& s, detail::stream_state& st, auto op) { s.start_raw(st, std::move(op)); });
+    }
+
     /// Waits for the final response's status and fields (interim 1xx responses are skipped). Works
     /// before, during or after the body: the server may answer at any time.
+    /// Completion: void(std::error_code, response_head); if the server reset the stream, its code
+    /// in h3_category(); error::header_too_large beyond connection_options::max_header_bytes.
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto read_response(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<void(std::error_code, response_head)>(
@@ -53,6 +78,7 @@ public:
     basic_http_stream<Executor> share() const { return basic_http_stream<Executor>(this->state_, this->executor_, false); }
 };
 
+/// basic_request_stream on asio::any_io_executor.
 using request_stream = basic_request_stream<>;
 
 }  // namespace h3co

@@ -98,7 +98,9 @@ public:
         }
         default:
             if (!last_error_) last_error_ = make_error_code(error::protocol_error);
-            ngtcp2_connection_close_error_set_transport_error_liberr(&local_ccerr_, rv, nullptr, 0);
+            // A callback that failed because the peer broke HTTP/3 has set the H3 code to close with.
+            if (local_ccerr_.type != NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION)
+                ngtcp2_connection_close_error_set_transport_error_liberr(&local_ccerr_, rv, nullptr, 0);
             return close_with(last_error_);
         }
     }
@@ -144,7 +146,12 @@ public:
             int fin = 0;
             std::array<nghttp3_vec, 16> vec{};
             nghttp3_ssize veccnt = 0;
-            if (h3_ && ngtcp2_conn_get_max_data_left(conn_)) {
+            const bool window = ngtcp2_conn_get_max_data_left(conn_) > 0;
+            stream_state* raw = raw_streams_.empty() || !window ? nullptr : next_raw_stream();
+            if (raw) {
+                stream_id = raw->id;
+                veccnt = raw_vectors(*raw, vec, fin);
+            } else if (h3_ && window) {
                 veccnt = nghttp3_conn_writev_stream(h3_, &stream_id, &fin, vec.data(), vec.size());
                 if (veccnt < 0) {
                     ngtcp2_connection_close_error_set_application_error(
@@ -164,10 +171,13 @@ public:
             if (nwrite < 0) {
                 switch (nwrite) {
                 case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-                    nghttp3_conn_block_stream(h3_, stream_id);
+                    if (raw)
+                        raw->raw_blocked = true;
+                    else
+                        nghttp3_conn_block_stream(h3_, stream_id);
                     continue;
                 case NGTCP2_ERR_STREAM_SHUT_WR:  // the peer sent STOP_SENDING: no more bytes will be taken
-                    nghttp3_conn_shutdown_stream_write(h3_, stream_id);
+                    if (!raw) nghttp3_conn_shutdown_stream_write(h3_, stream_id);
                     if (auto it = streams_.find(stream_id); it != streams_.end()) {
                         auto st = it->second;
                         if (st->send != send_state::reset && st->send != send_state::finished) {
@@ -178,6 +188,10 @@ public:
                     }
                     continue;
                 case NGTCP2_ERR_WRITE_MORE:
+                    if (raw) {
+                        raw_written(*raw, static_cast<std::size_t>(datalen));
+                        continue;
+                    }
                     if (nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
                         close_with(make_error_code(error::protocol_error));
                         return true;
@@ -190,7 +204,9 @@ public:
                     return true;
                 }
             }
-            if (datalen >= 0 && nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
+            if (raw && datalen >= 0)
+                raw_written(*raw, static_cast<std::size_t>(datalen));
+            else if (datalen >= 0 && nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
                 close_with(make_error_code(error::protocol_error));
                 return true;
             }
@@ -298,6 +314,21 @@ public:
         op.complete({});
     }
 
+    /// Takes the stream out of HTTP/3: from now on write() and finish() put bytes on the QUIC stream
+    /// as they are, and reads return the peer's bytes unparsed. For testing how peers treat frames
+    /// nghttp3 would never send (DATA before HEADERS, unknown or HTTP/2-only frame types).
+    void start_raw(stream_state& s, pending_op<std::error_code> op) {
+        if (s.send != send_state::idle) return op.complete(make_error_code(error::already_open));
+        if (auto ec = stream_unusable(s)) return op.complete(ec);
+        s.raw = true;
+        s.send = send_state::open;
+        s.recv = recv_state::body;
+        s.send_buf.reserve();
+        raw_streams_.push_back(s.id);
+        keep_alive_update();
+        op.complete({});
+    }
+
     void submit_response(stream_state& s, int status, const fields& headers, pending_op<std::error_code> op) {
         if (s.send != send_state::idle) return op.complete(make_error_code(error::already_open));
         if (auto ec = stream_unusable(s)) return op.complete(ec);
@@ -367,7 +398,7 @@ public:
                 ngtcp2_conn_shutdown_stream_write(conn_, s.id, app_error_code);
             else if (recv_open)
                 ngtcp2_conn_shutdown_stream_read(conn_, s.id, app_error_code);
-            if (h3_ && (send_open || recv_open)) nghttp3_conn_shutdown_stream_read(h3_, s.id);
+            if (h3_ && !s.raw && (send_open || recv_open)) nghttp3_conn_shutdown_stream_read(h3_, s.id);
             wake_flush();
         }
         if (send_open) fail_send(s, reason);
@@ -382,11 +413,10 @@ public:
         if (s.recv == recv_state::eof || s.recv == recv_state::reset) return;
         if (!s.quic_closed && !terminated_ && !closing_) {
             ngtcp2_conn_shutdown_stream_read(conn_, s.id, app_error_code);
-            if (h3_) nghttp3_conn_shutdown_stream_read(h3_, s.id);
+            if (h3_ && !s.raw) nghttp3_conn_shutdown_stream_read(h3_, s.id);
             wake_flush();
         }
-        consume(s, s.recv_buf.size());
-        s.recv_buf.consume(s.recv_buf.size());
+        discard_received(s);
         fail_recv(s, make_error_code(error::eof));
     }
 
@@ -658,6 +688,8 @@ private:
         case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT:
             if (ccerr.error_code == NGTCP2_NO_ERROR) return make_error_code(error::connection_closed);
             if (!established_ && tls_->verify_error()) return tls_->verify_error();
+            if (ccerr.error_code == NGTCP2_CRYPTO_ERROR + 120)  // the peer's no_application_protocol alert
+                return make_error_code(error::alpn_mismatch);
             return make_quic_error_code(ccerr.error_code);
         case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION:
             if (ccerr.error_code == NGHTTP3_H3_NO_ERROR) return make_error_code(error::connection_closed);
@@ -741,6 +773,12 @@ private:
             nghttp3_conn_resume_stream(h3_, s.id);
         }
         wake_flush();
+    }
+
+    /// Drops body bytes nobody will read, returning their flow-control credit.
+    void discard_received(stream_state& s) {
+        consume(s, s.recv_buf.size());
+        s.recv_buf.consume(s.recv_buf.size());
     }
 
     /// Returns flow-control credit for `n` body bytes the application has taken.
@@ -840,6 +878,53 @@ private:
         }
     }
 
+    // ---- raw streams (see start_raw) ----------------------------------------------------------
+
+    /// A raw stream with bytes or a FIN to send and window to send them in; forgets closed ones.
+    stream_state* next_raw_stream() {
+        std::erase_if(raw_streams_, [this](std::int64_t id) { return !streams_.contains(id); });
+        for (auto id : raw_streams_) {
+            auto& s = *streams_.find(id)->second;
+            const bool has_fin = s.send == send_state::finishing;
+            if (!s.quic_closed && !s.raw_blocked && (s.submitted < s.send_buf.size() || has_fin)) return &s;
+        }
+        return nullptr;
+    }
+
+    nghttp3_ssize raw_vectors(stream_state& s, std::array<nghttp3_vec, 16>& vec, int& fin) {
+        std::size_t count = 0;
+        for (auto span : s.send_buf.spans(s.submitted)) {
+            if (span.empty()) break;
+            vec[count++] = {const_cast<std::uint8_t*>(span.data()), span.size()};
+        }
+        fin = s.send == send_state::finishing ? 1 : 0;
+        return static_cast<nghttp3_ssize>(count);
+    }
+
+    /// ngtcp2 took `n` bytes of a raw stream (and its FIN, once everything is taken).
+    void raw_written(stream_state& s, std::size_t n) {
+        s.submitted += n;
+        s.bytes_sent += n;
+        if (s.send == send_state::finishing && s.submitted == s.send_buf.size()) {
+            s.send = send_state::finished;
+            serve_finish(s);
+        }
+    }
+
+    void raw_received(stream_state& s, const std::uint8_t* data, std::size_t len, bool fin) {
+        if (s.recv == recv_state::body) {
+            if (s.recv_buf.write(data, len) != len) {  // flow control makes this impossible
+                reset(s, NGHTTP3_H3_INTERNAL_ERROR, make_error_code(error::protocol_error));
+                return;
+            }
+            s.bytes_received += len;
+            if (fin) s.recv = recv_state::eof;
+        } else {
+            consume(s, len);
+        }
+        serve_read(s);
+    }
+
     // ---- limits on what a peer may send ------------------------------------------------------
 
     /// A header block over max_header_bytes: a server answers 431 without running a handler; a
@@ -861,8 +946,7 @@ private:
     void refuse_oversized_body(stream_state& s, std::size_t len) {
         consume(s, len);
         fail_recv(s, make_error_code(error::body_too_large));
-        consume(s, s.recv_buf.size());
-        s.recv_buf.consume(s.recv_buf.size());
+        discard_received(s);
         if (!s.quic_closed && conn_) {
             ngtcp2_conn_shutdown_stream_read(conn_, s.id, NGHTTP3_H3_NO_ERROR);
             wake_flush();
@@ -966,16 +1050,25 @@ private:
     }
 
     static int on_recv_stream_data(ngtcp2_conn*, std::uint32_t flags, std::int64_t stream_id, std::uint64_t,
-                                   const std::uint8_t* data, std::size_t len, void* user_data, void*) {
+                                   const std::uint8_t* data, std::size_t len, void* user_data, void* sud) {
         auto* me = self(user_data);
+        if (auto* s = state_of(sud); s && s->raw) {
+            me->raw_received(*s, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+            return 0;
+        }
         const auto consumed =
             nghttp3_conn_read_stream(me->h3_, stream_id, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
-        if (consumed < 0 && !nghttp3_err_is_fatal(static_cast<int>(consumed)) && ngtcp2_is_bidi_stream(stream_id)) {
+        const bool malformed_message =
+            consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || consumed == NGHTTP3_ERR_MALFORMED_HTTP_HEADER;
+        if (malformed_message && ngtcp2_is_bidi_stream(stream_id)) {
             // A malformed message (e.g. content-length that does not match the body) is a stream
             // error, RFC 9114 §4.1.2: reset this request with H3_MESSAGE_ERROR, keep the connection.
+            // Frame errors (DATA before HEADERS, say) are connection errors and close below.
             if (auto it = me->streams_.find(stream_id); it != me->streams_.end()) {
                 auto keep = it->second;
-                me->reset(*keep, NGHTTP3_H3_MESSAGE_ERROR, make_error_code(error::content_length_mismatch));
+                me->reset(*keep, NGHTTP3_H3_MESSAGE_ERROR,
+                          make_error_code(consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING ? error::content_length_mismatch
+                                                                                         : error::invalid_request));
             } else {
                 ngtcp2_conn_shutdown_stream(me->conn_, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
             }
@@ -984,9 +1077,12 @@ private:
             return 0;
         }
         if (consumed < 0) {
-            me->last_error_ = make_error_code(error::protocol_error);
-            ngtcp2_connection_close_error_set_application_error(
-                &me->local_ccerr_, nghttp3_err_infer_quic_app_error_code(static_cast<int>(consumed)), nullptr, 0);
+            // The peer broke HTTP/3 (or nghttp3 failed): close with the matching H3 code and
+            // report that code locally too.
+            const auto code = nghttp3_err_infer_quic_app_error_code(static_cast<int>(consumed));
+            me->last_error_ = nghttp3_err_is_fatal(static_cast<int>(consumed)) ? make_error_code(error::protocol_error)
+                                                                               : make_h3_error_code(code);
+            ngtcp2_connection_close_error_set_application_error(&me->local_ccerr_, code, nullptr, 0);
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
         ngtcp2_conn_extend_max_stream_offset(me->conn_, stream_id, static_cast<std::uint64_t>(consumed));
@@ -995,8 +1091,12 @@ private:
     }
 
     static int on_acked_stream_data_offset(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, std::uint64_t datalen,
-                                           void* user_data, void*) {
+                                           void* user_data, void* sud) {
         auto* me = self(user_data);
+        if (auto* s = state_of(sud); s && s->raw) {
+            me->body_acked(*s, datalen);
+            return 0;
+        }
         return nghttp3_conn_add_ack_offset(me->h3_, stream_id, datalen) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     }
 
@@ -1017,13 +1117,13 @@ private:
     static int on_stream_reset(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, std::uint64_t app_error_code,
                                void* user_data, void* stream_user_data) {
         auto* me = self(user_data);
-        if (nghttp3_conn_shutdown_stream_read(me->h3_, stream_id) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+        const bool raw = state_of(stream_user_data) && state_of(stream_user_data)->raw;
+        if (!raw && nghttp3_conn_shutdown_stream_read(me->h3_, stream_id) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
         if (auto* s = state_of(stream_user_data);
             s && s->recv != recv_state::eof && s->recv != recv_state::reset) {
             me->fail_recv(*s, make_h3_error_code(app_error_code));
             // Bytes already buffered are dropped: a reset stream's data is not to be trusted as complete.
-            me->consume(*s, s->recv_buf.size());
-            s->recv_buf.consume(s->recv_buf.size());
+            me->discard_received(*s);
             me->serve_response(*s);
             me->serve_read(*s);
         }
@@ -1035,11 +1135,16 @@ private:
         // Called when WE stop reading (not on the peer's STOP_SENDING, which ngtcp2 answers itself
         // with RESET_STREAM; flush() sees it as NGTCP2_ERR_STREAM_SHUT_WR).
         (void)app_error_code;
-        (void)stream_user_data;
+        if (auto* s = state_of(stream_user_data); s && s->raw) return 0;
         return nghttp3_conn_shutdown_stream_read(self(user_data)->h3_, stream_id) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     }
 
-    static int on_extend_max_stream_data(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, void* user_data, void*) {
+    static int on_extend_max_stream_data(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, void* user_data,
+                                         void* sud) {
+        if (auto* s = state_of(sud); s && s->raw) {
+            s->raw_blocked = false;
+            return 0;
+        }
         return nghttp3_conn_unblock_stream(self(user_data)->h3_, stream_id) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     }
 
@@ -1054,14 +1159,16 @@ private:
     static session* h3self(void* conn_user_data) { return static_cast<session*>(conn_user_data); }
 
     static int h3_acked_stream_data(nghttp3_conn*, std::int64_t, std::uint64_t datalen, void* user_data, void* sud) {
-        auto* s = state_of(sud);
-        if (!s) return 0;
-        s->send_buf.consume(datalen);
-        s->submitted -= std::min<std::size_t>(s->submitted, datalen);
-        auto* me = h3self(user_data);
-        me->serve_write(*s);
-        me->serve_finish(*s);
+        if (auto* s = state_of(sud)) h3self(user_data)->body_acked(*s, datalen);
         return 0;
+    }
+
+    /// The peer acknowledged `datalen` more body bytes: they leave the send buffer.
+    void body_acked(stream_state& s, std::uint64_t datalen) {
+        s.send_buf.consume(datalen);
+        s.submitted -= std::min<std::size_t>(s.submitted, datalen);
+        serve_write(s);
+        serve_finish(s);
     }
 
     static int h3_stream_close(nghttp3_conn*, std::int64_t, std::uint64_t app_error_code, void* user_data, void* sud) {
@@ -1262,6 +1369,7 @@ private:
 
     std::unordered_map<std::int64_t, std::shared_ptr<stream_state>> streams_;
     std::deque<open_op> openers_;
+    std::vector<std::int64_t> raw_streams_;  ///< streams in raw mode (tests only; usually empty)
     bool openers_pending_ = false;
 
     bool established_ = false;

@@ -59,6 +59,11 @@ struct stream_state {
     bool quic_closed = false;    ///< ngtcp2 has closed the stream: no more callbacks for it
     bool blocked_in_h3 = false;  ///< read_data said WOULDBLOCK: resume when bytes arrive
 
+    // Raw mode (tests of peers' HTTP/3 parsing): the stream bypasses nghttp3; send_buf goes to QUIC
+    // as it is, and what the peer sends lands in recv_buf unparsed, frames and all.
+    bool raw = false;
+    bool raw_blocked = false;  ///< the peer's stream flow-control window is full
+
     // Sending: [0, submitted) of send_buf is handed to nghttp3 and waits for ACK; the rest waits for
     // nghttp3 to ask. nghttp3 keeps pointers into the ring until ACK, so it never reallocates.
     byte_ring send_buf;
