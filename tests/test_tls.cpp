@@ -4,6 +4,8 @@
 
 #include <asio/experimental/as_tuple.hpp>
 
+#include <openssl/ssl.h>
+
 constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 namespace {
@@ -69,4 +71,25 @@ TEST_CASE("tls: a bad CA file is a configuration error thrown at the call", "[tl
     CHECK_THROWS_AS(h3co::client(test::executor(io), tls), std::runtime_error);
     CHECK_THROWS_AS(h3co::server(test::executor(io), h3co::server_tls::from_pem_files("/nonexistent.pem", "/nonexistent.key")),
                     std::runtime_error);
+}
+
+TEST_CASE("tls: a QUIC server that does not speak HTTP/3 is an ALPN mismatch", "[tls]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    // Make the server a QUIC server for "hq-interop" only, as if it spoke another application protocol.
+    SSL_CTX_set_alpn_select_cb(
+        server.native_tls_handle(),
+        [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen, void*) {
+            static constexpr unsigned char hq[] = {10, 'h', 'q', '-', 'i', 'n', 't', 'e', 'r', 'o', 'p'};
+            unsigned char* selected = nullptr;
+            if (SSL_select_next_proto(&selected, outlen, hq, sizeof hq, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+                return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol
+            *out = selected;
+            return SSL_TLSEXT_ERR_OK;
+        },
+        nullptr);
+    const auto port = server.listen("127.0.0.1", 0).port();
+    const auto ec = connect_error(io, "127.0.0.1", port, test::trusting_test_ca());
+    CHECK(ec == h3co::error::alpn_mismatch);
+    CHECK_THAT(ec.message(), Catch::Contains("ALPN"));
 }

@@ -148,6 +148,8 @@ public:
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }
 
+    tls_context& tls() const noexcept { return *tls_; }
+
     /// Binds `endpoint` (port 0: any free port) and starts receiving; returns the bound endpoint.
     asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) {
         auto socket = std::make_shared<socket_type>(executor_);

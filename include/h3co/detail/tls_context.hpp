@@ -190,7 +190,8 @@ public:
     /// The certificate verification failure, if that is why the handshake failed.
     std::error_code verify_error() const noexcept {
         const long result = SSL_get_verify_result(ssl_.get());
-        if (result == X509_V_OK) return {};
+        // INVALID_CALL: the handshake failed before any certificate was verified.
+        if (result == X509_V_OK || result == X509_V_ERR_INVALID_CALL) return {};
         return {static_cast<int>(result), tls_category()};
     }
 
