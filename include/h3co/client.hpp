@@ -20,26 +20,32 @@ namespace h3co {
 template <class Executor = asio::any_io_executor>
 class basic_client_response {
 public:
-    int status = 0;
-    h3co::fields headers;
+    int status = 0;        ///< the final status (interim 1xx responses are skipped)
+    h3co::fields headers;  ///< the response's fields
     /// The request stream; read the response body from it. Dropping it before the exchange is over
     /// cancels the request.
     basic_request_stream<Executor> body;
 
+    /// Reads at least one byte of the response body: `body.read_some()`, see
+    /// basic_http_stream::read_some(). Completion: void(std::error_code, std::size_t);
+    /// h3co::error::eof at the end of the body.
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return body.read_some(buffers, std::forward<CompletionToken>(token));
     }
 };
 
+/// basic_client_response on asio::any_io_executor.
 using client_response = basic_client_response<>;
 
 /// Parts of an absolute https URL.
 struct url_parts {
-    std::string host;
-    std::uint16_t port = 443;
+    std::string host;          ///< host name or IP address, IPv6 without brackets
+    std::uint16_t port = 443;  ///< the URL's port, 443 if it names none
 };
 
+/// The host and port of an absolute URL ("https://[::1]:8443/path"); nullopt if it has no
+/// "scheme://", no host, or a port that is not a number up to 65535. The scheme is not checked.
 inline std::optional<url_parts> parse_authority(const std::string& url) {
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string::npos) return std::nullopt;
@@ -75,14 +81,19 @@ inline std::optional<url_parts> parse_authority(const std::string& url) {
 template <class T>
 concept body_source = requires(T& source) { source.async_read_some(asio::mutable_buffer{}, asio::detached); };
 
+/// A client that sends requests by URL over a pool of connections, one per host and port:
+/// it connects on first use, and again once a connection closed or got GOAWAY.
 template <class Executor = asio::any_io_executor>
 class basic_client {
 public:
-    using executor_type = Executor;
+    using executor_type = Executor;  ///< the executor the client's connections run on
 
+    /// A client whose connections verify servers as `tls` says and use `options`. Throws
+    /// std::runtime_error if `tls` cannot be loaded (a CA or key-log file that cannot be opened).
     explicit basic_client(Executor ex, client_tls tls = {}, connection_options options = {})
         : state_(std::make_shared<shared>(std::move(ex), std::move(tls), options)) {}
 
+    /// The executor given to the constructor.
     executor_type get_executor() const noexcept { return state_->executor; }
 
     /// Sends `req` with a body read from `body` (any AsyncReadStream: a pipe_reader, a file, a
@@ -94,7 +105,8 @@ public:
         return start(req, std::optional<BodySource>(std::move(body)), std::forward<CompletionToken>(token));
     }
 
-    /// A request without a body.
+    /// A request without a body (its stream is finished right after the header).
+    /// Completion: void(std::error_code, basic_client_response<Executor>).
     template <class CompletionToken = detail::default_token_t<Executor>>
         requires(!body_source<std::decay_t<CompletionToken>>)
     auto request(const h3co::request& req, CompletionToken&& token = CompletionToken{}) {
@@ -102,6 +114,9 @@ public:
     }
 
     /// The connection used for `url`'s authority, connecting if there is none yet (or it closed).
+    /// Completion: void(std::error_code, basic_connection<Executor>); error::invalid_request for a
+    /// URL without host, error::resolve_failed, or the handshake's error. The handle closes the
+    /// connection when dropped, like any basic_connection; the pool then connects anew.
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto connection_for(const std::string& url, CompletionToken&& token = CompletionToken{}) {
         using result_type = std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>;
@@ -230,6 +245,7 @@ private:
     std::shared_ptr<shared> state_;
 };
 
+/// basic_client on asio::any_io_executor.
 using client = basic_client<>;
 
 }  // namespace h3co

@@ -19,18 +19,26 @@
 
 namespace h3co {
 
+/// A client's HTTP/3 connection to one server, made by connect(); it opens request streams.
+/// Move-only, and it owns the connection: dropping the handle closes it.
 template <class Executor = asio::any_io_executor>
 class basic_connection {
 public:
-    using executor_type = Executor;
+    using executor_type = Executor;  ///< the executor the connection runs on
+    /// The same connection type on another executor type (Asio's rebind_executor convention).
     template <class Other>
     struct rebind_executor {
-        using other = basic_connection<Other>;
+        using other = basic_connection<Other>;  ///< basic_connection<Other>
     };
 
+    /// No connection: is_open() is false.
     basic_connection() = default;
+    /// \cond H3CO_INTERNAL
     explicit basic_connection(std::shared_ptr<detail::client_session<Executor>> impl) : impl_(std::move(impl)) {}
+    /// \endcond
+    /// Takes the connection over; `other` is left without one.
     basic_connection(basic_connection&&) noexcept = default;
+    /// Closes the connection this handle had, then takes over `other`'s.
     basic_connection& operator=(basic_connection&& other) noexcept {
         if (this != &other) {
             close();
@@ -41,15 +49,21 @@ public:
     /// Dropping the connection closes it (H3_NO_ERROR); streams still open fail with connection_closed.
     ~basic_connection() { close(); }
 
+    /// The connection's executor. Requires a connection (not default-constructed or moved from).
     executor_type get_executor() const { return impl_->get_executor(); }
+    /// True while the handle has a connection that has not ended (see close_error()).
     bool is_open() const noexcept { return impl_ && !impl_->terminated(); }
 
     /// Opens a new request stream; waits while the server's stream limit is reached.
+    /// Completion: void(std::error_code, basic_request_stream<Executor>). Once the connection has
+    /// ended: why (close_error(), or error::connection_closed); after the server's GOAWAY:
+    /// error::going_away.
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto open_request_stream(CompletionToken&& token = CompletionToken{}) {
         return open_request_stream_on(impl_, std::forward<CompletionToken>(token));
     }
 
+    /// \cond H3CO_INTERNAL
     /// open_request_stream() on an engine the caller keeps alive (used by the pooling client).
     template <class CompletionToken>
     static auto open_request_stream_on(std::shared_ptr<detail::client_session<Executor>> impl, CompletionToken&& token) {
@@ -70,6 +84,7 @@ public:
             },
             token, std::move(impl));
     }
+    /// \endcond
 
     /// Closes the connection: CONNECTION_CLOSE with H3_NO_ERROR, or with `code` and `reason`.
     void close(h3_error code = h3_error::no_error, std::string reason = {}) {
@@ -87,13 +102,16 @@ public:
     /// The server sent GOAWAY: finish what is open, open new requests elsewhere.
     bool going_away() const noexcept { return impl_ && impl_->going_away(); }
 
+    /// \cond H3CO_INTERNAL
     /// The engine, for the library's own composed operations.
     const std::shared_ptr<detail::client_session<Executor>>& impl() const noexcept { return impl_; }
+    /// \endcond
 
 private:
     std::shared_ptr<detail::client_session<Executor>> impl_;
 };
 
+/// basic_connection on asio::any_io_executor.
 using connection = basic_connection<>;
 
 namespace detail {

@@ -199,32 +199,42 @@ public:
 
 }  // namespace detail
 
+/// The category of h3co::error, named "h3co".
 inline const std::error_category& h3co_category() noexcept {
     static const detail::h3co_category_impl instance;
     return instance;
 }
+/// The category of h3co::quic_error, named "h3co.quic"; messages name the RFC 9000 code.
 inline const std::error_category& quic_category() noexcept {
     static const detail::quic_category_impl instance;
     return instance;
 }
+/// The category of h3co::h3_error, named "h3co.http3"; messages name the RFC 9114 code.
 inline const std::error_category& h3_category() noexcept {
     static const detail::h3_category_impl instance;
     return instance;
 }
+/// The category of h3co::tls_error, named "h3co.tls".
 inline const std::error_category& tls_category() noexcept {
     static const detail::tls_category_impl instance;
     return instance;
 }
 
+/// `e` as an error_code in h3co_category(). These overloads, with the std::is_error_code_enum
+/// specializations below, let each enum convert implicitly: `ec == h3co::error::eof` works.
 inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), h3co_category()}; }
+/// `e` as an error_code in quic_category().
 inline std::error_code make_error_code(quic_error e) noexcept { return {static_cast<int>(e), quic_category()}; }
+/// `e` as an error_code in h3_category().
 inline std::error_code make_error_code(h3_error e) noexcept { return {static_cast<int>(e), h3_category()}; }
+/// `e` as an error_code in tls_category().
 inline std::error_code make_error_code(tls_error e) noexcept { return {static_cast<int>(e), tls_category()}; }
 
 /// The code a peer sent in RESET_STREAM / STOP_SENDING / CONNECTION_CLOSE, as an error_code.
 inline std::error_code make_h3_error_code(std::uint64_t app_error_code) noexcept {
     return {static_cast<int>(app_error_code), h3_category()};
 }
+/// The transport error code of a peer's CONNECTION_CLOSE, as an error_code.
 inline std::error_code make_quic_error_code(std::uint64_t transport_error_code) noexcept {
     return {static_cast<int>(transport_error_code), quic_category()};
 }

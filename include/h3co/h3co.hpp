@@ -1,6 +1,10 @@
 // h3co: HTTP/3 client and server on Asio coroutines, for streaming request bodies as they are made.
 #pragma once
 
+/// \namespace h3co
+/// HTTP/3 client and server on Asio coroutines: every public type, function and error code. The
+/// engine behind them lives in h3co::detail, which is not part of the API.
+
 #include <h3co/client.hpp>
 #include <h3co/connection.hpp>
 #include <h3co/error.hpp>

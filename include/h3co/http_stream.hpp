@@ -14,17 +14,29 @@
 
 namespace h3co {
 
+/// A request stream's body bytes in both directions, as a byte stream: the body half of a
+/// client's basic_request_stream, and what a server handler gets from basic_response::take_over().
+/// Models Asio's AsyncReadStream and AsyncWriteStream. Move-only.
+///
+/// One read and one write (or finish) may be pending at a time; another of the same kind fails
+/// with error::operation_in_progress. An operation on a stream whose connection has ended completes
+/// with error::connection_closed (or the connection's close error); cancelling a pending operation
+/// resets the stream.
 template <class Executor = asio::any_io_executor>
 class basic_http_stream {
 public:
-    using executor_type = Executor;
+    using executor_type = Executor;  ///< the executor of the stream's connection
+    /// The same stream type on another executor type (Asio's rebind_executor convention).
     template <class Other>
     struct rebind_executor {
-        using other = basic_http_stream<Other>;
+        using other = basic_http_stream<Other>;  ///< basic_http_stream<Other>
     };
 
+    /// No stream: is_open() is false.
     basic_http_stream() = default;
+    /// Takes the stream over; `other` is left without one.
     basic_http_stream(basic_http_stream&&) noexcept = default;
+    /// Drops this handle's stream as the destructor does, then takes over `other`'s.
     basic_http_stream& operator=(basic_http_stream&& other) noexcept {
         if (this != &other) {
             abandon();
@@ -38,33 +50,40 @@ public:
     /// an abandoned body for a complete one.
     ~basic_http_stream() { abandon(); }
 
+    /// The executor of the stream's connection.
     executor_type get_executor() const noexcept { return executor_; }
+    /// True while the handle refers to a stream (not default-constructed or moved from). Stays true
+    /// after the stream ended: the next operation reports how it ended.
     bool is_open() const noexcept { return state_ != nullptr; }
     /// The QUIC stream ID.
     std::int64_t id() const noexcept { return state_ ? state_->id : -1; }
 
     /// Reads at least one body byte. At the end of the body: h3co::error::eof. If the peer reset the
-    /// stream: its code, in h3_category().
+    /// stream: its code, in h3_category(). Completion: void(std::error_code, std::size_t).
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
             [buffers](detail::session& s, detail::stream_state& st, auto op) { s.read(st, buffers, std::move(op)); });
     }
+    /// read_some() under its AsyncReadStream name, for asio::async_read and friends.
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return read_some(buffers, std::forward<CompletionToken>(token));
     }
 
     /// Writes all of `buffers` into the stream's send buffer, waiting while it is full: the wait is
-    /// the peer's flow control reaching back to the writer.
+    /// the peer's flow control reaching back to the writer. Completion: void(std::error_code,
+    /// std::size_t). Fails with error::stream_stopped if the peer sent STOP_SENDING with
+    /// H3_NO_ERROR, with the peer's code if it reset the stream.
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
             [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, true, std::move(op)); });
     }
-    /// Writes at least one byte (AsyncWriteStream).
+    /// Writes at least one byte, as much as fits in the send buffer (AsyncWriteStream).
+    /// Completion: void(std::error_code, std::size_t).
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_write_some(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
@@ -75,6 +94,7 @@ public:
     /// Ends what we send (FIN). Completes once the peer has acknowledged every body byte and the
     /// FIN is handed to QUIC. ngtcp2 0.12 does not report the FIN's own acknowledgement, so the
     /// peer's answer (its response or end of stream) is what confirms it saw the end.
+    /// Completion: void(std::error_code).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto finish(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
@@ -91,10 +111,12 @@ public:
         });
     }
 
-    /// Body bytes received / handed to QUIC so far on this stream.
+    /// Body bytes received so far on this stream.
     std::uint64_t bytes_received() const noexcept { return state_ ? state_->bytes_received : 0; }
+    /// Body bytes handed to QUIC so far on this stream.
     std::uint64_t bytes_sent() const noexcept { return state_ ? state_->bytes_sent : 0; }
 
+    /// \cond H3CO_INTERNAL
 protected:
     template <class>
     friend class basic_request_stream;
@@ -119,8 +141,10 @@ protected:
     std::shared_ptr<detail::stream_state> state_;
     Executor executor_;
     bool reset_on_destroy_ = true;
+    /// \endcond
 };
 
+/// basic_http_stream on asio::any_io_executor.
 using http_stream = basic_http_stream<>;
 
 }  // namespace h3co

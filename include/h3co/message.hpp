@@ -10,9 +10,10 @@
 
 namespace h3co {
 
+/// One header field.
 struct field {
     std::string name;   ///< lowercase, as HTTP/3 requires
-    std::string value;
+    std::string value;  ///< the value, as sent
 };
 
 /// Header fields in the order received or to be sent.
@@ -36,24 +37,24 @@ public:
 /// A request as the client sends it. `url` is absolute ("https://host:port/path?q") or a path
 /// ("/path", then the connection's authority is used).
 struct request {
-    std::string method = "GET";
-    std::string url;
-    h3co::fields headers;
+    std::string method = "GET";  ///< sent as :method
+    std::string url;             ///< gives :scheme, :authority and :path
+    h3co::fields headers;        ///< regular fields, after the pseudo-headers
 };
 
 /// A request as the server receives it.
 struct request_head {
-    std::string method;
-    std::string scheme;
-    std::string authority;
-    std::string path;  ///< path and query, as sent in :path
-    h3co::fields headers;
+    std::string method;     ///< :method
+    std::string scheme;     ///< :scheme
+    std::string authority;  ///< :authority (host and port)
+    std::string path;       ///< path and query, as sent in :path
+    h3co::fields headers;   ///< the regular fields, pseudo-headers excluded
 };
 
 /// A response's status line and fields (interim 1xx responses are skipped).
 struct response_head {
-    int status = 0;
-    h3co::fields headers;
+    int status = 0;        ///< :status, such as 200
+    h3co::fields headers;  ///< the regular fields, :status excluded
 };
 
 }  // namespace h3co

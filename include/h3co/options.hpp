@@ -9,6 +9,9 @@
 
 namespace h3co {
 
+/// Tuning for a client's or a server's connections: timeouts, flow-control windows, send
+/// buffering, limits on what a peer may send, UDP batching, qlog. Passed to connect(),
+/// basic_client and basic_server.
 struct connection_options {
     /// Close the connection when nothing arrives from the peer for this long.
     std::chrono::milliseconds idle_timeout{std::chrono::seconds(30)};

@@ -27,24 +27,30 @@ class basic_pipe_writer;
 template <class Executor>
 class basic_pipe_reader {
 public:
-    using executor_type = Executor;
+    using executor_type = Executor;  ///< the executor given to make_pipe()
+    /// The same reader type on another executor type (Asio's rebind_executor convention).
     template <class Other>
     struct rebind_executor {
-        using other = basic_pipe_reader<Other>;
+        using other = basic_pipe_reader<Other>;  ///< basic_pipe_reader<Other>
     };
 
+    /// Takes the reading end over; `other` is left without one.
     basic_pipe_reader(basic_pipe_reader&&) noexcept = default;
+    /// Closes this reader (see close()), then takes over `other`'s end.
     basic_pipe_reader& operator=(basic_pipe_reader&& other) noexcept {
         close();
         state_ = std::move(other.state_);
         executor_ = std::move(other.executor_);
         return *this;
     }
+    /// Dropping the reader closes it: the writer's next write fails with error::broken_pipe.
     ~basic_pipe_reader() { close(); }
 
+    /// The executor given to make_pipe().
     executor_type get_executor() const noexcept { return executor_; }
 
     /// Reads at least one byte, or completes with eof / the writer's error.
+    /// Completion: void(std::error_code, std::size_t).
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return asio::async_initiate<CompletionToken, detail::io_signature>(
@@ -59,6 +65,7 @@ public:
             token, state_, executor_, buffers);
     }
 
+    /// async_read_some() under the name h3co's streams use.
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return async_read_some(buffers, std::forward<CompletionToken>(token));
@@ -85,13 +92,16 @@ private:
 template <class Executor>
 class basic_pipe_writer {
 public:
-    using executor_type = Executor;
+    using executor_type = Executor;  ///< the executor given to make_pipe()
+    /// The same writer type on another executor type (Asio's rebind_executor convention).
     template <class Other>
     struct rebind_executor {
-        using other = basic_pipe_writer<Other>;
+        using other = basic_pipe_writer<Other>;  ///< basic_pipe_writer<Other>
     };
 
+    /// Takes the writing end over; `other` is left without one.
     basic_pipe_writer(basic_pipe_writer&&) noexcept = default;
+    /// Drops this writer (see the destructor), then takes over `other`'s end.
     basic_pipe_writer& operator=(basic_pipe_writer&& other) noexcept {
         abandon();
         state_ = std::move(other.state_);
@@ -102,9 +112,11 @@ public:
     /// silently truncated body.
     ~basic_pipe_writer() { abandon(); }
 
+    /// The executor given to make_pipe().
     executor_type get_executor() const noexcept { return executor_; }
 
-    /// Writes all of `buffers`, waiting for room as needed.
+    /// Writes all of `buffers`, waiting for room as needed. Completion: void(std::error_code,
+    /// std::size_t); error::broken_pipe once the reader is closed, error::not_writable after close().
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return asio::async_initiate<CompletionToken, detail::io_signature>(
@@ -155,10 +167,13 @@ private:
     Executor executor_;
 };
 
+/// basic_pipe_reader on asio::any_io_executor.
 using pipe_reader = basic_pipe_reader<>;
+/// basic_pipe_writer on asio::any_io_executor.
 using pipe_writer = basic_pipe_writer<>;
 
-/// Creates a connected pair {reader, writer} whose operations run on `executor`.
+/// Creates a connected pair {reader, writer} whose operations run on `executor`, buffering up to
+/// `capacity` bytes: a write waits while the buffer is full.
 template <class Executor>
 auto make_pipe(const Executor& executor, std::size_t capacity = default_pipe_capacity) {
     auto state = std::make_shared<detail::pipe_state>(capacity);

@@ -21,6 +21,7 @@ struct client_tls {
         t.verify_peer_ = false;
         return t;
     }
+    /// False only for insecure_no_certificate_verification().
     bool verifies_peer() const noexcept { return verify_peer_; }
 
 private:
@@ -29,10 +30,12 @@ private:
 
 /// A server's identity: certificate chain and private key, both PEM.
 struct server_tls {
-    std::string certificate_chain_file;
-    std::string private_key_file;
-    std::string keylog_file;
+    std::string certificate_chain_file;  ///< PEM file: the server's certificate, then intermediates
+    std::string private_key_file;        ///< PEM file: the certificate's private key
+    std::string keylog_file;             ///< write TLS secrets in NSS key-log format here; empty: off
 
+    /// The two PEM files, without key logging. They are loaded by the basic_server constructor,
+    /// which throws std::runtime_error if one cannot be read or the key does not match.
     static server_tls from_pem_files(std::string certificate_chain, std::string private_key) {
         server_tls t;
         t.certificate_chain_file = std::move(certificate_chain);
