@@ -188,6 +188,7 @@ public:
                     }
                     continue;
                 case NGTCP2_ERR_WRITE_MORE:
+                    note_written(raw, stream_id, datalen, fin, vec, veccnt);
                     if (raw) {
                         raw_written(*raw, static_cast<std::size_t>(datalen));
                         continue;
@@ -204,6 +205,7 @@ public:
                     return true;
                 }
             }
+            note_written(raw, stream_id, datalen, fin, vec, veccnt);
             if (raw && datalen >= 0)
                 raw_written(*raw, static_cast<std::size_t>(datalen));
             else if (datalen >= 0 && nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
@@ -244,6 +246,35 @@ public:
         sent_packets_in_flush_ = 0;
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);
         return ok;
+    }
+
+    /// Counts the bytes a request stream handed to QUIC (HTTP/3 framing included) and where its FIN
+    /// went, so that finish() can wait for the FIN's acknowledgement (see quic_acked).
+    void note_written(stream_state* s, std::int64_t stream_id, ngtcp2_ssize datalen, int fin,
+                      const std::array<nghttp3_vec, 16>& vec, nghttp3_ssize veccnt) {
+        if (datalen < 0 || stream_id < 0 || !ngtcp2_is_bidi_stream(stream_id) || (datalen == 0 && !fin)) return;
+        if (!s) {
+            auto it = streams_.find(stream_id);
+            if (it == streams_.end()) return;
+            s = it->second.get();
+        }
+        s->quic_sent += static_cast<std::uint64_t>(datalen);
+        if (!fin || s->fin_offset != stream_state::no_fin) return;
+        std::size_t offered = 0;
+        for (nghttp3_ssize i = 0; i < veccnt; ++i) offered += vec[static_cast<std::size_t>(i)].len;
+        if (static_cast<std::size_t>(datalen) != offered) return;  // ngtcp2 took only part: no FIN yet
+        s->fin_offset = s->quic_sent;
+        s->fin_alone = datalen == 0 && s->quic_acked == s->quic_sent;
+    }
+
+    /// ngtcp2 reports each acknowledged STREAM frame as the growth of the acknowledged prefix
+    /// [0, offset + datalen), and calls with datalen 0 only for a frame that carries the FIN. When
+    /// the FIN went alone after everything else was acknowledged, nothing can merge it into a data
+    /// frame, so only that call confirms it. Otherwise ngtcp2 may merge a lost FIN into a lost data
+    /// frame's retransmission, and the prefix reaching the FIN is taken as confirmation.
+    void quic_acked(stream_state& s, std::uint64_t offset, std::uint64_t datalen) {
+        s.quic_acked = offset + datalen;
+        if (datalen == 0 && s.fin_offset != stream_state::no_fin) s.fin_frame_acked = true;
     }
 
     /// What a transmit() call achieved: bytes handed to the kernel, and whether it is full.
@@ -373,7 +404,8 @@ public:
         serve_write(s);
     }
 
-    /// Ends the body: FIN after the buffered bytes. Completes when the peer has acknowledged them all.
+    /// Ends the body: FIN after the buffered bytes. Completes when the peer has acknowledged them all
+    /// and the FIN.
     void finish(stream_state& s, pending_op<std::error_code> op) {
         if (s.finish_op) return op.complete(make_error_code(error::operation_in_progress));
         if (s.send == send_state::idle || s.send == send_state::reset) return op.complete(send_error(s));
@@ -853,7 +885,7 @@ private:
     void serve_finish(stream_state& s) {
         if (!s.finish_op) return;
         if (s.send == send_state::reset) return s.finish_op.complete(send_error(s));
-        if (s.send == send_state::finished && s.send_buf.empty()) s.finish_op.complete({});
+        if (s.send == send_state::finished && s.send_buf.empty() && s.fin_acked()) s.finish_op.complete({});
     }
 
     void on_stream_closed(stream_state& s, std::uint64_t app_error_code) {
@@ -1090,14 +1122,18 @@ private:
         return 0;
     }
 
-    static int on_acked_stream_data_offset(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, std::uint64_t datalen,
+    static int on_acked_stream_data_offset(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t offset, std::uint64_t datalen,
                                            void* user_data, void* sud) {
         auto* me = self(user_data);
-        if (auto* s = state_of(sud); s && s->raw) {
+        auto* s = state_of(sud);
+        if (s) me->quic_acked(*s, offset, datalen);
+        if (s && s->raw) {
             me->body_acked(*s, datalen);
             return 0;
         }
-        return nghttp3_conn_add_ack_offset(me->h3_, stream_id, datalen) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+        if (nghttp3_conn_add_ack_offset(me->h3_, stream_id, datalen) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+        if (s) me->serve_finish(*s);  // an ACK of the FIN alone frees no body byte: nghttp3 stays silent
+        return 0;
     }
 
     static int on_stream_close(ngtcp2_conn*, std::uint32_t flags, std::int64_t stream_id, std::uint64_t app_error_code,

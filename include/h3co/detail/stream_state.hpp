@@ -70,6 +70,19 @@ struct stream_state {
     std::size_t submitted = 0;
     std::uint64_t bytes_sent = 0;
 
+    // Where the FIN is on the QUIC stream (HTTP/3 framing included) and whether the peer has
+    // acknowledged it: finish() completes only then. ngtcp2 0.12 has no "FIN acknowledged" event;
+    // session::quic_acked derives it from its per-frame ACK callback.
+    static constexpr std::uint64_t no_fin = ~std::uint64_t{0};
+    std::uint64_t quic_sent = 0;      ///< bytes handed to QUIC
+    std::uint64_t quic_acked = 0;     ///< acknowledged prefix [0, quic_acked)
+    std::uint64_t fin_offset = no_fin;
+    bool fin_alone = false;           ///< the FIN left in an empty frame after every byte was acknowledged
+    bool fin_frame_acked = false;     ///< a frame carrying the FIN was acknowledged
+    bool fin_acked() const noexcept {
+        return quic_closed || (quic_acked == fin_offset && (fin_frame_acked || !fin_alone));
+    }
+
     // Receiving: body bytes not yet read. Bounded by the stream's flow-control window, because
     // credit is returned only as the application reads.
     byte_ring recv_buf{0};
