@@ -248,3 +248,50 @@ TEST_CASE("bad input: frames out of place close that connection with H3_FRAME_UN
         }
     }
 }
+
+TEST_CASE("bad input: an uppercase header name makes the request malformed (H3_MESSAGE_ERROR)",
+          "[bad-input][raw-frames]") {
+    asio::io_context io;
+    echo_server srv(io);
+    const h3co::fields fields{{":method", "POST"},
+                              {":scheme", "https"},
+                              {":authority", "127.0.0.1:" + std::to_string(srv.port)},
+                              {":path", "/echo"},
+                              {"X-Upper", "1"}};  // RFC 9114 §4.2: names must be lowercase
+    const std::string bytes = frame(headers_type, qpack_literal_block(fields)) + frame(data_type, "hello");
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), srv.port, test::trusting_test_ca());
+        const auto out = co_await raw_exchange(conn, bytes);
+        CHECK(out.error == h3co::h3_error::message_error);  // RFC 9114 §4.1.2: a stream error
+        CHECK(*srv.handled == 0);
+        const std::string reply = co_await good_exchange(conn);  // the same connection goes on
+        CHECK(reply == "5");
+        CHECK(conn.is_open());
+    }());
+}
+
+TEST_CASE("bad input: header names with invalid characters never reach the handler", "[bad-input][raw-frames]") {
+    // nghttp3 0.8 removes such a field (NGHTTP3_ERR_REMOVE_HTTP_HEADER) instead of refusing the
+    // request as RFC 9114 §4.2 asks; what h3co can promise is that the handler never sees it.
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    auto seen = std::make_shared<std::vector<std::string>>();
+    server.handle("/names", [seen](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+        for (const auto& f : req.headers()) seen->push_back(f.name);
+        co_await res.send_header(204);
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+    const h3co::fields fields{{":method", "GET"},   {":scheme", "https"}, {":authority", "127.0.0.1:" + std::to_string(port)},
+                              {":path", "/names"}, {"x bad", "1"},       {"x:y", "2"},
+                              {"x-good", "3"}};
+    const std::string bytes = frame(headers_type, qpack_literal_block(fields));
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
+        const auto out = co_await raw_exchange(conn, bytes);
+        CHECK_FALSE(out.error);
+        const auto frames = parse_frames(out.received);
+        REQUIRE_FALSE(frames.empty());
+        CHECK(frames[0].type == headers_type);
+    }());
+    CHECK(*seen == std::vector<std::string>{"x-good"});
+}
