@@ -15,6 +15,7 @@
 #include <array>
 #include <chrono>
 #include <iostream>
+#include <string>
 #include <string_view>
 
 namespace {
