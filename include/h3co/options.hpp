@@ -41,6 +41,9 @@ struct connection_options {
     /// system calls: 16 measured best on loopback (docs/performance.md). Falls back to one send
     /// per packet where the kernel refuses GSO.
     std::size_t udp_gso_segments = 16;
+    /// Receive runs of datagrams from one sender in one system call with UDP GRO (UDP_GRO), where
+    /// the kernel supports it; false: one datagram per receive.
+    bool udp_gro = true;
     /// SO_RCVBUF / SO_SNDBUF asked for on h3co's UDP sockets (the kernel caps them at
     /// net.core.rmem_max / wmem_max). 0 keeps the system default.
     std::size_t socket_buffer = 2 * 1024 * 1024;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <h3co/detail/timer_and_flush.hpp>
+#include <h3co/detail/udp_receive.hpp>
 #include <h3co/detail/udp_send.hpp>
 
 #include <asio/ip/udp.hpp>
@@ -34,6 +35,7 @@ public:
         path_ = packet_path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
                             static_cast<socklen_t>(remote.size()));
         use_gso_ = this->options().udp_gso_segments > 1;
+        if (this->options().udp_gro) enable_udp_gro(socket_.native_handle());
         apply_socket_buffers(socket_, this->options().socket_buffer);
         const packet_path& path = path_;
         const bool v6_literal = host.find(':') != std::string::npos;
@@ -89,27 +91,26 @@ private:
     std::shared_ptr<client_session> self_ptr() { return std::static_pointer_cast<client_session>(this->shared_from_this()); }
 
     void receive() {
-        socket_.async_receive(asio::buffer(buffer_), [self = self_ptr()](std::error_code ec, std::size_t n) {
-            self->on_receive(ec, n);
-        });
+        socket_.async_wait(asio::socket_base::wait_read, [self = self_ptr()](std::error_code ec) { self->on_readable(ec); });
     }
 
-    void on_receive(std::error_code ec, std::size_t n) {
-        if (this->terminated()) return;
-        if (ec == asio::error::operation_aborted) return;
-        if (ec) {
+    void on_readable(std::error_code ec) {
+        if (this->terminated() || ec == asio::error::operation_aborted) return;
+        // The socket is connected: every datagram comes on the path fixed at start().
+        const packet_path& path = path_;
+        // Drain what is queued (bounded) before flushing once: fewer, fuller packets go out.
+        for (int i = 0; i < 64 && !ec && !this->terminated(); ++i) {
+            socklen_t no_address = 0;
+            const auto got = receive_datagrams(socket_.native_handle(), buffer_.data(), buffer_.size(), nullptr,
+                                               no_address, ec);
+            for_each_datagram(buffer_.data(), got, [&](const std::uint8_t* data, std::size_t len) {
+                this->read_packet(path.get(), data, len, 0);
+            });
+        }
+        if (ec && ec != asio::error::would_block) {
             // On a connected UDP socket an ICMP "port unreachable" arrives as ECONNREFUSED.
             this->terminate(ec);
             return;
-        }
-        // The socket is connected: every datagram comes on the path fixed at start().
-        const packet_path& path = path_;
-        this->read_packet(path.get(), buffer_.data(), n, 0);
-        // Drain what else is queued before flushing once: fewer, fuller packets go out.
-        for (int i = 0; i < 64 && !this->terminated(); ++i) {
-            const std::size_t more = socket_.receive(asio::buffer(buffer_), 0, ec);
-            if (ec) break;
-            this->read_packet(path.get(), buffer_.data(), more, 0);
         }
         if (this->terminated()) return;
         this->flush_now();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <h3co/detail/timer_and_flush.hpp>
+#include <h3co/detail/udp_receive.hpp>
 #include <h3co/detail/udp_send.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -158,6 +159,7 @@ public:
         socket->bind(endpoint);
         socket->non_blocking(true);
         apply_socket_buffers(*socket, options_.socket_buffer);
+        if (options_.udp_gro) enable_udp_gro(socket->native_handle());
         auto listener = std::make_shared<listener_state>();
         listener->socket = socket;
         listener->local = socket->local_endpoint();
@@ -228,28 +230,30 @@ private:
     }
 
     void receive(std::shared_ptr<listener_state> l) {
-        l->socket->async_receive_from(asio::buffer(l->buffer), l->sender,
-                                      [self = this->shared_from_this(), l](std::error_code ec, std::size_t n) {
-                                          if (ec == asio::error::operation_aborted || !l->socket->is_open()) return;
-                                          if (!ec) self->on_datagram(*l, n);
-                                          // Drain the queue without going back to the reactor each time.
-                                          for (int i = 0; i < 64 && l->socket->is_open(); ++i) {
-                                              const std::size_t more =
-                                                  l->socket->receive_from(asio::buffer(l->buffer), l->sender, 0, ec);
-                                              if (ec) break;
-                                              self->on_datagram(*l, more);
-                                          }
-                                          // One flush per connection per batch: ACKs and data for the
-                                          // whole batch leave together instead of a send per datagram.
-                                          auto touched = std::move(self->touched_);
-                                          self->touched_.clear();
-                                          for (auto& session : touched) session->flush_after_batch();
-                                          if (l->socket->is_open()) self->receive(l);
-                                      });
+        l->socket->async_wait(asio::socket_base::wait_read, [self = this->shared_from_this(), l](std::error_code ec) {
+            if (ec == asio::error::operation_aborted || !l->socket->is_open()) return;
+            // Drain the queue (bounded) without going back to the reactor each time. Errors on an
+            // unconnected socket (ICMP reports about some peer) concern no one in particular.
+            for (int i = 0; i < 64 && l->socket->is_open(); ++i) {
+                socklen_t sender_len = static_cast<socklen_t>(l->sender.capacity());
+                const auto got = receive_datagrams(l->socket->native_handle(), l->buffer.data(), l->buffer.size(),
+                                                   l->sender.data(), sender_len, ec);
+                if (ec == asio::error::would_block) break;
+                if (ec) continue;
+                l->sender.resize(sender_len);
+                for_each_datagram(l->buffer.data(), got,
+                                  [&](const std::uint8_t* data, std::size_t len) { self->on_datagram(*l, data, len); });
+            }
+            // One flush per connection per batch: ACKs and data for the whole batch leave together
+            // instead of a send per datagram.
+            auto touched = std::move(self->touched_);
+            self->touched_.clear();
+            for (auto& session : touched) session->flush_after_batch();
+            if (l->socket->is_open()) self->receive(l);
+        });
     }
 
-    void on_datagram(listener_state& l, std::size_t n) {
-        const std::uint8_t* data = l.buffer.data();
+    void on_datagram(listener_state& l, const std::uint8_t* data, std::size_t n) {
         ngtcp2_version_cid vc;
         if (ngtcp2_pkt_decode_version_cid(&vc, data, n, server_cid_length) != 0) {
             ++dropped_;  // garbage, or a version we do not speak: ignore, as RFC 9000 allows
