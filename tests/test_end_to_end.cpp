@@ -221,3 +221,35 @@ TEST_CASE("end to end: an unknown path gets 404", "[e2e]") {
     CHECK(status == 404);
     client.close();
 }
+
+TEST_CASE("end to end: a pooled connection handle from connection_for leaves the connection open when dropped",
+          "[e2e][client]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    server.handle("/ok", [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        co_await res.send_header(204);
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+    h3co::client client(test::executor(io), test::trusting_test_ca());
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const std::string url = test::url(port, "/ok", "127.0.0.1");
+        std::shared_ptr<void> first_engine;
+        {
+            auto conn = co_await client.connection_for(url);
+            CHECK(conn.is_open());
+            first_engine = conn.impl();
+        }  // the handle is dropped here; the pool keeps the connection
+        co_await h3co::sleep_for(std::chrono::milliseconds(50));
+        auto again = co_await client.connection_for(url);
+        CHECK(again.is_open());
+        CHECK(again.impl() == first_engine);  // the same connection, not a new handshake
+        const h3co::request req{.method = "GET", .url = url};
+        auto response = co_await client.request(req);
+        CHECK(response.status == 204);
+        again.close();  // an explicit close() closes the pooled connection for everyone
+        co_await h3co::sleep_for(std::chrono::milliseconds(50));
+        auto fresh = co_await client.connection_for(url);
+        CHECK(fresh.impl() != first_engine);
+    }());
+    client.close();
+}

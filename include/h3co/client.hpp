@@ -115,8 +115,9 @@ public:
 
     /// The connection used for `url`'s authority, connecting if there is none yet (or it closed).
     /// Completion: void(std::error_code, basic_connection<Executor>); error::invalid_request for a
-    /// URL without host, error::resolve_failed, or the handshake's error. The handle closes the
-    /// connection when dropped, like any basic_connection; the pool then connects anew.
+    /// URL without host, error::resolve_failed, or the handshake's error. The handle shares the
+    /// pooled connection: dropping it leaves the connection open for later requests, while close()
+    /// on it closes the connection for everyone (the pool then connects anew).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto connection_for(const std::string& url, CompletionToken&& token = CompletionToken{}) {
         using result_type = std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>;
@@ -130,7 +131,7 @@ public:
                 asio::co_spawn(ex, coro(std::move(st), std::move(url)),
                                asio::bind_executor(handler_ex, [h = std::move(handler)](std::exception_ptr ep, result_type r) mutable {
                                    if (ep) r.first = make_error_code(error::protocol_error);
-                                   std::move(h)(r.first, basic_connection<Executor>(std::move(r.second)));
+                                   std::move(h)(r.first, basic_connection<Executor>(std::move(r.second), false));
                                }));
             },
             token, state_, url);

@@ -34,20 +34,24 @@ public:
     /// No connection: is_open() is false.
     basic_connection() = default;
     /// \cond H3CO_INTERNAL
-    explicit basic_connection(std::shared_ptr<detail::client_session<Executor>> impl) : impl_(std::move(impl)) {}
+    /// `closes_on_destroy` false: a handle on a connection someone else owns (basic_client's pool).
+    explicit basic_connection(std::shared_ptr<detail::client_session<Executor>> impl, bool closes_on_destroy = true)
+        : impl_(std::move(impl)), closes_on_destroy_(closes_on_destroy) {}
     /// \endcond
     /// Takes the connection over; `other` is left without one.
     basic_connection(basic_connection&&) noexcept = default;
     /// Closes the connection this handle had, then takes over `other`'s.
     basic_connection& operator=(basic_connection&& other) noexcept {
         if (this != &other) {
-            close();
+            release();
             impl_ = std::move(other.impl_);
+            closes_on_destroy_ = other.closes_on_destroy_;
         }
         return *this;
     }
     /// Dropping the connection closes it (H3_NO_ERROR); streams still open fail with connection_closed.
-    ~basic_connection() { close(); }
+    /// A handle from basic_client::connection_for leaves the pooled connection open instead.
+    ~basic_connection() { release(); }
 
     /// The connection's executor. Requires a connection (not default-constructed or moved from).
     executor_type get_executor() const { return impl_->get_executor(); }
@@ -108,7 +112,15 @@ public:
     /// \endcond
 
 private:
+    void release() {
+        if (closes_on_destroy_)
+            close();
+        else
+            impl_.reset();
+    }
+
     std::shared_ptr<detail::client_session<Executor>> impl_;
+    bool closes_on_destroy_ = true;
 };
 
 /// basic_connection on asio::any_io_executor.

@@ -117,9 +117,12 @@ public:
         close_with(make_error_code(error::protocol_error));
     }
 
+    /// Packets the last complete flush() wrote.
+    std::size_t last_flush_packets() const noexcept { return last_flush_packets_; }
+
     /// When the timer must fire next, in steady-clock nanoseconds (UINT64_MAX: never).
     std::uint64_t expiry() const noexcept {
-        if (terminated_) return std::numeric_limits<std::uint64_t>::max();
+        if (terminated_ || !conn_) return std::numeric_limits<std::uint64_t>::max();
         if (closing_) return closing_deadline_;
         return ngtcp2_conn_get_expiry(conn_);
     }
@@ -148,7 +151,10 @@ public:
             nghttp3_ssize veccnt = 0;
             const bool window = ngtcp2_conn_get_max_data_left(conn_) > 0;
             stream_state* raw = raw_streams_.empty() || !window ? nullptr : next_raw_stream();
-            if (raw) {
+            const bool lone_fin = !raw && next_lone_fin(stream_id);
+            if (lone_fin) {
+                fin = 1;
+            } else if (raw) {
                 stream_id = raw->id;
                 veccnt = raw_vectors(*raw, vec, fin);
             } else if (h3_ && window) {
@@ -169,6 +175,7 @@ public:
                                                           stream_id, reinterpret_cast<const ngtcp2_vec*>(vec.data()),
                                                           static_cast<std::size_t>(veccnt), ts);
             if (nwrite < 0) {
+                if (lone_fin) lone_fins_.pop_back();  // taken (WRITE_MORE), or the stream is shut
                 switch (nwrite) {
                 case NGTCP2_ERR_STREAM_DATA_BLOCKED:
                     if (raw)
@@ -206,6 +213,12 @@ public:
                 }
             }
             note_written(raw, stream_id, datalen, fin, vec, veccnt);
+            if (lone_fin && datalen >= 0) lone_fins_.pop_back();
+            // nghttp3 0.8 forgets a request stream once it has handed out everything, even when
+            // QUIC did not take it (congestion or pacing): a FIN with no data left must then be
+            // written without nghttp3, or it would never leave.
+            if (!raw && !lone_fin && fin && veccnt == 0 && datalen < 0 && ngtcp2_is_bidi_stream(stream_id))
+                lone_fins_.push_back(stream_id);
             if (raw && datalen >= 0)
                 raw_written(*raw, static_cast<std::size_t>(datalen));
             else if (datalen >= 0 && nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
@@ -243,6 +256,7 @@ public:
             }
         }
         const bool ok = send_batch(0, used, segment, batch_path);
+        last_flush_packets_ = sent_packets_in_flush_ + count;
         sent_packets_in_flush_ = 0;
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);
         return ok;
@@ -910,6 +924,20 @@ private:
         }
     }
 
+    /// The next FIN that nghttp3 handed out but QUIC did not take (see flush); forgets streams
+    /// that are gone.
+    bool next_lone_fin(std::int64_t& stream_id) {
+        while (!lone_fins_.empty()) {
+            auto it = streams_.find(lone_fins_.back());
+            if (it != streams_.end() && !it->second->quic_closed) {
+                stream_id = lone_fins_.back();
+                return true;
+            }
+            lone_fins_.pop_back();
+        }
+        return false;
+    }
+
     // ---- raw streams (see start_raw) ----------------------------------------------------------
 
     /// A raw stream with bytes or a FIN to send and window to send them in; forgets closed ones.
@@ -918,7 +946,8 @@ private:
         for (auto id : raw_streams_) {
             auto& s = *streams_.find(id)->second;
             const bool has_fin = s.send == send_state::finishing;
-            if (!s.quic_closed && !s.raw_blocked && (s.submitted < s.send_buf.size() || has_fin)) return &s;
+            const bool sending = s.send == send_state::open || has_fin;  // not after SHUT_WR or reset
+            if (sending && !s.quic_closed && !s.raw_blocked && (s.submitted < s.send_buf.size() || has_fin)) return &s;
         }
         return nullptr;
     }
@@ -1402,10 +1431,12 @@ private:
     std::array<parked_send, 2> parked_{};
     std::size_t parked_count_ = 0;
     std::size_t sent_packets_in_flush_ = 0;
+    std::size_t last_flush_packets_ = 0;
 
     std::unordered_map<std::int64_t, std::shared_ptr<stream_state>> streams_;
     std::deque<open_op> openers_;
     std::vector<std::int64_t> raw_streams_;  ///< streams in raw mode (tests only; usually empty)
+    std::vector<std::int64_t> lone_fins_;    ///< FINs without data that QUIC has yet to take
     bool openers_pending_ = false;
 
     bool established_ = false;

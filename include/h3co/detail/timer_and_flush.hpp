@@ -31,6 +31,10 @@ protected:
             wait_writable();
             return;
         }
+        // Still more to send right away (the flush stopped at its packet limit, and ngtcp2 lets a
+        // packet go up to 1 ms ahead of its pacing time): go again after the handlers already
+        // queued, such as received ACKs, instead of arming the timer (a timerfd system call).
+        if (last_flush_packets() > 0 && expiry() <= steady_now_ns() + NGTCP2_MILLISECONDS) return wake_flush();
         arm_timer();
     }
 
@@ -39,6 +43,7 @@ protected:
         flush_posted_ = true;
         asio::post(executor_, [self = self_ptr()] {
             self->flush_posted_ = false;
+            if (steady_now_ns() >= self->expiry()) self->on_timer();  // a deadline passed meanwhile
             self->flush_now();
         });
     }
