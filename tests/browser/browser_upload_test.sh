@@ -14,6 +14,7 @@
 #   4. the server exits with 0 on SIGTERM (under ASan: no error, no leak)
 # Exit 77 (skipped) when Chromium is not installed (scripts/bootstrap.sh --test-tools installs it).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../support/wait_for_port.sh"
 
 [[ $# -eq 3 ]] || { echo "usage: $0 BODYSTREAM_SERVER CERT_DIR WORK_DIR" >&2; exit 2; }
 server="$1"; certs="$2"; work="$3"
@@ -65,13 +66,7 @@ fail() {
 "$server" --port 0 --port-file "$work/port" --cert "$certs/server.pem" --key "$certs/server.key" \
     --log-arrivals on >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
-for _ in $(seq 100); do
-    [[ -s "$work/port" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || fail "bodystream_server exited at start"
-    sleep 0.1
-done
-[[ -s "$work/port" ]] || fail "bodystream_server wrote no port file within 10 s"
-port="$(tr -dc '0-9' <"$work/port")"
+port="$(wait_for_port "$server_pid" "$work/port")" || fail "bodystream_server did not start"
 
 # Chromium accepts the test certificate by the SHA-256 hash of its public key (SPKI).
 spki="$(openssl x509 -in "$certs/server.pem" -pubkey -noout | openssl pkey -pubin -outform der |

@@ -10,6 +10,7 @@
 # 5. a port with no server: exit 3 (connection)
 # 6. no arguments: exit 2 (usage); a missing file: exit 6 (local I/O)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../support/wait_for_port.sh"
 
 [[ $# -eq 4 ]] || { echo "usage: $0 H3UPLOAD BODYSTREAM_SERVER CERT_DIR WORK_DIR" >&2; exit 2; }
 h3upload="$1"; server="$2"; certs="$3"; work="$4"
@@ -47,13 +48,7 @@ head -c "$size" /dev/urandom >"$work/body.bin"
     --cert "$certs/server-chain.pem" --key "$certs/server.key" \
     >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
-for _ in $(seq 100); do
-    [[ -s "$work/port" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || fail "bodystream_server exited at start"
-    sleep 0.1
-done
-[[ -s "$work/port" ]] || fail "bodystream_server wrote no port file"
-port="$(cat "$work/port")"
+port="$(wait_for_port "$server_pid" "$work/port")" || fail "bodystream_server did not start"
 url="https://127.0.0.1:$port/stream"
 
 # 1. file upload
