@@ -66,7 +66,7 @@ struct config {
     // connection_options knobs, applied to both h3co sides (0 = library default)
     std::size_t udp_payload = 0, send_buffer = 0, stream_window = 0, conn_window = 0;
     std::size_t gso = 0, socket_buffer = SIZE_MAX;
-    int gro = -1;  // -1: library default
+    int gro = -1, ecn = -1;  // -1: library default
 
     h3co::connection_options options() const {
         h3co::connection_options o;
@@ -77,6 +77,7 @@ struct config {
         if (gso) o.udp_gso_segments = gso;
         if (socket_buffer != SIZE_MAX) o.socket_buffer = socket_buffer;
         if (gro >= 0) o.udp_gro = gro != 0;
+        if (ecn >= 0) o.ecn = ecn != 0;
         o.idle_timeout = 60s;
         return o;
     }
@@ -91,7 +92,7 @@ struct config {
                 "--udp-payload", std::to_string(udp_payload),  "--send-buffer",  std::to_string(send_buffer),
                 "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window),
                 "--gso",        std::to_string(gso), "--socket-buffer", std::to_string(socket_buffer),
-                "--gro",        std::to_string(gro)};
+                "--gro",        std::to_string(gro), "--ecn", std::to_string(ecn)};
     }
 };
 
@@ -138,6 +139,7 @@ flags:
   --gso N            connection_options::udp_gso_segments, packets per GSO send; 1: off (0: default)
   --socket-buffer N  connection_options::socket_buffer, SO_RCVBUF/SO_SNDBUF (default: library's)
   --gro 0|1          connection_options::udp_gro, coalesced receives with UDP GRO (default: library's, on)
+  --ecn 0|1          connection_options::ecn, ECN marks sent and read (default: library's, on)
   --stream-window N  connection_options::stream_receive_window (0: default)
   --conn-window N    connection_options::connection_receive_window (0: default)
   --pairs LIST       compare: client-server pairs (default h3co-h3co,gtls-gtls,gtls-h3co,h3co-gtls)
@@ -189,6 +191,7 @@ config parse_args(int argc, char** argv) {
         else if (a == "--gso") c.gso = parse_size(value());
         else if (a == "--socket-buffer") c.socket_buffer = parse_size(value());
         else if (a == "--gro") c.gro = std::stoi(value());
+        else if (a == "--ecn") c.ecn = std::stoi(value());
         else throw std::invalid_argument("unknown flag " + a);
     }
     if (c.mode == "compare" && !runs_given) c.runs = 3;

@@ -44,6 +44,10 @@ struct connection_options {
     /// Receive runs of datagrams from one sender in one system call with UDP GRO (UDP_GRO), where
     /// the kernel supports it; false: one datagram per receive.
     bool udp_gro = true;
+    /// Explicit Congestion Notification (RFC 9000 §13.4): mark packets as ngtcp2 asks and report
+    /// the marks received, so that a congested router can signal before it drops. Off where the
+    /// kernel refuses the marks; false: packets are neither marked nor read for marks.
+    bool ecn = true;
     /// SO_RCVBUF / SO_SNDBUF asked for on h3co's UDP sockets (the kernel caps them at
     /// net.core.rmem_max / wmem_max). 0 keeps the system default.
     std::size_t socket_buffer = 2 * 1024 * 1024;

@@ -34,8 +34,10 @@ public:
         const auto local = socket_.local_endpoint();
         path_ = packet_path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
                             static_cast<socklen_t>(remote.size()));
-        use_gso_ = this->options().udp_gso_segments > 1;
+        send_features_.gso = this->options().udp_gso_segments > 1;
+        send_features_.ecn = this->options().ecn;
         if (this->options().udp_gro) enable_udp_gro(socket_.native_handle());
+        if (this->options().ecn) enable_ecn_receive(socket_.native_handle(), remote.address().is_v6());
         apply_socket_buffers(socket_, this->options().socket_buffer);
         const packet_path& path = path_;
         const bool v6_literal = host.find(':') != std::string::npos;
@@ -58,12 +60,13 @@ public:
     void close_connection(std::uint64_t app_error_code, std::string_view reason) { this->close(app_error_code, reason); }
 
 protected:
-    typename base::transmit_result transmit(const ngtcp2_path&, const std::uint8_t* data, std::size_t len,
-                                            std::size_t segment) override {
+    typename base::transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
+                                            std::size_t segment, std::uint8_t ecn) override {
         if (!socket_.is_open()) return {len, false};
         // Connected socket: no address per send. Errors other than a full buffer (e.g. an
         // ICMP-reported refusal) surface on the receive side.
-        const auto r = send_segments(socket_.native_handle(), nullptr, 0, data, len, segment, use_gso_);
+        const auto r = send_segments(socket_.native_handle(), nullptr, 0, path.remote.addr, data, len, segment, ecn,
+                                     send_features_);
         return {r.sent, r.would_block};
     }
 
@@ -104,7 +107,7 @@ private:
             const auto got = receive_datagrams(socket_.native_handle(), buffer_.data(), buffer_.size(), nullptr,
                                                no_address, ec);
             for_each_datagram(buffer_.data(), got, [&](const std::uint8_t* data, std::size_t len) {
-                this->read_packet(path.get(), data, len, 0);
+                this->read_packet(path.get(), data, len, got.ecn);
             });
         }
         if (ec && ec != asio::error::would_block) {
@@ -119,7 +122,7 @@ private:
 
     socket_type socket_;
     packet_path path_;
-    bool use_gso_ = true;
+    send_features send_features_;
     std::array<std::uint8_t, 65536> buffer_;
     connect_op connect_op_;
     bool waiting_writable_ = false;

@@ -51,8 +51,8 @@ public:
     }
 
     /// Feeds a datagram; the caller flushes once per receive batch (see server_core::receive).
-    void deliver(const packet_path& path, const std::uint8_t* data, std::size_t len) {
-        this->read_packet(path.get(), data, len, 0);
+    void deliver(const packet_path& path, const std::uint8_t* data, std::size_t len, std::uint8_t ecn) {
+        this->read_packet(path.get(), data, len, ecn);
     }
 
     void flush_after_batch() { this->flush_now(); }
@@ -82,10 +82,10 @@ public:
 
 protected:
     typename base::transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
-                                            std::size_t segment) override {
+                                            std::size_t segment, std::uint8_t ecn) override {
         if (!socket_->is_open()) return {len, false};
-        const auto r = send_segments(socket_->native_handle(), path.remote.addr, path.remote.addrlen, data, len, segment,
-                                     use_gso_);
+        const auto r = send_segments(socket_->native_handle(), path.remote.addr, path.remote.addrlen, path.remote.addr,
+                                     data, len, segment, ecn, send_features_);
         return {r.sent, r.would_block};
     }
 
@@ -129,7 +129,7 @@ private:
     std::shared_ptr<socket_type> socket_;
     std::unordered_set<std::string> cids_;
     bool waiting_writable_ = false;
-    bool use_gso_ = this->options().udp_gso_segments > 1;
+    send_features send_features_{this->options().udp_gso_segments > 1, this->options().ecn};
 };
 
 /// Starts a handler for one request; given by the public server, which knows the handler types.
@@ -160,6 +160,7 @@ public:
         socket->non_blocking(true);
         apply_socket_buffers(*socket, options_.socket_buffer);
         if (options_.udp_gro) enable_udp_gro(socket->native_handle());
+        if (options_.ecn) enable_ecn_receive(socket->native_handle(), endpoint.address().is_v6());
         auto listener = std::make_shared<listener_state>();
         listener->socket = socket;
         listener->local = socket->local_endpoint();
@@ -242,7 +243,7 @@ private:
                 if (ec) continue;
                 l->sender.resize(sender_len);
                 for_each_datagram(l->buffer.data(), got,
-                                  [&](const std::uint8_t* data, std::size_t len) { self->on_datagram(*l, data, len); });
+                                  [&](const std::uint8_t* data, std::size_t len) { self->on_datagram(*l, data, len, got.ecn); });
             }
             // One flush per connection per batch: ACKs and data for the whole batch leave together
             // instead of a send per datagram.
@@ -253,7 +254,7 @@ private:
         });
     }
 
-    void on_datagram(listener_state& l, const std::uint8_t* data, std::size_t n) {
+    void on_datagram(listener_state& l, const std::uint8_t* data, std::size_t n, std::uint8_t ecn) {
         ngtcp2_version_cid vc;
         if (ngtcp2_pkt_decode_version_cid(&vc, data, n, server_cid_length) != 0) {
             ++dropped_;  // garbage, or a version we do not speak: ignore, as RFC 9000 allows
@@ -263,7 +264,7 @@ private:
                                static_cast<socklen_t>(l.sender.size()));
         if (auto it = sessions_.find(cid_key(vc.dcid, vc.dcidlen)); it != sessions_.end()) {
             auto session = it->second;  // kept alive until its flush, even if it terminates
-            session->deliver(path, data, n);
+            session->deliver(path, data, n, ecn);
             mark_touched(std::move(session));
             return;
         }
@@ -285,7 +286,7 @@ private:
         }
         for (const auto& key : session->cids()) sessions_[key] = session;
         live_[session.get()] = session;
-        session->deliver(path, data, n);
+        session->deliver(path, data, n, ecn);
         mark_touched(std::move(session));
     }
 

@@ -140,9 +140,10 @@ public:
         }
         packet_path path, batch_path;
         std::size_t used = 0, count = 0, segment = 0;
+        std::uint8_t batch_ecn = 0;
         const auto ts = steady_now_ns();
-        auto send_batch = [&](std::size_t from, std::size_t len, std::size_t seg, const packet_path& p) {
-            return len == 0 || send_or_park(*p.get(), from, len, seg);
+        auto send_batch = [&](std::size_t from, std::size_t len, std::size_t seg, const packet_path& p, std::uint8_t ecn) {
+            return len == 0 || send_or_park(*p.get(), from, len, seg, ecn);
         };
         for (;;) {
             std::int64_t stream_id = -1;
@@ -230,10 +231,11 @@ public:
             if (count == 0) {
                 batch_path = path;
                 segment = n;
-            } else if (n > segment || !ngtcp2_path_eq(batch_path.get(), path.get())) {
-                // Cannot join the batch (GSO segments are equal but for a shorter last one): send
-                // the batch, then this packet on its own.
-                if (!send_batch(0, used, segment, batch_path) || !send_batch(used, n, n, path)) {
+                batch_ecn = pi.ecn;
+            } else if (n > segment || pi.ecn != batch_ecn || !ngtcp2_path_eq(batch_path.get(), path.get())) {
+                // Cannot join the batch (GSO segments are equal but for a shorter last one, and
+                // share one ECN mark): send the batch, then this packet on its own.
+                if (!send_batch(0, used, segment, batch_path, batch_ecn) || !send_batch(used, n, n, path, pi.ecn)) {
                     ngtcp2_conn_update_pkt_tx_time(conn_, ts);
                     return false;
                 }
@@ -246,7 +248,7 @@ public:
             // A shorter packet ends a GSO batch; so does a full buffer.
             if (n < segment || count == max_packets || count >= options_.udp_gso_segments ||
                 used + max_len > batch_capacity_) {
-                if (!send_batch(0, used, segment, batch_path)) {
+                if (!send_batch(0, used, segment, batch_path, batch_ecn)) {
                     ngtcp2_conn_update_pkt_tx_time(conn_, ts);
                     return false;
                 }
@@ -255,7 +257,7 @@ public:
                 if (sent_packets_in_flush_ >= max_packets) break;
             }
         }
-        const bool ok = send_batch(0, used, segment, batch_path);
+        const bool ok = send_batch(0, used, segment, batch_path, batch_ecn);
         last_flush_packets_ = sent_packets_in_flush_ + count;
         sent_packets_in_flush_ = 0;
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);
@@ -528,9 +530,9 @@ protected:
 
     // ---- hooks the I/O layer implements --------------------------------------------------------
     /// Sends `len` bytes as datagrams of `segment` bytes (the last may be shorter) to the path's
-    /// remote address: one GSO send where the kernel allows it.
+    /// remote address, marked with the ECN codepoint `ecn`: one GSO send where the kernel allows it.
     virtual transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
-                                     std::size_t segment) = 0;
+                                     std::size_t segment, std::uint8_t ecn) = 0;
     /// Asks for flush() soon, from outside any library callback.
     virtual void wake_flush() = 0;
     virtual void on_established() {}
@@ -678,10 +680,10 @@ private:
 
     /// Sends [from, from+len) of the batch buffer; what the socket would not take is parked (at most
     /// two sends per flush step can park) and goes first at the next flush.
-    bool send_or_park(const ngtcp2_path& path, std::size_t from, std::size_t len, std::size_t segment) {
-        const auto r = transmit(path, batch_.get() + from, len, segment);
+    bool send_or_park(const ngtcp2_path& path, std::size_t from, std::size_t len, std::size_t segment, std::uint8_t ecn) {
+        const auto r = transmit(path, batch_.get() + from, len, segment, ecn);
         if (!r.would_block) return true;
-        parked_[parked_count_++] = parked_send{packet_path(path), from + r.sent, len - r.sent, segment};
+        parked_[parked_count_++] = parked_send{packet_path(path), from + r.sent, len - r.sent, segment, ecn};
         return false;
     }
 
@@ -690,7 +692,7 @@ private:
         std::size_t done = 0;
         for (; done < parked_count_; ++done) {
             auto& p = parked_[done];
-            const auto r = transmit(*p.path.get(), batch_.get() + p.from, p.len, p.segment);
+            const auto r = transmit(*p.path.get(), batch_.get() + p.from, p.len, p.segment, p.ecn);
             if (r.would_block) {
                 p.from += r.sent;
                 p.len -= r.sent;
@@ -755,7 +757,7 @@ private:
         ngtcp2_pkt_info pi{};
         const auto n = ngtcp2_conn_write_connection_close(conn_, &path.storage.path, &pi, packet.data(), packet.size(),
                                                           &local_ccerr_, steady_now_ns());
-        if (n > 0) transmit(*path.get(), packet.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(n));
+        if (n > 0) transmit(*path.get(), packet.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(n), pi.ecn);
         terminate(ec);
     }
 
@@ -1425,6 +1427,7 @@ private:
     struct parked_send {
         packet_path path;
         std::size_t from = 0, len = 0, segment = 0;
+        std::uint8_t ecn = 0;
     };
     std::unique_ptr<std::uint8_t[]> batch_;  ///< packets of one flush, sent in GSO batches
     std::size_t batch_capacity_ = 0;

@@ -1,6 +1,6 @@
 // Receiving QUIC packets with as few system calls as the kernel allows: with UDP GRO a single
 // recvmsg returns a run of equal-sized datagrams from one sender glued together (on loopback, a
-// whole GSO send arrives as one), plus the segment size to split them by.
+// whole GSO send arrives as one), plus the segment size to split them by, and their ECN bits.
 #pragma once
 
 #include <asio/error.hpp>
@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -30,11 +31,21 @@ inline bool enable_udp_gro(int fd) noexcept {
     return ::setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
 }
 
+/// Asks for each datagram's ECN bits (IP_RECVTOS / IPV6_RECVTCLASS; a dual-stack IPv6 socket
+/// needs both). False where the kernel refuses: datagrams then count as not ECN-capable.
+inline bool enable_ecn_receive(int fd, bool ipv6) noexcept {
+    const int on = 1;
+    bool ok = ::setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &on, sizeof on) == 0;
+    if (ipv6) ok = ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &on, sizeof on) == 0 && ok;
+    return ok;
+}
+
 /// What one receive_datagrams call got: `len` bytes holding datagrams of `segment` bytes each
-/// (the last may be shorter) from one sender.
+/// (the last may be shorter) from one sender, all with the ECN codepoint `ecn`.
 struct received_datagrams {
     std::size_t len = 0;
     std::size_t segment = 0;
+    std::uint8_t ecn = 0;
 };
 
 /// One non-blocking recvmsg into `buf`. The sender goes to `from`, which has room for `from_len`
@@ -43,7 +54,7 @@ struct received_datagrams {
 inline received_datagrams receive_datagrams(int fd, std::uint8_t* buf, std::size_t capacity, sockaddr* from,
                                             socklen_t& from_len, std::error_code& ec) noexcept {
     iovec iov{buf, capacity};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) * 2] = {};
     msghdr msg{};
     msg.msg_name = from;
     msg.msg_namelen = from ? from_len : 0;
@@ -69,6 +80,14 @@ inline received_datagrams receive_datagrams(int fd, std::uint8_t* buf, std::size
             int segment = 0;
             std::memcpy(&segment, CMSG_DATA(cm), sizeof segment);
             if (segment > 0) got.segment = static_cast<std::size_t>(segment);
+        } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS) {
+            std::uint8_t tos = 0;  // one byte for IPv4
+            std::memcpy(&tos, CMSG_DATA(cm), sizeof tos);
+            got.ecn = tos & 0x3;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_TCLASS) {
+            int tclass = 0;
+            std::memcpy(&tclass, CMSG_DATA(cm), sizeof tclass);
+            got.ecn = static_cast<std::uint8_t>(tclass & 0x3);
         }
     }
     return got;
