@@ -196,12 +196,7 @@ public:
                     }
                     continue;
                 case NGTCP2_ERR_WRITE_MORE:
-                    note_written(raw, stream_id, datalen, fin, vec, veccnt);
-                    if (raw) {
-                        raw_written(*raw, static_cast<std::size_t>(datalen));
-                        continue;
-                    }
-                    if (nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
+                    if (!stream_data_taken(raw, stream_id, datalen, fin, vec, veccnt)) {
                         close_with(make_error_code(error::protocol_error));
                         return true;
                     }
@@ -213,19 +208,16 @@ public:
                     return true;
                 }
             }
-            note_written(raw, stream_id, datalen, fin, vec, veccnt);
+            if (!stream_data_taken(raw, stream_id, datalen, fin, vec, veccnt)) {
+                close_with(make_error_code(error::protocol_error));
+                return true;
+            }
             if (lone_fin && datalen >= 0) lone_fins_.pop_back();
             // nghttp3 0.8 forgets a request stream once it has handed out everything, even when
             // QUIC did not take it (congestion or pacing): a FIN with no data left must then be
             // written without nghttp3, or it would never leave.
             if (!raw && !lone_fin && fin && veccnt == 0 && datalen < 0 && ngtcp2_is_bidi_stream(stream_id))
                 lone_fins_.push_back(stream_id);
-            if (raw && datalen >= 0)
-                raw_written(*raw, static_cast<std::size_t>(datalen));
-            else if (datalen >= 0 && nghttp3_conn_add_write_offset(h3_, stream_id, static_cast<std::size_t>(datalen)) != 0) {
-                close_with(make_error_code(error::protocol_error));
-                return true;
-            }
             if (nwrite == 0) break;
             const auto n = static_cast<std::size_t>(nwrite);
             if (count == 0) {
@@ -262,6 +254,20 @@ public:
         sent_packets_in_flush_ = 0;
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);
         return ok;
+    }
+
+    /// ngtcp2 took `datalen` bytes (-1: none) of `stream_id`: tell whoever supplied them, nghttp3 or
+    /// a raw stream (whose FIN goes too once everything is out). False on a fatal nghttp3 error.
+    bool stream_data_taken(stream_state* raw, std::int64_t stream_id, ngtcp2_ssize datalen, int fin,
+                           const std::array<nghttp3_vec, 16>& vec, nghttp3_ssize veccnt) {
+        note_written(raw, stream_id, datalen, fin, vec, veccnt);
+        if (datalen < 0) return true;
+        const auto n = static_cast<std::size_t>(datalen);
+        if (raw) {
+            hand_out(*raw, n);
+            return true;
+        }
+        return nghttp3_conn_add_write_offset(h3_, stream_id, n) == 0;
     }
 
     /// Counts the bytes a request stream handed to QUIC (HTTP/3 framing included) and where its FIN
@@ -940,6 +946,32 @@ private:
         return false;
     }
 
+    // ---- body bytes on their way out ------------------------------------------------------------
+
+    /// Points `vec` at the buffered body bytes not yet handed out, at most `max` spans; returns
+    /// how many spans and bytes.
+    static std::pair<std::size_t, std::size_t> unsent_vectors(const stream_state& s, nghttp3_vec* vec, std::size_t max) {
+        std::size_t count = 0, bytes = 0;
+        for (auto span : s.send_buf.spans(s.submitted)) {
+            if (span.empty() || count == max) break;
+            vec[count++] = {const_cast<std::uint8_t*>(span.data()), span.size()};
+            bytes += span.size();
+        }
+        return {count, bytes};
+    }
+
+    /// `n` more buffered bytes were handed to nghttp3 or QUIC. Returns true when that was the last
+    /// of a finished body: the FIN goes with them.
+    bool hand_out(stream_state& s, std::size_t n) {
+        s.submitted += n;
+        s.bytes_sent += n;
+        if (s.send != send_state::finishing || s.submitted != s.send_buf.size()) return false;
+        s.send = send_state::finished;
+        // With every byte already acknowledged no ACK callback will come to finish the wait.
+        serve_finish(s);
+        return true;
+    }
+
     // ---- raw streams (see start_raw) ----------------------------------------------------------
 
     /// A raw stream with bytes or a FIN to send and window to send them in; forgets closed ones.
@@ -955,23 +987,8 @@ private:
     }
 
     nghttp3_ssize raw_vectors(stream_state& s, std::array<nghttp3_vec, 16>& vec, int& fin) {
-        std::size_t count = 0;
-        for (auto span : s.send_buf.spans(s.submitted)) {
-            if (span.empty()) break;
-            vec[count++] = {const_cast<std::uint8_t*>(span.data()), span.size()};
-        }
         fin = s.send == send_state::finishing ? 1 : 0;
-        return static_cast<nghttp3_ssize>(count);
-    }
-
-    /// ngtcp2 took `n` bytes of a raw stream (and its FIN, once everything is taken).
-    void raw_written(stream_state& s, std::size_t n) {
-        s.submitted += n;
-        s.bytes_sent += n;
-        if (s.send == send_state::finishing && s.submitted == s.send_buf.size()) {
-            s.send = send_state::finished;
-            serve_finish(s);
-        }
+        return static_cast<nghttp3_ssize>(unsent_vectors(s, vec.data(), vec.size()).first);
     }
 
     void raw_received(stream_state& s, const std::uint8_t* data, std::size_t len, bool fin) {
@@ -1380,20 +1397,9 @@ private:
                                    std::uint32_t* pflags, void* user_data, void* sud) {
         auto* s = state_of(sud);
         if (!s) return NGHTTP3_ERR_CALLBACK_FAILURE;
-        std::size_t count = 0;
-        for (auto span : s->send_buf.spans(s->submitted)) {
-            if (span.empty() || count == veccnt) break;
-            vec[count].base = const_cast<std::uint8_t*>(span.data());
-            vec[count].len = span.size();
-            s->submitted += span.size();
-            s->bytes_sent += span.size();
-            ++count;
-        }
-        if (s->send == send_state::finishing && s->submitted == s->send_buf.size()) {
+        const auto [count, bytes] = unsent_vectors(*s, vec, veccnt);
+        if (h3self(user_data)->hand_out(*s, bytes)) {
             *pflags |= NGHTTP3_DATA_FLAG_EOF;
-            s->send = send_state::finished;
-            // With every byte already acknowledged no ACK callback will come to finish the wait.
-            h3self(user_data)->serve_finish(*s);
             return static_cast<nghttp3_ssize>(count);
         }
         if (count == 0) {
