@@ -98,39 +98,31 @@ else()
   set(_h3co_global GLOBAL)
 endif()
 
-if(NOT TARGET h3co::ngtcp2)
-  add_library(h3co::ngtcp2 SHARED IMPORTED ${_h3co_global})
-  set_target_properties(h3co::ngtcp2 PROPERTIES
-    IMPORTED_LOCATION "${H3CO_NGTCP2_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${H3CO_NGTCP2_INCLUDE_DIR}")
-endif()
+# _h3co_import_shared(TARGET LIBRARY INCLUDE_DIR [LINK_OPTIONS ...] [LINK_LIBRARIES ...]): one
+# imported shared library, unless an earlier include (find_package twice, add_subdirectory)
+# made it already.
+function(_h3co_import_shared target library include_dir)
+  cmake_parse_arguments(PARSE_ARGV 3 arg "" "" "LINK_OPTIONS;LINK_LIBRARIES")
+  if(TARGET ${target})
+    return()
+  endif()
+  add_library(${target} SHARED IMPORTED ${_h3co_global})
+  set_target_properties(${target} PROPERTIES
+    IMPORTED_LOCATION "${library}"
+    INTERFACE_INCLUDE_DIRECTORIES "${include_dir}"
+    INTERFACE_LINK_OPTIONS "${arg_LINK_OPTIONS}"
+    INTERFACE_LINK_LIBRARIES "${arg_LINK_LIBRARIES}")
+endfunction()
 
-if(NOT TARGET h3co::nghttp3)
-  add_library(h3co::nghttp3 SHARED IMPORTED ${_h3co_global})
-  set_target_properties(h3co::nghttp3 PROPERTIES
-    IMPORTED_LOCATION "${H3CO_NGHTTP3_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${H3CO_NGHTTP3_INCLUDE_DIR}")
-endif()
-
-if(NOT TARGET h3co::boringssl_crypto)
-  # The Android libraries are not on the loader path: the RUNPATH entry is added
-  # through INTERFACE_LINK_OPTIONS so that it is present in build-tree AND
-  # installed binaries of every consumer (CMake's own build-tree rpath would be
-  # dropped on install).
-  add_library(h3co::boringssl_crypto SHARED IMPORTED ${_h3co_global})
-  set_target_properties(h3co::boringssl_crypto PROPERTIES
-    IMPORTED_LOCATION "${H3CO_BORINGSSL_CRYPTO_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${H3CO_BORINGSSL_INCLUDE_DIR}"
-    INTERFACE_LINK_OPTIONS "LINKER:-rpath,${H3CO_BORINGSSL_LIBRARY_DIR};LINKER:--enable-new-dtags")
-endif()
-
-if(NOT TARGET h3co::boringssl_ssl)
-  add_library(h3co::boringssl_ssl SHARED IMPORTED ${_h3co_global})
-  set_target_properties(h3co::boringssl_ssl PROPERTIES
-    IMPORTED_LOCATION "${H3CO_BORINGSSL_SSL_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${H3CO_BORINGSSL_INCLUDE_DIR}"
-    INTERFACE_LINK_LIBRARIES "h3co::boringssl_crypto")
-endif()
+_h3co_import_shared(h3co::ngtcp2 "${H3CO_NGTCP2_LIBRARY}" "${H3CO_NGTCP2_INCLUDE_DIR}")
+_h3co_import_shared(h3co::nghttp3 "${H3CO_NGHTTP3_LIBRARY}" "${H3CO_NGHTTP3_INCLUDE_DIR}")
+# The Android libraries are not on the loader path: the RUNPATH entry is added through
+# INTERFACE_LINK_OPTIONS so that it is present in build-tree AND installed binaries of every
+# consumer (CMake's own build-tree rpath would be dropped on install).
+_h3co_import_shared(h3co::boringssl_crypto "${H3CO_BORINGSSL_CRYPTO_LIBRARY}" "${H3CO_BORINGSSL_INCLUDE_DIR}"
+  LINK_OPTIONS "LINKER:-rpath,${H3CO_BORINGSSL_LIBRARY_DIR}" "LINKER:--enable-new-dtags")
+_h3co_import_shared(h3co::boringssl_ssl "${H3CO_BORINGSSL_SSL_LIBRARY}" "${H3CO_BORINGSSL_INCLUDE_DIR}"
+  LINK_LIBRARIES h3co::boringssl_crypto)
 
 if(NOT TARGET h3co::asio)
   add_library(h3co::asio INTERFACE IMPORTED ${_h3co_global})
