@@ -42,6 +42,27 @@ struct read_end_recorder {
     }
 };
 
+/// A server on 127.0.0.1 whose /hang handler reads the body until it ends, never answers, and
+/// records how the read ended.
+struct hanging_server {
+    h3co::server server;
+    read_end_recorder rec;
+    std::uint16_t port;
+
+    explicit hanging_server(asio::io_context& io) : server(test::executor(io), test::server_identity()) {
+        server.handle("/hang", rec.handler());
+        port = server.listen("127.0.0.1", 0).port();
+    }
+
+    /// Opens a stream on `conn` and sends POST /hang's header; the body stays open.
+    static asio::awaitable<h3co::request_stream> start_request(h3co::connection& conn) {
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request req{.method = "POST", .url = "/hang"};
+        co_await stream.send_header(req);
+        co_return stream;
+    }
+};
+
 asio::awaitable<std::string> read_all(auto& stream) {
     std::string all;
     std::array<char, 8192> buf;
@@ -157,16 +178,11 @@ TEST_CASE("streams: 50 client connections to one server", "[streams]") {
 
 TEST_CASE("streams: a timeout with || cancels the read and the server sees H3_REQUEST_CANCELLED", "[streams][cancel]") {
     asio::io_context io;
-    h3co::server server(test::executor(io), test::server_identity());
-    read_end_recorder rec;
-    server.handle("/hang", rec.handler());  // reads forever, never answers
-    const auto port = server.listen("127.0.0.1", 0).port();
+    hanging_server srv(io);
     const long live_before = live_streams();
     test::run(io, [&]() -> asio::awaitable<void> {
-        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
-        auto stream = co_await conn.open_request_stream();
-        const h3co::request req{.method = "POST", .url = "/hang"};
-        co_await stream.send_header(req);
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), srv.port, test::trusting_test_ca());
+        auto stream = co_await hanging_server::start_request(conn);
         asio::steady_timer timer(co_await asio::this_coro::executor, 200ms);
         auto result = co_await (stream.read_response() || timer.async_wait(asio::use_awaitable));
         CHECK(result.index() == 1);  // the timer won
@@ -177,24 +193,19 @@ TEST_CASE("streams: a timeout with || cancels the read and the server sees H3_RE
         co_await h3co::sleep_for(100ms);
     }());
     test::settle(io);
-    REQUIRE(rec.ends->size() == 1);
-    CHECK(rec.ends->front() == h3co::h3_error::request_cancelled);
+    REQUIRE(srv.rec.ends->size() == 1);
+    CHECK(srv.rec.ends->front() == h3co::h3_error::request_cancelled);
     CHECK(live_streams() == live_before);
 }
 
 TEST_CASE("streams: dropping an open stream resets it - the server sees H3_REQUEST_CANCELLED", "[streams][cancel]") {
     asio::io_context io;
-    h3co::server server(test::executor(io), test::server_identity());
-    read_end_recorder rec;
-    server.handle("/hang", rec.handler());
-    const auto port = server.listen("127.0.0.1", 0).port();
+    hanging_server srv(io);
     const long live_before = live_streams();
     test::run(io, [&]() -> asio::awaitable<void> {
-        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), srv.port, test::trusting_test_ca());
         {
-            auto stream = co_await conn.open_request_stream();
-            const h3co::request req{.method = "POST", .url = "/hang"};
-            co_await stream.send_header(req);
+            auto stream = co_await hanging_server::start_request(conn);
             const std::string part = "partial body";
             co_await stream.write(asio::buffer(part));
             co_await h3co::sleep_for(100ms);  // let the request and some body reach the handler
@@ -202,8 +213,8 @@ TEST_CASE("streams: dropping an open stream resets it - the server sees H3_REQUE
         co_await h3co::sleep_for(200ms);
     }());
     test::settle(io);
-    REQUIRE(rec.ends->size() == 1);
-    CHECK(rec.ends->front() == h3co::h3_error::request_cancelled);
+    REQUIRE(srv.rec.ends->size() == 1);
+    CHECK(srv.rec.ends->front() == h3co::h3_error::request_cancelled);
     CHECK(live_streams() == live_before);
 }
 
@@ -231,15 +242,10 @@ TEST_CASE("streams: a server reset reaches the client with its code", "[streams]
 
 TEST_CASE("streams: a connection closed by the peer with a code fails pending operations with it", "[streams]") {
     asio::io_context io;
-    h3co::server server(test::executor(io), test::server_identity());
-    read_end_recorder rec;
-    server.handle("/hang", rec.handler());
-    const auto port = server.listen("127.0.0.1", 0).port();
+    hanging_server srv(io);
     test::run(io, [&]() -> asio::awaitable<void> {
-        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
-        auto stream = co_await conn.open_request_stream();
-        const h3co::request req{.method = "POST", .url = "/hang"};
-        co_await stream.send_header(req);
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), srv.port, test::trusting_test_ca());
+        auto stream = co_await hanging_server::start_request(conn);
         co_await h3co::sleep_for(100ms);
         conn.close(h3co::h3_error::excessive_load, "too much");
         std::array<char, 16> buf;
@@ -248,8 +254,8 @@ TEST_CASE("streams: a connection closed by the peer with a code fails pending op
         co_await h3co::sleep_for(100ms);
     }());
     test::settle(io);
-    REQUIRE(rec.ends->size() == 1);
-    CHECK(rec.ends->front() == h3co::h3_error::excessive_load);
+    REQUIRE(srv.rec.ends->size() == 1);
+    CHECK(srv.rec.ends->front() == h3co::h3_error::excessive_load);
 }
 
 TEST_CASE("streams: server shutdown sends GOAWAY - in-flight requests finish, new ones are refused", "[streams][shutdown]") {
