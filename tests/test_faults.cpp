@@ -105,12 +105,18 @@ asio::awaitable<h3co::connection> connect_to(std::uint16_t port, const h3co::con
     co_return co_await std::move(op);
 }
 
-/// POSTs `body` to /upload in 64 KiB writes, then reads the answer (status and the handler's
-/// x-bytes / x-fnv) and its (empty) body to the end.
-asio::awaitable<h3co::response_head> upload(h3co::connection& conn, const std::string& body) {
+/// Opens a stream on `conn` and sends POST /upload's header; the body stays open.
+asio::awaitable<h3co::request_stream> start_upload(h3co::connection& conn) {
     auto stream = co_await conn.open_request_stream();
     const h3co::request req{.method = "POST", .url = "/upload"};
     co_await stream.send_header(req);
+    co_return stream;
+}
+
+/// POSTs `body` to /upload in 64 KiB writes, then reads the answer (status and the handler's
+/// x-bytes / x-fnv) and its (empty) body to the end.
+asio::awaitable<h3co::response_head> upload(h3co::connection& conn, const std::string& body) {
+    auto stream = co_await start_upload(conn);
     for (std::size_t off = 0; off < body.size(); off += 64 * 1024)
         co_await stream.write(asio::buffer(body.data() + off, std::min<std::size_t>(64 * 1024, body.size() - off)));
     co_await stream.finish();
@@ -292,9 +298,7 @@ TEST_CASE("faults: a blackhole after the handshake ends in idle_timeout on both 
     clock_type::time_point blackholed_at, failed_at;
     test::run(io, [&]() -> asio::awaitable<void> {
         auto conn = co_await connect_to(r.relay.port(), options);
-        auto stream = co_await conn.open_request_stream();
-        const h3co::request req{.method = "POST", .url = "/upload"};
-        co_await stream.send_header(req);
+        auto stream = co_await start_upload(conn);
         const std::string first = make_body(64 * 1024, 1);
         co_await stream.write(asio::buffer(first));
         co_await h3co::sleep_for(100ms);  // the handler is running and reading
@@ -367,9 +371,7 @@ TEST_CASE("faults: a long, quiet upload outlives several idle timeouts (keep-ali
     test::run(io, [&]() -> asio::awaitable<void> {
         auto conn = co_await connect_to(r.relay.port(), options);
         const auto started = clock_type::now();
-        auto stream = co_await conn.open_request_stream();
-        const h3co::request req{.method = "POST", .url = "/upload"};
-        co_await stream.send_header(req);
+        auto stream = co_await start_upload(conn);
         for (int i = 0; i < chunks; ++i) {
             co_await stream.write(asio::buffer(chunk));
             co_await h3co::sleep_for(200ms);  // let the chunk and its ACK go by
@@ -407,9 +409,7 @@ TEST_CASE("faults: control: with keep-alive slower than the idle timeout, the sa
     std::error_code error;
     test::run(io, [&]() -> asio::awaitable<void> {
         auto conn = co_await connect_to(r.relay.port(), options);
-        auto stream = co_await conn.open_request_stream();
-        const h3co::request req{.method = "POST", .url = "/upload"};
-        co_await stream.send_header(req);
+        auto stream = co_await start_upload(conn);
         const std::string chunk = make_body(1000, 3);
         co_await stream.write(asio::buffer(chunk));
         co_await h3co::sleep_for(1500ms);
@@ -586,11 +586,8 @@ TEST_CASE("faults: a blackhole fails every kind of pending operation with idle_t
         bool opened = false;
         test::run(io, [&]() -> asio::awaitable<void> {
             auto conn = co_await connect_to(r.relay.port(), options);
-            auto a = co_await conn.open_request_stream();
-            const h3co::request req{.method = "POST", .url = "/upload"};
-            co_await a.send_header(req);
-            auto b = co_await conn.open_request_stream();
-            co_await b.send_header(req);
+            auto a = co_await start_upload(conn);
+            auto b = co_await start_upload(conn);
             const std::string some = make_body(1000, 5);
             co_await a.write(asio::buffer(some));
             co_await b.write(asio::buffer(some));
@@ -652,9 +649,7 @@ TEST_CASE("faults: finish() does not report success for a FIN the peer never ack
     clock_type::duration finish_took{};
     test::run(io, [&]() -> asio::awaitable<void> {
         auto conn = co_await connect_to(r.relay.port(), options);
-        auto stream = co_await conn.open_request_stream();
-        const h3co::request req{.method = "POST", .url = "/upload"};
-        co_await stream.send_header(req);
+        auto stream = co_await start_upload(conn);
         const std::string body = make_body(1000, 8);
         co_await stream.write(asio::buffer(body));
         co_await h3co::sleep_for(200ms);  // every body byte is acknowledged by now
