@@ -44,6 +44,14 @@ struct connection_options {
     /// Receive runs of datagrams from one sender in one system call with UDP GRO (UDP_GRO), where
     /// the kernel supports it; false: one datagram per receive.
     bool udp_gro = true;
+    /// Messages (GSO runs, or single packets when GSO is off) handed to the kernel in one sendmmsg
+    /// system call; 1 turns sendmmsg off (one sendmsg each). A server also gathers what all its
+    /// connections have to send after a receive batch into one call, to many peers at once.
+    std::size_t udp_sendmmsg_messages = 16;
+    /// Messages (GRO runs, or single datagrams) taken from the kernel in one recvmmsg system call,
+    /// from any senders; 1 turns recvmmsg off (one recvmsg each). Each costs 64 KiB of buffer per
+    /// socket, touched only when used.
+    std::size_t udp_recvmmsg_messages = 8;
     /// Explicit Congestion Notification (RFC 9000 §13.4): mark packets as ngtcp2 asks and report
     /// the marks received, so that a congested router can signal before it drops. Off where the
     /// kernel refuses the marks; false: packets are neither marked nor read for marks.

@@ -22,7 +22,9 @@ public:
     using connect_op = pending_op<std::error_code>;
 
     client_session(Executor ex, const connection_options& options, std::shared_ptr<tls_context> tls)
-        : base(ex, session_role::client, options, std::move(tls)), socket_(ex) {}
+        : base(ex, session_role::client, options, std::move(tls)),
+          socket_(ex),
+          receiver_(options.udp_recvmmsg_messages) {}
 
     /// Starts the handshake with `remote`; `op` completes when HTTP/3 is ready or the attempt failed.
     void start(const asio::ip::udp::endpoint& remote, const std::string& host, std::uint16_t port, connect_op op) {
@@ -60,14 +62,13 @@ public:
     void close_connection(std::uint64_t app_error_code, std::string_view reason) { this->close(app_error_code, reason); }
 
 protected:
-    typename base::transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
-                                            std::size_t segment, std::uint8_t ecn) override {
-        if (!socket_.is_open()) return {len, false};
+    std::size_t transmit(std::span<datagram_run> runs) override {
+        if (!socket_.is_open()) return runs.size();
         // Connected socket: no address per send. Errors other than a full buffer (e.g. an
         // ICMP-reported refusal) surface on the receive side.
-        const auto r = send_segments(socket_.native_handle(), nullptr, 0, path.remote.addr, data, len, segment, ecn,
-                                     send_features_);
-        return {r.sent, r.would_block};
+        return send_runs(socket_.native_handle(), true, runs.data(), runs.size(),
+                         this->options().udp_sendmmsg_messages, send_features_)
+            .done;
     }
 
     void wait_writable() override {
@@ -102,13 +103,10 @@ private:
         // The socket is connected: every datagram comes on the path fixed at start().
         const packet_path& path = path_;
         // Drain what is queued (bounded) before flushing once: fewer, fuller packets go out.
-        for (int i = 0; i < 64 && !ec && !this->terminated(); ++i) {
-            socklen_t no_address = 0;
-            const auto got = receive_datagrams(socket_.native_handle(), buffer_.data(), buffer_.size(), nullptr,
-                                               no_address, ec);
-            for_each_datagram(buffer_.data(), got, [&](const std::uint8_t* data, std::size_t len) {
-                this->read_packet(path.get(), data, len, got.ecn);
-            });
+        for (std::size_t got = 0; got < 64 && !ec && !this->terminated();) {
+            got += receiver_.receive(
+                socket_.native_handle(),
+                [&](const received_datagram& d) { this->read_packet(path.get(), d.data, d.len, d.ecn); }, ec);
         }
         if (ec && ec != asio::error::would_block) {
             // On a connected UDP socket an ICMP "port unreachable" arrives as ECONNREFUSED.
@@ -123,7 +121,7 @@ private:
     socket_type socket_;
     packet_path path_;
     send_features send_features_;
-    std::array<std::uint8_t, 65536> buffer_;
+    datagram_receiver receiver_;
     connect_op connect_op_;
     bool waiting_writable_ = false;
 };

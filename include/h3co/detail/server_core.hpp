@@ -30,15 +30,31 @@ inline constexpr std::size_t server_cid_length = 18;
 template <class Executor>
 class server_core;
 
+/// A listening UDP socket and what every connection on it shares: receive buffers, what the
+/// kernel refused (GSO, ECN), and the runs gathered for one sendmmsg to many peers.
+template <class Executor>
+struct server_socket {
+    using socket_type = asio::basic_datagram_socket<asio::ip::udp, Executor>;
+
+    server_socket(Executor ex, const connection_options& options)
+        : socket(std::move(ex)),
+          receiver(options.udp_recvmmsg_messages),
+          features{options.udp_gso_segments > 1, options.ecn} {}
+
+    socket_type socket;
+    asio::ip::udp::endpoint local;
+    datagram_receiver receiver;
+    send_features features;
+    std::vector<datagram_run> gathered;  ///< reused: no allocation per batch once grown
+};
+
 template <class Executor>
 class server_session final : public connection_driver<Executor> {
     using base = connection_driver<Executor>;
 
 public:
-    using socket_type = asio::basic_datagram_socket<asio::ip::udp, Executor>;
-
     server_session(Executor ex, const connection_options& options, std::shared_ptr<tls_context> tls,
-                   std::weak_ptr<server_core<Executor>> core, std::shared_ptr<socket_type> socket)
+                   std::weak_ptr<server_core<Executor>> core, std::shared_ptr<server_socket<Executor>> socket)
         : base(ex, session_role::server, options, std::move(tls)), core_(std::move(core)), socket_(std::move(socket)) {}
 
     void accept(const packet_path& path, const ngtcp2_pkt_hd& hd, const std::uint8_t* secret, std::size_t secret_len) {
@@ -56,6 +72,22 @@ public:
     }
 
     void flush_after_batch() { this->flush_now(); }
+
+    /// For a send gathered across connections: write what is ready into the outbox, unsent.
+    void gather() {
+        if (this->terminated()) return;
+        this->before_flush();
+        this->flush(64, false);
+    }
+
+    /// The gathered send took the first `done` runs of the outbox (`next`: what is left of the
+    /// one after them, when given).
+    void gathered_sent(std::size_t done, const datagram_run* next) {
+        this->outbox_sent(done, next);
+        this->after_flush(this->outbox().empty());
+    }
+
+    const server_socket<Executor>& socket() const noexcept { return *socket_; }
 
     const std::unordered_set<std::string>& cids() const noexcept { return cids_; }
 
@@ -81,18 +113,17 @@ public:
     }
 
 protected:
-    typename base::transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
-                                            std::size_t segment, std::uint8_t ecn) override {
-        if (!socket_->is_open()) return {len, false};
-        const auto r = send_segments(socket_->native_handle(), path.remote.addr, path.remote.addrlen, path.remote.addr,
-                                     data, len, segment, ecn, send_features_);
-        return {r.sent, r.would_block};
+    std::size_t transmit(std::span<datagram_run> runs) override {
+        if (!socket_->socket.is_open()) return runs.size();
+        return send_runs(socket_->socket.native_handle(), false, runs.data(), runs.size(),
+                         this->options().udp_sendmmsg_messages, socket_->features)
+            .done;
     }
 
     void wait_writable() override {
         if (waiting_writable_) return;
         waiting_writable_ = true;
-        socket_->async_wait(asio::socket_base::wait_write, [self = self_ptr()](std::error_code ec) {
+        socket_->socket.async_wait(asio::socket_base::wait_write, [self = self_ptr()](std::error_code ec) {
             self->waiting_writable_ = false;
             if (!ec) self->flush_now();
         });
@@ -126,10 +157,9 @@ private:
     std::shared_ptr<server_session> self_ptr() { return std::static_pointer_cast<server_session>(this->shared_from_this()); }
 
     std::weak_ptr<server_core<Executor>> core_;
-    std::shared_ptr<socket_type> socket_;
+    std::shared_ptr<server_socket<Executor>> socket_;
     std::unordered_set<std::string> cids_;
     bool waiting_writable_ = false;
-    send_features send_features_{this->options().udp_gso_segments > 1, this->options().ecn};
 };
 
 /// Starts a handler for one request; given by the public server, which knows the handler types.
@@ -139,8 +169,8 @@ using request_dispatcher = std::function<void(std::shared_ptr<server_session<Exe
 template <class Executor>
 class server_core : public std::enable_shared_from_this<server_core<Executor>> {
 public:
-    using socket_type = asio::basic_datagram_socket<asio::ip::udp, Executor>;
     using session_type = server_session<Executor>;
+    using listener_state = server_socket<Executor>;
 
     server_core(Executor ex, std::shared_ptr<tls_context> tls, const connection_options& options)
         : executor_(std::move(ex)), tls_(std::move(tls)), options_(options), grace_timer_(executor_) {
@@ -153,17 +183,16 @@ public:
 
     /// Binds `endpoint` (port 0: any free port) and starts receiving; returns the bound endpoint.
     asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) {
-        auto socket = std::make_shared<socket_type>(executor_);
-        socket->open(endpoint.protocol());
-        if (endpoint.address().is_v6()) socket->set_option(asio::ip::v6_only(false));  // "::" serves IPv4 too
-        socket->bind(endpoint);
-        socket->non_blocking(true);
-        apply_socket_buffers(*socket, options_.socket_buffer);
-        if (options_.udp_gro) enable_udp_gro(socket->native_handle());
-        if (options_.ecn) enable_ecn_receive(socket->native_handle(), endpoint.address().is_v6());
-        auto listener = std::make_shared<listener_state>();
-        listener->socket = socket;
-        listener->local = socket->local_endpoint();
+        auto listener = std::make_shared<listener_state>(executor_, options_);
+        auto& socket = listener->socket;
+        socket.open(endpoint.protocol());
+        if (endpoint.address().is_v6()) socket.set_option(asio::ip::v6_only(false));  // "::" serves IPv4 too
+        socket.bind(endpoint);
+        socket.non_blocking(true);
+        apply_socket_buffers(socket, options_.socket_buffer);
+        if (options_.udp_gro) enable_udp_gro(socket.native_handle());
+        if (options_.ecn) enable_ecn_receive(socket.native_handle(), endpoint.address().is_v6());
+        listener->local = socket.local_endpoint();
         listeners_.push_back(listener);
         receive(listener);
         return listener->local;
@@ -216,52 +245,76 @@ public:
     const Executor& get_executor() const noexcept { return executor_; }
 
 private:
-    struct listener_state {
-        std::shared_ptr<socket_type> socket;
-        asio::ip::udp::endpoint local;
-        asio::ip::udp::endpoint sender;
-        std::array<std::uint8_t, 65536> buffer;
-    };
-
     void close_listeners() {
         for (auto& l : listeners_) {
             std::error_code ignored;
-            l->socket->close(ignored);
+            l->socket.close(ignored);
         }
     }
 
     void receive(std::shared_ptr<listener_state> l) {
-        l->socket->async_wait(asio::socket_base::wait_read, [self = this->shared_from_this(), l](std::error_code ec) {
-            if (ec == asio::error::operation_aborted || !l->socket->is_open()) return;
+        l->socket.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this(), l](std::error_code ec) {
+            if (ec == asio::error::operation_aborted || !l->socket.is_open()) return;
             // Drain the queue (bounded) without going back to the reactor each time. Errors on an
             // unconnected socket (ICMP reports about some peer) concern no one in particular.
-            for (int i = 0; i < 64 && l->socket->is_open(); ++i) {
-                socklen_t sender_len = static_cast<socklen_t>(l->sender.capacity());
-                const auto got = receive_datagrams(l->socket->native_handle(), l->buffer.data(), l->buffer.size(),
-                                                   l->sender.data(), sender_len, ec);
+            for (std::size_t got = 0, calls = 0; got < 64 && calls < 64 && l->socket.is_open(); ++calls) {
+                got += l->receiver.receive(
+                    l->socket.native_handle(), [&](const received_datagram& d) { self->on_datagram(l, d); }, ec);
                 if (ec == asio::error::would_block) break;
-                if (ec) continue;
-                l->sender.resize(sender_len);
-                for_each_datagram(l->buffer.data(), got,
-                                  [&](const std::uint8_t* data, std::size_t len) { self->on_datagram(*l, data, len, got.ecn); });
             }
             // One flush per connection per batch: ACKs and data for the whole batch leave together
             // instead of a send per datagram.
             auto touched = std::move(self->touched_);
             self->touched_.clear();
-            for (auto& session : touched) session->flush_after_batch();
-            if (l->socket->is_open()) self->receive(l);
+            self->flush_touched(*l, touched);
+            if (l->socket.is_open()) self->receive(l);
         });
     }
 
-    void on_datagram(listener_state& l, const std::uint8_t* data, std::size_t n, std::uint8_t ecn) {
+    /// Flushes the connections a receive batch touched. With sendmmsg, what they all have to send
+    /// leaves in one system call, to all their peers, instead of one (or more) per connection.
+    void flush_touched(listener_state& l, std::vector<std::shared_ptr<session_type>>& touched) {
+        const bool gather = options_.udp_sendmmsg_messages > 1 && touched.size() > 1;
+        l.gathered.clear();
+        for (auto& s : touched) {
+            if (!gather || &s->socket() != &l) {
+                s->flush_after_batch();
+                continue;
+            }
+            s->gather();
+            const auto runs = s->outbox();
+            l.gathered.insert(l.gathered.end(), runs.begin(), runs.end());
+        }
+        if (!gather) return;
+        const auto sent = l.socket.is_open()
+                              ? send_runs(l.socket.native_handle(), false, l.gathered.data(), l.gathered.size(),
+                                          options_.udp_sendmmsg_messages, l.features)
+                              : runs_sent{l.gathered.size(), false};
+        std::size_t at = 0;
+        for (auto& s : touched) {
+            if (&s->socket() != &l) continue;
+            const std::size_t n = s->outbox().size();
+            const std::size_t done = sent.done > at ? std::min(n, sent.done - at) : 0;
+            s->gathered_sent(done, done < n ? &l.gathered[at + done] : nullptr);
+            at += n;
+        }
+    }
+
+    void on_datagram(const std::shared_ptr<listener_state>& listener, const received_datagram& d) {
+        listener_state& l = *listener;
+        const std::uint8_t* data = d.data;
+        const std::size_t n = d.len;
+        const std::uint8_t ecn = d.ecn;
+        if (!d.from) {
+            ++dropped_;
+            return;
+        }
         ngtcp2_version_cid vc;
         if (ngtcp2_pkt_decode_version_cid(&vc, data, n, server_cid_length) != 0) {
             ++dropped_;  // garbage, or a version we do not speak: ignore, as RFC 9000 allows
             return;
         }
-        const packet_path path(l.local.data(), static_cast<socklen_t>(l.local.size()), l.sender.data(),
-                               static_cast<socklen_t>(l.sender.size()));
+        const packet_path path(l.local.data(), static_cast<socklen_t>(l.local.size()), d.from, d.from_len);
         if (auto it = sessions_.find(cid_key(vc.dcid, vc.dcidlen)); it != sessions_.end()) {
             auto session = it->second;  // kept alive until its flush, even if it terminates
             session->deliver(path, data, n, ecn);
@@ -277,7 +330,7 @@ private:
             ++dropped_;
             return;
         }
-        auto session = std::make_shared<session_type>(executor_, options_, tls_, this->weak_from_this(), l.socket);
+        auto session = std::make_shared<session_type>(executor_, options_, tls_, this->weak_from_this(), listener);
         try {
             session->accept(path, hd, static_secret_.data(), static_secret_.size());
         } catch (const std::exception&) {

@@ -9,6 +9,7 @@
 #include <h3co/detail/async_support.hpp>
 #include <h3co/detail/stream_state.hpp>
 #include <h3co/detail/tls_context.hpp>
+#include <h3co/detail/udp_send.hpp>
 #include <h3co/error.hpp>
 #include <h3co/message.hpp>
 #include <h3co/options.hpp>
@@ -27,6 +28,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -127,25 +129,27 @@ public:
         return ngtcp2_conn_get_expiry(conn_);
     }
 
-    /// Writes every packet that is ready, up to `max_packets` (pacing: the rest waits for the timer).
-    /// Packets of one size to one peer leave in one GSO send. Returns false when the socket is full:
-    /// call again when it is writable; what was written but not sent is kept and goes first.
-    bool flush(std::size_t max_packets = 64) {
+    /// Writes every packet that is ready, up to `max_packets` (pacing: the rest waits for the timer),
+    /// into the outbox: packets of one size to one peer form one GSO run. With `submit`, the outbox
+    /// then goes to transmit() (what was left from before goes first); false means the socket is
+    /// full: call again when it is writable. Without, the caller sends the outbox (take_outbox).
+    bool flush(std::size_t max_packets = 64, bool submit = true) {
         if (terminated_ || closing_) return true;
-        if (!send_parked()) return false;
+        if (submit && !submit_outbox()) return false;
         const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
-        if (!batch_ || batch_capacity_ < max_packets * max_len) {
-            batch_capacity_ = max_packets * max_len;
-            batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(batch_capacity_);  // once: no allocation per packet
+        if (outbox_.empty()) {
+            batch_used_ = 0;
+            if (!batch_ || batch_capacity_ < max_packets * max_len) {
+                batch_capacity_ = max_packets * max_len;
+                batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(batch_capacity_);  // once: no allocation per packet
+                outbox_.reserve(max_packets);
+            }
         }
-        packet_path path, batch_path;
-        std::size_t used = 0, count = 0, segment = 0;
-        std::uint8_t batch_ecn = 0;
+        packet_path path;
+        std::size_t packets = 0;
+        bool run_open = false;  // the outbox's last run may take more packets
         const auto ts = steady_now_ns();
-        auto send_batch = [&](std::size_t from, std::size_t len, std::size_t seg, const packet_path& p, std::uint8_t ecn) {
-            return len == 0 || send_or_park(*p.get(), from, len, seg, ecn);
-        };
-        for (;;) {
+        while (packets < max_packets && batch_used_ + max_len <= batch_capacity_) {
             std::int64_t stream_id = -1;
             int fin = 0;
             std::array<nghttp3_vec, 16> vec{};
@@ -171,7 +175,7 @@ public:
             std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
             if (fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
             ngtcp2_pkt_info pi{};
-            std::uint8_t* out = batch_.get() + used;
+            std::uint8_t* out = batch_.get() + batch_used_;
             const auto nwrite = ngtcp2_conn_writev_stream(conn_, &path.storage.path, &pi, out, max_len, &datalen, flags,
                                                           stream_id, reinterpret_cast<const ngtcp2_vec*>(vec.data()),
                                                           static_cast<std::size_t>(veccnt), ts);
@@ -219,41 +223,26 @@ public:
             if (!raw && !lone_fin && fin && veccnt == 0 && datalen < 0 && ngtcp2_is_bidi_stream(stream_id))
                 lone_fins_.push_back(stream_id);
             if (nwrite == 0) break;
-            const auto n = static_cast<std::size_t>(nwrite);
-            if (count == 0) {
-                batch_path = path;
-                segment = n;
-                batch_ecn = pi.ecn;
-            } else if (n > segment || pi.ecn != batch_ecn || !ngtcp2_path_eq(batch_path.get(), path.get())) {
-                // Cannot join the batch (GSO segments are equal but for a shorter last one, and
-                // share one ECN mark): send the batch, then this packet on its own.
-                if (!send_batch(0, used, segment, batch_path, batch_ecn) || !send_batch(used, n, n, path, pi.ecn)) {
-                    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-                    return false;
-                }
-                used = count = 0;
-                if (++sent_packets_in_flush_ >= max_packets) break;
-                continue;
-            }
-            used += n;
-            ++count;
-            // A shorter packet ends a GSO batch; so does a full buffer.
-            if (n < segment || count == max_packets || count >= options_.udp_gso_segments ||
-                used + max_len > batch_capacity_) {
-                if (!send_batch(0, used, segment, batch_path, batch_ecn)) {
-                    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-                    return false;
-                }
-                sent_packets_in_flush_ += count;
-                used = count = 0;
-                if (sent_packets_in_flush_ >= max_packets) break;
-            }
+            add_to_outbox(*path.get(), out, static_cast<std::size_t>(nwrite), pi.ecn, run_open);
+            ++packets;
         }
-        const bool ok = send_batch(0, used, segment, batch_path, batch_ecn);
-        last_flush_packets_ = sent_packets_in_flush_ + count;
-        sent_packets_in_flush_ = 0;
+        last_flush_packets_ = packets;
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-        return ok;
+        return !submit || submit_outbox();
+    }
+
+    /// Packets flush() wrote that the socket has yet to take, in order (for a caller that sends
+    /// several connections' packets at once; see flush's `submit`).
+    std::span<datagram_run> outbox() noexcept { return outbox_; }
+
+    /// The caller of flush(…, false) sent the first `done` runs of the outbox, and `next`, when
+    /// given, is what is left of the run after them.
+    void outbox_sent(std::size_t done, const datagram_run* next) {
+        outbox_.erase(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(done));
+        if (next && !outbox_.empty()) {
+            outbox_.front().data = next->data;
+            outbox_.front().len = next->len;
+        }
     }
 
     /// ngtcp2 took `datalen` bytes (-1: none) of `stream_id`: tell whoever supplied them, nghttp3 or
@@ -298,12 +287,6 @@ public:
         s.quic_acked = offset + datalen;
         if (datalen == 0 && s.fin_offset != stream_state::no_fin) s.fin_frame_acked = true;
     }
-
-    /// What a transmit() call achieved: bytes handed to the kernel, and whether it is full.
-    struct transmit_result {
-        std::size_t sent = 0;
-        bool would_block = false;
-    };
 
     /// Closes the connection with an application error code (H3_NO_ERROR for a clean close).
     void close(std::uint64_t app_error_code = NGHTTP3_H3_NO_ERROR, std::string_view reason = {}) {
@@ -535,10 +518,9 @@ protected:
     }
 
     // ---- hooks the I/O layer implements --------------------------------------------------------
-    /// Sends `len` bytes as datagrams of `segment` bytes (the last may be shorter) to the path's
-    /// remote address, marked with the ECN codepoint `ecn`: one GSO send where the kernel allows it.
-    virtual transmit_result transmit(const ngtcp2_path& path, const std::uint8_t* data, std::size_t len,
-                                     std::size_t segment, std::uint8_t ecn) = 0;
+    /// Sends the runs in order with as few system calls as the kernel allows. Returns how many were
+    /// sent entirely (a partly sent run is advanced in place); fewer than given: the socket is full.
+    virtual std::size_t transmit(std::span<datagram_run> runs) = 0;
     /// Asks for flush() soon, from outside any library callback.
     virtual void wake_flush() = 0;
     virtual void on_established() {}
@@ -684,30 +666,37 @@ private:
 
     // ---- sending ---------------------------------------------------------------------------
 
-    /// Sends [from, from+len) of the batch buffer; what the socket would not take is parked (at most
-    /// two sends per flush step can park) and goes first at the next flush.
-    bool send_or_park(const ngtcp2_path& path, std::size_t from, std::size_t len, std::size_t segment, std::uint8_t ecn) {
-        const auto r = transmit(path, batch_.get() + from, len, segment, ecn);
-        if (!r.would_block) return true;
-        parked_[parked_count_++] = parked_send{packet_path(path), from + r.sent, len - r.sent, segment, ecn};
-        return false;
-    }
-
-    /// Retries parked sends; true when none is left.
-    bool send_parked() {
-        std::size_t done = 0;
-        for (; done < parked_count_; ++done) {
-            auto& p = parked_[done];
-            const auto r = transmit(*p.path.get(), batch_.get() + p.from, p.len, p.segment, p.ecn);
-            if (r.would_block) {
-                p.from += r.sent;
-                p.len -= r.sent;
-                break;
+    /// Adds a packet of `n` bytes at `data` (just after the outbox's last run) to the outbox. It
+    /// joins the last run when GSO can carry both: equal segments but for a shorter last one, one
+    /// ECN mark, one peer, at most udp_gso_segments packets.
+    void add_to_outbox(const ngtcp2_path& path, const std::uint8_t* data, std::size_t n, std::uint8_t ecn,
+                       bool& run_open) {
+        batch_used_ += n;
+        if (run_open) {
+            datagram_run& run = outbox_.back();
+            if (n <= run.segment && ecn == run.ecn && run.len / run.segment < options_.udp_gso_segments &&
+                run.data + run.len == data && static_cast<socklen_t>(path.remote.addrlen) == run.to_len &&
+                std::memcmp(path.remote.addr, &run.to, run.to_len) == 0) {
+                run.len += n;
+                run_open = n == run.segment;  // a shorter packet ends the run
+                return;
             }
         }
-        for (std::size_t i = done; i < parked_count_; ++i) parked_[i - done] = parked_[i];
-        parked_count_ -= done;
-        return parked_count_ == 0;
+        datagram_run run;
+        run.data = data;
+        run.len = run.segment = n;
+        run.ecn = ecn;
+        run.to_len = static_cast<socklen_t>(std::min<std::size_t>(path.remote.addrlen, sizeof run.to));
+        std::memcpy(&run.to, path.remote.addr, run.to_len);
+        outbox_.push_back(run);
+        run_open = options_.udp_gso_segments > 1;
+    }
+
+    /// Gives the outbox to transmit(); true when the socket took all of it.
+    bool submit_outbox() {
+        if (outbox_.empty()) return true;
+        outbox_sent(transmit(outbox_), nullptr);  // a partly sent run was advanced in place
+        return outbox_.empty();
     }
 
     // ---- errors and closing ----------------------------------------------------------------
@@ -763,7 +752,14 @@ private:
         ngtcp2_pkt_info pi{};
         const auto n = ngtcp2_conn_write_connection_close(conn_, &path.storage.path, &pi, packet.data(), packet.size(),
                                                           &local_ccerr_, steady_now_ns());
-        if (n > 0) transmit(*path.get(), packet.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(n), pi.ecn);
+        if (n > 0) {
+            bool run_open = false;
+            outbox_.clear();  // the close replaces whatever was waiting
+            batch_used_ = 0;
+            add_to_outbox(*path.get(), packet.data(), static_cast<std::size_t>(n), pi.ecn, run_open);
+            transmit(outbox_);
+            outbox_.clear();
+        }
         terminate(ec);
     }
 
@@ -1430,16 +1426,10 @@ private:
     const std::uint8_t* static_secret_ = nullptr;
     std::size_t static_secret_len_ = 0;
 
-    struct parked_send {
-        packet_path path;
-        std::size_t from = 0, len = 0, segment = 0;
-        std::uint8_t ecn = 0;
-    };
-    std::unique_ptr<std::uint8_t[]> batch_;  ///< packets of one flush, sent in GSO batches
+    std::unique_ptr<std::uint8_t[]> batch_;  ///< packets written and not yet sent
     std::size_t batch_capacity_ = 0;
-    std::array<parked_send, 2> parked_{};
-    std::size_t parked_count_ = 0;
-    std::size_t sent_packets_in_flush_ = 0;
+    std::size_t batch_used_ = 0;             ///< [0, batch_used_) of batch_ is in the outbox
+    std::vector<datagram_run> outbox_;       ///< runs of batch_ the socket has yet to take
     std::size_t last_flush_packets_ = 0;
 
     std::unordered_map<std::int64_t, std::shared_ptr<stream_state>> streams_;

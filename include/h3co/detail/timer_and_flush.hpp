@@ -27,10 +27,14 @@ protected:
     void flush_now() {
         if (terminated()) return;
         before_flush();
-        if (!flush()) {
-            wait_writable();
-            return;
-        }
+        after_flush(flush());
+    }
+
+    /// What follows a flush: wait for the socket if it was full (`all_sent` false), else go again
+    /// or arm the timer.
+    void after_flush(bool all_sent) {
+        if (terminated()) return;
+        if (!all_sent) return wait_writable();
         // Still more to send right away (the flush stopped at its packet limit, and ngtcp2 lets a
         // packet go up to 1 ms ahead of its pacing time): go again after the handlers already
         // queued, such as received ACKs, instead of arming the timer (a timerfd system call).

@@ -1,6 +1,7 @@
-// Sending a batch of equal-sized QUIC packets to one peer with as few system calls as the kernel
-// allows: one sendmsg with UDP_SEGMENT (GSO) when available, else one send per packet; each with
-// the ECN codepoint ngtcp2 chose, where the kernel takes it.
+// Sending QUIC packets with as few system calls as the kernel allows: equal-sized packets to one
+// peer as one message with UDP_SEGMENT (GSO), many such messages, to any peers, in one sendmmsg;
+// each with the ECN codepoint ngtcp2 chose, where the kernel takes it. Without GSO or sendmmsg,
+// one sendmsg per packet.
 #pragma once
 
 #include <asio/socket_base.hpp>
@@ -44,19 +45,23 @@ inline bool is_ipv4(const sockaddr* peer) {
     return peer->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr);  // dual-stack socket
 }
 
-/// One sendmsg of `len` bytes, as datagrams of `segment` bytes when `segment` < len (GSO), with
-/// the ECN codepoint `ecn` (0: none). Returns the errno, or 0.
-inline int send_once(int fd, const sockaddr* to, socklen_t to_len, const sockaddr* peer, const std::uint8_t* data,
-                     std::size_t len, std::size_t segment, std::uint8_t ecn) {
-    iovec iov{const_cast<std::uint8_t*>(data), len};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint16_t)) + CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
+/// Room for the control messages a send may carry: GSO's segment size and the ECN bits.
+inline constexpr std::size_t send_control_size = CMSG_SPACE(sizeof(std::uint16_t)) + CMSG_SPACE(sizeof(int));
+
+/// Fills `msg` for one send of `len` bytes to `to` (null: connected socket), as datagrams of
+/// `segment` bytes when `segment` < len (GSO), with the ECN codepoint `ecn` (0: none).
+inline void prepare_message(msghdr& msg, iovec& iov, char* control, const sockaddr* to, socklen_t to_len,
+                            const sockaddr* peer, const std::uint8_t* data, std::size_t len, std::size_t segment,
+                            std::uint8_t ecn) {
+    iov = iovec{const_cast<std::uint8_t*>(data), len};
+    std::memset(control, 0, send_control_size);
+    msg = msghdr{};
     msg.msg_name = const_cast<sockaddr*>(to);
     msg.msg_namelen = to ? to_len : 0;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = send_control_size;
     std::size_t used = 0;
     cmsghdr* cm = CMSG_FIRSTHDR(&msg);
     if (segment < len) {
@@ -79,6 +84,15 @@ inline int send_once(int fd, const sockaddr* to, socklen_t to_len, const sockadd
     }
     msg.msg_controllen = used;
     if (used == 0) msg.msg_control = nullptr;
+}
+
+/// One sendmsg (see prepare_message). Returns the errno, or 0.
+inline int send_once(int fd, const sockaddr* to, socklen_t to_len, const sockaddr* peer, const std::uint8_t* data,
+                     std::size_t len, std::size_t segment, std::uint8_t ecn) {
+    msghdr msg;
+    iovec iov;
+    alignas(cmsghdr) char control[send_control_size];
+    prepare_message(msg, iov, control, to, to_len, peer, data, len, segment, ecn);
     for (;;) {
         if (::sendmsg(fd, &msg, 0) >= 0) return 0;
         if (errno != EINTR) return errno;
@@ -122,6 +136,95 @@ inline send_result send_segments(int fd, const sockaddr* to, socklen_t to_len, c
         // Other errors (e.g. ICMP-reported refusal on a connected socket) drop this packet;
         // QUIC's loss recovery or the receive path deals with the cause.
         result.sent += n;
+    }
+    return result;
+}
+
+/// Packets for one peer that leave in one message: `len` bytes as datagrams of `segment` bytes
+/// (the last may be shorter; a single datagram when len == segment), with one ECN codepoint.
+struct datagram_run {
+    const std::uint8_t* data = nullptr;
+    std::size_t len = 0;
+    std::size_t segment = 0;
+    std::uint8_t ecn = 0;
+    sockaddr_storage to{};  ///< the peer
+    socklen_t to_len = 0;
+
+    const sockaddr* peer() const noexcept { return reinterpret_cast<const sockaddr*>(&to); }
+};
+
+/// Result of send_runs: runs sent entirely (a run partly sent is advanced in place), and whether
+/// the socket is full.
+struct runs_sent {
+    std::size_t done = 0;
+    bool would_block = false;
+};
+
+/// Sends `runs` in order with as few system calls as the kernel allows: up to `max_messages` runs
+/// per sendmmsg (each one GSO message; each packet its own message where GSO is off), one
+/// sendmsg per run when max_messages is 1. `connected`: the socket has its peer fixed, so no
+/// address goes with each message. What the kernel refuses is switched off in `features`.
+inline runs_sent send_runs(int fd, bool connected, datagram_run* runs, std::size_t count, std::size_t max_messages,
+                           send_features& features) {
+    constexpr std::size_t batch_limit = 64;
+    runs_sent result;
+    // Sends runs[done] alone through send_segments, which finds out what the kernel refuses.
+    const auto send_one = [&] {
+        datagram_run& r = runs[result.done];
+        const auto sent = send_segments(fd, connected ? nullptr : r.peer(), r.to_len, r.peer(), r.data, r.len,
+                                        r.segment, r.ecn, features);
+        r.data += sent.sent;
+        r.len -= sent.sent;
+        if (sent.would_block) return false;
+        ++result.done;
+        return true;
+    };
+    while (result.done < count) {
+        if (runs[result.done].len == 0) {
+            ++result.done;
+            continue;
+        }
+        if (max_messages <= 1 || count - result.done == 1) {
+            if (!send_one()) return {result.done, true};
+            continue;
+        }
+        mmsghdr msgs[batch_limit];
+        iovec iovs[batch_limit];
+        alignas(cmsghdr) char controls[batch_limit][udp_detail::send_control_size];
+        std::size_t owner[batch_limit];
+        const std::size_t limit = std::min(max_messages, batch_limit);
+        std::size_t m = 0;
+        for (std::size_t r = result.done, offset = 0; m < limit && r < count;) {
+            const datagram_run& run = runs[r];
+            const std::size_t piece = features.gso ? run.len - offset : std::min(run.segment, run.len - offset);
+            if (piece > 0) {
+                udp_detail::prepare_message(msgs[m].msg_hdr, iovs[m], controls[m], connected ? nullptr : run.peer(),
+                                            run.to_len, run.peer(), run.data + offset, piece,
+                                            std::min(run.segment, piece), features.ecn ? run.ecn : 0);
+                msgs[m].msg_len = 0;
+                owner[m++] = r;
+            }
+            offset += piece;
+            if (offset == run.len) {
+                ++r;
+                offset = 0;
+            }
+        }
+        int n;
+        do {
+            n = ::sendmmsg(fd, msgs, static_cast<unsigned>(m), 0);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return {result.done, true};
+            if (!send_one()) return {result.done, true};  // the first message failed: find out why
+            continue;
+        }
+        for (int k = 0; k < n; ++k) {
+            datagram_run& run = runs[owner[k]];
+            run.data += iovs[k].iov_len;
+            run.len -= iovs[k].iov_len;
+        }
+        while (result.done < count && runs[result.done].len == 0) ++result.done;
     }
     return result;
 }
