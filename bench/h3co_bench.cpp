@@ -1,7 +1,7 @@
 // h3co_bench: HTTP/3 throughput, chunk latency and handshake rate on loopback, h3co against itself
 // and side by side with ngtcp2's example peers (gtlsserver / gtlsclient).
 //
-//   h3co_bench upload|download|parallel|chunks|handshakes|all [flags]
+//   h3co_bench upload|download|parallel|clients|chunks|handshakes|all [flags]
 //   h3co_bench compare [flags]           h3co and gtls clients x servers, upload and download
 //
 // Each workload runs the server in one process and the client in another (this program spawned
@@ -43,12 +43,13 @@ constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 // Configuration
 
 struct config {
-    std::string mode = "all";  // upload download parallel chunks handshakes all compare
+    std::string mode = "all";  // upload download parallel clients chunks handshakes all compare
     std::string role;          // "" (orchestrator), "server", "client"
     std::uint64_t bytes = 1ull << 30;
     std::size_t write_size = 64 * 1024;
     int streams = 16;
-    std::string direction = "up";  // parallel: up or down
+    int clients = 16;
+    std::string direction = "up";  // parallel and clients: up or down
     int chunk_count = 5000;
     double chunk_rate = 1000;  // chunks per second
     std::size_t chunk_size = 1024;
@@ -65,7 +66,7 @@ struct config {
     std::string tmpdir;
     // connection_options knobs, applied to both h3co sides (0 = library default)
     std::size_t udp_payload = 0, send_buffer = 0, stream_window = 0, conn_window = 0;
-    std::size_t gso = 0, socket_buffer = SIZE_MAX;
+    std::size_t gso = 0, socket_buffer = SIZE_MAX, sendmmsg = 0, recvmmsg = 0;
     int gro = -1, ecn = -1;  // -1: library default
 
     h3co::connection_options options() const {
@@ -77,6 +78,8 @@ struct config {
         if (gso) o.udp_gso_segments = gso;
         if (socket_buffer != SIZE_MAX) o.socket_buffer = socket_buffer;
         if (gro >= 0) o.udp_gro = gro != 0;
+        if (sendmmsg) o.udp_sendmmsg_messages = sendmmsg;
+        if (recvmmsg) o.udp_recvmmsg_messages = recvmmsg;
         if (ecn >= 0) o.ecn = ecn != 0;
         o.idle_timeout = 60s;
         return o;
@@ -85,14 +88,16 @@ struct config {
     /// The flags a child needs to repeat this configuration.
     std::vector<std::string> child_flags() const {
         return {"--bytes",      std::to_string(bytes),         "--write-size",   std::to_string(write_size),
-                "--streams",    std::to_string(streams),       "--direction",    direction,
+                "--streams",    std::to_string(streams),       "--clients",      std::to_string(clients),
+                "--direction",  direction,
                 "--count",      std::to_string(chunk_count),   "--rate",         std::to_string(chunk_rate),
                 "--chunk-size", std::to_string(chunk_size),    "--handshakes",   std::to_string(handshakes),
                 "--cert-dir",   cert_dir,                      "--timeout",      std::to_string(timeout_s),
                 "--udp-payload", std::to_string(udp_payload),  "--send-buffer",  std::to_string(send_buffer),
                 "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window),
                 "--gso",        std::to_string(gso), "--socket-buffer", std::to_string(socket_buffer),
-                "--gro",        std::to_string(gro), "--ecn", std::to_string(ecn)};
+                "--gro",        std::to_string(gro), "--ecn", std::to_string(ecn),
+                "--sendmmsg",   std::to_string(sendmmsg), "--recvmmsg", std::to_string(recvmmsg)};
     }
 };
 
@@ -115,6 +120,8 @@ modes:
   upload       one POST of --bytes on a single stream (client -> server)
   download     one GET of --bytes on a single stream (server -> client)
   parallel     --streams streams on one connection, --bytes in total (--direction up|down)
+  clients      --clients connections (each its own UDP socket) from one client process to the one
+               server, one stream each, at the same time; --bytes in total (--direction up|down)
   chunks       --count writes of --chunk-size bytes at --rate per second; latency from the
                client's write to the server handler's read (timestamp inside each chunk)
   handshakes   --handshakes sequential connections (handshake, then close): handshakes/s
@@ -125,7 +132,8 @@ flags:
   --bytes N          transfer size, with K/M/G suffix (default 1G)
   --write-size N     client/server write() size (default 64K)
   --streams N        parallel streams (default 16)
-  --direction D      parallel: up or down (default up)
+  --clients N        clients: connections at once (default 16)
+  --direction D      parallel, clients: up or down (default up)
   --count N          chunks to send (default 5000)
   --rate R           chunks per second (default 1000)
   --chunk-size N     bytes per chunk, >= 8 (default 1024)
@@ -140,13 +148,15 @@ flags:
   --socket-buffer N  connection_options::socket_buffer, SO_RCVBUF/SO_SNDBUF (default: library's)
   --gro 0|1          connection_options::udp_gro, coalesced receives with UDP GRO (default: library's, on)
   --ecn 0|1          connection_options::ecn, ECN marks sent and read (default: library's, on)
+  --sendmmsg N       connection_options::udp_sendmmsg_messages, GSO runs or datagrams per sendmmsg; 1: off (0: default)
+  --recvmmsg N       connection_options::udp_recvmmsg_messages, messages per recvmmsg; 1: off (0: default)
   --stream-window N  connection_options::stream_receive_window (0: default)
   --conn-window N    connection_options::connection_receive_window (0: default)
   --pairs LIST       compare: client-server pairs (default h3co-h3co,gtls-gtls,gtls-h3co,h3co-gtls)
   --directions LIST  compare: upload,download (default both)
   --gtlsserver PATH / --gtlsclient PATH   the ngtcp2 example peers
   --tmpdir DIR       compare: where the upload file for gtlsclient goes (default: $TMPDIR or /tmp)
-MB/s is 10^6 bytes per second of body, over the client's wall time (connect to last byte).
+MB/s is 10^6 bytes per second of body, over the client's wall time (first connect to last byte).
 )";
 
 config parse_args(int argc, char** argv) {
@@ -168,6 +178,7 @@ config parse_args(int argc, char** argv) {
         else if (a == "--bytes") c.bytes = parse_size(value());
         else if (a == "--write-size") c.write_size = parse_size(value());
         else if (a == "--streams") c.streams = std::stoi(value());
+        else if (a == "--clients") c.clients = std::stoi(value());
         else if (a == "--direction") c.direction = value();
         else if (a == "--count") c.chunk_count = std::stoi(value());
         else if (a == "--rate") c.chunk_rate = std::stod(value());
@@ -192,11 +203,13 @@ config parse_args(int argc, char** argv) {
         else if (a == "--socket-buffer") c.socket_buffer = parse_size(value());
         else if (a == "--gro") c.gro = std::stoi(value());
         else if (a == "--ecn") c.ecn = std::stoi(value());
+        else if (a == "--sendmmsg") c.sendmmsg = parse_size(value());
+        else if (a == "--recvmmsg") c.recvmmsg = parse_size(value());
         else throw std::invalid_argument("unknown flag " + a);
     }
     if (c.mode == "compare" && !runs_given) c.runs = 3;
     if (c.chunk_size < 8) throw std::invalid_argument("--chunk-size must be >= 8");
-    if (c.write_size == 0 || c.streams < 1 || c.runs < 1 || c.chunk_rate <= 0) throw std::invalid_argument("bad flag value");
+    if (c.write_size == 0 || c.streams < 1 || c.clients < 1 || c.runs < 1 || c.chunk_rate <= 0) throw std::invalid_argument("bad flag value");
     return c;
 }
 
@@ -546,8 +559,14 @@ asio::awaitable<void> client_download(const config& c, client_result& r) {
     if (r.bytes != c.bytes) throw std::runtime_error("short download: " + std::to_string(r.bytes) + " bytes");
 }
 
-/// One of the parallel streams: `share` bytes up or down.
-asio::awaitable<void> parallel_one(const config& c, h3co::connection& conn, client_result& r, std::uint64_t share) {
+/// The `i`th of `n` even shares of `total`; the first also takes the remainder.
+std::uint64_t share_of(std::uint64_t total, int n, int i) {
+    const auto parts = static_cast<std::uint64_t>(n);
+    return total / parts + (i == 0 ? total % parts : 0);
+}
+
+/// One stream of `share` bytes on `conn`, up or down as --direction says.
+asio::awaitable<void> transfer_one(const config& c, h3co::connection& conn, client_result& r, std::uint64_t share) {
     int status = 0;
     if (c.direction == "down") {
         const auto got = co_await get(c, conn, share, status);
@@ -561,22 +580,39 @@ asio::awaitable<void> parallel_one(const config& c, h3co::connection& conn, clie
     r.status = status;
 }
 
-asio::awaitable<void> client_parallel(const config& c, client_result& r) {
+/// Runs start(0) ... start(n - 1) at once on this executor and waits for all of them; the first
+/// failure is rethrown once every task has ended (tasks hold references into the caller's frame).
+template <class StartTask>
+asio::awaitable<void> run_together(int n, StartTask start) {
     auto ex = co_await asio::this_coro::executor;
-    auto conn = co_await connect(c);
     asio::steady_timer all_done(ex, clock_type::time_point::max());
-    int left = c.streams;
+    int left = n;
     std::exception_ptr failure;
-    for (int i = 0; i < c.streams; ++i) {
-        const std::uint64_t share = c.bytes / static_cast<std::uint64_t>(c.streams) +
-                                    (i == 0 ? c.bytes % static_cast<std::uint64_t>(c.streams) : 0);
-        asio::co_spawn(ex, parallel_one(c, conn, r, share), [&](std::exception_ptr e) {
+    for (int i = 0; i < n; ++i) {
+        asio::co_spawn(ex, start(i), [&](std::exception_ptr e) {
             if (e && !failure) failure = e;
             if (--left == 0) all_done.cancel();
         });
     }
     while (left > 0) co_await all_done.async_wait(as_tuple);
     if (failure) std::rethrow_exception(failure);
+}
+
+asio::awaitable<void> client_parallel(const config& c, client_result& r) {
+    auto conn = co_await connect(c);
+    const auto start_stream = [&](int i) { return transfer_one(c, conn, r, share_of(c.bytes, c.streams, i)); };
+    co_await run_together(c.streams, start_stream);
+}
+
+/// One of the `clients` peers: a connection of its own (its own UDP socket), one stream on it.
+asio::awaitable<void> one_client(const config& c, client_result& r, std::uint64_t share) {
+    auto conn = co_await connect(c);
+    co_await transfer_one(c, conn, r, share);
+}
+
+asio::awaitable<void> client_clients(const config& c, client_result& r) {
+    const auto start_client = [&](int i) { return one_client(c, r, share_of(c.bytes, c.clients, i)); };
+    co_await run_together(c.clients, start_client);
 }
 
 asio::awaitable<void> client_chunks(const config& c, client_result& r) {
@@ -624,6 +660,7 @@ int run_client(const config& c) {
         if (c.mode == "upload") co_await client_upload(c, r);
         else if (c.mode == "download") co_await client_download(c, r);
         else if (c.mode == "parallel") co_await client_parallel(c, r);
+        else if (c.mode == "clients") co_await client_clients(c, r);
         else if (c.mode == "chunks") co_await client_chunks(c, r);
         else if (c.mode == "handshakes") co_await client_handshakes(c, r);
         else throw std::invalid_argument("unknown mode " + c.mode);
@@ -724,7 +761,7 @@ row run_pair(const config& c, const std::string& workload, const std::string& cl
         r.error = server + " server did not start: " + bench::read_text(log);
         return r;
     }
-    const std::string mode = workload;  // upload, download, parallel, chunks, handshakes
+    const std::string mode = workload;  // upload, download, parallel, clients, chunks, handshakes
     bench::child_process cli;
     if (client == "h3co") {
         config cc = c;
@@ -905,7 +942,7 @@ int orchestrate(config c) {
             return 2;
         }
     } else if (c.mode == "all") {
-        for (const char* w : {"upload", "download", "parallel", "chunks", "handshakes"}) base.push_back({w, "h3co", "h3co"});
+        for (const char* w : {"upload", "download", "parallel", "clients", "chunks", "handshakes"}) base.push_back({w, "h3co", "h3co"});
     } else {
         base.push_back({c.mode, "h3co", "h3co"});
     }
