@@ -2,7 +2,11 @@
 #include "support/test_support.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/use_future.hpp>
+
+#include <optional>
 
 using namespace std::chrono_literals;
 constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -104,4 +108,109 @@ TEST_CASE("pipe: cancelling a pending read completes it with operation_aborted",
     signal.emit(asio::cancellation_type::terminal);
     test::settle(io, 10ms);
     CHECK(seen == asio::error::operation_aborted);
+}
+
+TEST_CASE("pipe: a view is the writer's own buffer, and the write completes only once it is consumed", "[pipe]") {
+    asio::io_context io;
+    auto [reader, writer] = h3co::make_pipe(test::executor(io));
+    const std::string first = "0123456789", second = "abcdef";
+    std::size_t write_result = 0;
+    bool write_done = false;
+    std::pair<std::error_code, asio::const_buffer> got;
+    const auto start_view = [&, &reader = reader] {
+        reader.async_read_view([&](std::error_code ec, asio::const_buffer v) { got = {ec, v}; });
+    };
+    const auto view_now = [&] {
+        start_view();
+        test::settle(io, 20ms);
+        return got;
+    };
+    start_view();  // a reader of views waits first: the write is lent, never buffered
+    const std::array<asio::const_buffer, 2> both{asio::buffer(first), asio::buffer(second)};
+    writer.write(both, [&](std::error_code ec, std::size_t n) {
+        CHECK_FALSE(ec);
+        write_result = n;
+        write_done = true;
+    });
+    test::settle(io, 20ms);
+    auto [ec, view] = got;
+    CHECK_FALSE(ec);
+    CHECK(view.data() == first.data());  // no copy: the writer's bytes themselves
+    CHECK(view.size() == first.size());
+    reader.consume(4);  // part of it: the rest is offered again
+    std::tie(ec, view) = view_now();
+    CHECK(view.data() == first.data() + 4);
+    CHECK(view.size() == first.size() - 4);
+    reader.consume(view.size());
+    std::tie(ec, view) = view_now();
+    CHECK(view.data() == second.data());  // the next buffer of the sequence
+    test::settle(io, 20ms);
+    CHECK_FALSE(write_done);  // its bytes are still being read in place
+    reader.consume(view.size());
+    test::settle(io, 20ms);
+    CHECK(write_done);
+    CHECK(write_result == first.size() + second.size());
+    writer.close();
+    std::tie(ec, view) = view_now();
+    CHECK(ec == h3co::error::eof);
+    CHECK(view.size() == 0);
+}
+
+TEST_CASE("pipe: a write cancelled or closed while its buffer is lent completes after the view is given back",
+          "[pipe]") {
+    const bool cancel = GENERATE(true, false);
+    CAPTURE(cancel);
+    asio::io_context io;
+    auto [reader, writer] = h3co::make_pipe(test::executor(io));
+    const std::string data(100, 'v');
+    asio::cancellation_signal signal;
+    std::optional<std::pair<std::error_code, std::size_t>> write_result;
+    asio::const_buffer view;
+    reader.async_read_view([&](std::error_code, asio::const_buffer v) { view = v; });
+    writer.write(asio::buffer(data), asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, std::size_t n) {
+                     write_result.emplace(ec, n);
+                 }));
+    test::settle(io, 20ms);
+    REQUIRE(view.data() == data.data());
+    if (cancel)
+        signal.emit(asio::cancellation_type::terminal);
+    else
+        writer.close();
+    test::settle(io, 20ms);
+    CHECK_FALSE(write_result);  // the buffer must stay valid while the view is out
+    reader.consume(30);
+    test::settle(io, 20ms);
+    REQUIRE(write_result);
+    CHECK(write_result->first == (cancel ? std::error_code(asio::error::operation_aborted)
+                                         : std::error_code(h3co::error::not_writable)));
+    CHECK(write_result->second == 30);
+}
+
+TEST_CASE("pipe: bytes buffered before the first view come first, then the writer's own", "[pipe]") {
+    asio::io_context io;
+    auto [reader, writer] = h3co::make_pipe(test::executor(io), 8);
+    const std::string data = "buffered-then-lent";
+    bool write_done = false;
+    writer.write(asio::buffer(data), [&](std::error_code ec, std::size_t) {
+        CHECK_FALSE(ec);
+        write_done = true;
+    });
+    test::settle(io, 20ms);  // the first 8 bytes went into the pipe's buffer
+    std::string got;
+    std::vector<const void*> where;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        while (got.size() < data.size()) {
+            auto [ec, view] = co_await reader.async_read_view(tuple);
+            REQUIRE_FALSE(ec);
+            got.append(static_cast<const char*>(view.data()), view.size());
+            where.push_back(view.data());
+            reader.consume(view.size());
+        }
+    }());
+    CHECK(got == data);
+    REQUIRE(where.size() == 2);
+    CHECK(where[0] != static_cast<const void*>(data.data()));  // the pipe's buffer
+    CHECK(where[1] == static_cast<const void*>(data.data() + 8));  // then the writer's, in place
+    test::settle(io, 20ms);
+    CHECK(write_done);
 }

@@ -227,6 +227,30 @@ private:
         }
     }
 
+    /// A pipe's bytes go from the writer's buffer straight into the stream's send buffer: the
+    /// pump borrows a view of them instead of reading into a buffer of its own (one copy, not two).
+    template <class PipeExecutor>
+    static asio::awaitable<void, Executor> pump(basic_pipe_reader<PipeExecutor> body,
+                                                basic_http_stream<Executor> stream) {
+        const auto token = asio::experimental::as_tuple(asio::use_awaitable_t<Executor>{});
+        for (;;) {
+            auto [ec, view] = co_await body.async_read_view(token);
+            if (view.size() > 0) {
+                auto [wec, written] = co_await stream.write(view, token);
+                body.consume(written);
+                if (wec) co_return;  // the stream failed: its error reaches the response reader
+            }
+            if (ec == error::eof) {
+                co_await stream.finish(token);
+                co_return;
+            }
+            if (ec) {
+                stream.reset(h3_error::request_cancelled);
+                co_return;
+            }
+        }
+    }
+
     template <class BodySource, class CompletionToken>
     auto start(const h3co::request& req, std::optional<BodySource> body, CompletionToken&& token) {
         return asio::async_initiate<CompletionToken, void(std::error_code, basic_client_response<Executor>)>(

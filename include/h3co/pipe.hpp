@@ -71,6 +71,33 @@ public:
         return async_read_some(buffers, std::forward<CompletionToken>(token));
     }
 
+    /// Reads without copying: completes with a view of the next bytes, lent until consume(), or an
+    /// empty view with h3co::error::eof (or the writer's error) at the end. The view is the
+    /// writer's own buffer, and the writer's write() completes only once its bytes are consumed, so
+    /// whoever reads the view makes the one copy (h3co's request body pump copies straight into the
+    /// stream's send buffer). Once views are used, the pipe's buffer stays empty. One read or view
+    /// at a time. Completion: void(std::error_code, asio::const_buffer).
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto async_read_view(CompletionToken&& token = CompletionToken{}) {
+        return asio::async_initiate<CompletionToken, void(std::error_code, asio::const_buffer)>(
+            [](auto handler, std::shared_ptr<detail::pipe_state> state, Executor ex) {
+                asio::dispatch(ex, [state, ex, h = std::move(handler)]() mutable {
+                    std::weak_ptr<detail::pipe_state> weak = state;
+                    state->start_view(detail::pipe_state::view_op(std::move(h), ex, [weak](auto) {
+                        if (auto s = weak.lock()) s->cancel_read();
+                    }));
+                });
+            },
+            token, state_, executor_);
+    }
+
+    /// Gives back the view from async_read_view(), of which the first `n` bytes were used (the
+    /// rest is offered again by the next view).
+    void consume(std::size_t n) {
+        if (!state_) return;
+        asio::dispatch(executor_, [s = state_, n] { s->consume(n); });
+    }
+
     /// Stops reading: a waiting or later write fails with h3co::error::broken_pipe.
     void close() {
         if (!state_) return;

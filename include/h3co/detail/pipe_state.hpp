@@ -1,5 +1,11 @@
 // The shared state behind a pipe's two ends: a bounded byte ring, at most one waiting reader and
 // one waiting writer. Runs on one executor; no locks.
+//
+// Besides copying reads, the reader can borrow a view of the next bytes (start_view / consume):
+// the writer's own buffer, so that a body fed through a pipe is copied once, from the writer's
+// buffer into the stream's send buffer (which then does the buffering). While a view of the
+// writer's buffer is out, the writer's operation does not complete (not even when cancelled or
+// closed), so the buffer stays valid until consume().
 #pragma once
 
 #include <h3co/detail/async_support.hpp>
@@ -17,6 +23,7 @@ namespace h3co::detail {
 class pipe_state {
 public:
     using io_op = pending_op<std::error_code, std::size_t>;
+    using view_op = pending_op<std::error_code, asio::const_buffer>;
 
     explicit pipe_state(std::size_t capacity) : ring_(capacity) {}
 
@@ -33,9 +40,43 @@ public:
 
     template <class MutableBufferSequence>
     void start_read(const MutableBufferSequence& buffers, io_op op) {
-        if (reader_op_) return op.complete(make_error_code(error::operation_in_progress), 0);
+        if (reader_op_ || view_op_ || lent_ != lent_from::none)
+            return op.complete(make_error_code(error::operation_in_progress), 0);
         pending_read_.assign(asio::buffer_sequence_begin(buffers), asio::buffer_sequence_end(buffers));
         reader_op_ = std::move(op);
+        pump();
+    }
+
+    /// Completes with a view of the next bytes (empty with error::eof or the writer's error at the
+    /// end), valid until consume(): the writer's own buffer when the ring is empty, else the ring's.
+    void start_view(view_op op) {
+        if (reader_op_ || view_op_ || lent_ != lent_from::none)
+            return op.complete(make_error_code(error::operation_in_progress), asio::const_buffer());
+        view_op_ = std::move(op);
+        view_reader_ = true;
+        pump();
+    }
+
+    /// Gives back the view, of which the first `n` bytes were used.
+    void consume(std::size_t n) {
+        const auto from = lent_;
+        n = std::min(n, lent_size_);
+        lent_ = lent_from::none;
+        lent_size_ = 0;
+        if (from == lent_from::ring) {
+            ring_.consume(n);
+        } else if (from == lent_from::writer) {
+            written_ += n;
+            if (writer_op_ && (write_cancelled_ || written_ == asio::buffer_size(pending_write_))) {
+                write_cancelled_ = false;
+                writer_op_.complete(written_ == asio::buffer_size(pending_write_)
+                                        ? std::error_code()
+                                        : make_error_code(asio::error::operation_aborted),
+                                    written_);
+            } else if (writer_op_ && writer_closed_) {
+                writer_op_.complete(make_error_code(error::not_writable), written_);
+            }
+        }
         pump();
     }
 
@@ -44,7 +85,8 @@ public:
         if (writer_closed_) return;
         writer_closed_ = true;
         close_reason_ = reason;
-        if (writer_op_) writer_op_.complete(make_error_code(error::not_writable), written_);
+        // A lent buffer must outlive the view: consume() completes the write instead.
+        if (writer_op_ && lent_ != lent_from::writer) writer_op_.complete(make_error_code(error::not_writable), written_);
         pump();
     }
 
@@ -54,26 +96,37 @@ public:
         ring_.consume(ring_.size());
         ring_.shrink();
         if (reader_op_) reader_op_.complete(make_error_code(error::broken_pipe), 0);
+        if (view_op_) view_op_.complete(make_error_code(error::broken_pipe), asio::const_buffer());
+        lent_ = lent_from::none;  // the reader is gone: nobody reads the view any more
         if (writer_op_) writer_op_.complete(make_error_code(error::broken_pipe), written_);
     }
 
     void cancel_read() {
         if (reader_op_) reader_op_.complete(make_error_code(asio::error::operation_aborted), 0);
+        if (view_op_) view_op_.complete(make_error_code(asio::error::operation_aborted), asio::const_buffer());
     }
     void cancel_write() {
-        if (writer_op_) writer_op_.complete(make_error_code(asio::error::operation_aborted), written_);
+        if (!writer_op_) return;
+        if (lent_ == lent_from::writer) {
+            write_cancelled_ = true;  // consume() completes it, once the view is given back
+            return;
+        }
+        writer_op_.complete(make_error_code(asio::error::operation_aborted), written_);
     }
 
     std::size_t buffered() const noexcept { return ring_.size(); }
 
 private:
-    // Moves bytes writer -> ring -> reader until nothing more can move, then completes whoever is done.
+    // Moves bytes writer -> ring -> reader until nothing more can move, then completes whoever is
+    // done. A reader that takes views gets the writer's buffer itself: nothing goes into the ring
+    // (whose earlier bytes are lent first), since the reader's destination is the buffer.
     void pump() {
-        if (writer_op_ && !reader_closed_) {
+        if (writer_op_ && !reader_closed_ && !view_reader_) {
             written_ += for_each_buffer_from(pending_write_, written_,
                                              [&](const void* p, std::size_t n) { return ring_.write(p, n); });
             if (written_ == asio::buffer_size(pending_write_)) writer_op_.complete({}, written_);
         }
+        if (view_op_) return lend();
         if (!reader_op_) return;
         if (asio::buffer_size(pending_read_) == 0) return reader_op_.complete({}, 0);
         if (!ring_.empty()) {
@@ -93,9 +146,43 @@ private:
         }
     }
 
+    // Completes the waiting view with the ring's first bytes, or else the writer's next buffer.
+    void lend() {
+        if (!ring_.empty()) {
+            ring_.reserve();  // writes while the view is out must not move the ring's storage
+            const auto first = ring_.spans()[0];
+            lent_ = lent_from::ring;
+            lent_size_ = first.size();
+            return view_op_.complete({}, asio::const_buffer(first.data(), first.size()));
+        }
+        if (writer_op_ && written_ < asio::buffer_size(pending_write_)) {
+            std::size_t skip = written_;
+            for (const auto& b : pending_write_) {
+                if (skip >= b.size()) {
+                    skip -= b.size();
+                    continue;
+                }
+                lent_ = lent_from::writer;
+                lent_size_ = b.size() - skip;
+                return view_op_.complete({}, asio::const_buffer(static_cast<const char*>(b.data()) + skip, lent_size_));
+            }
+        }
+        if (writer_closed_) {
+            ring_.shrink();
+            view_op_.complete(close_reason_, asio::const_buffer());
+        }
+    }
+
+    enum class lent_from { none, ring, writer };
+
     byte_ring ring_;
     io_op reader_op_;
     io_op writer_op_;
+    view_op view_op_;
+    lent_from lent_ = lent_from::none;  ///< where the view given out points
+    std::size_t lent_size_ = 0;
+    bool write_cancelled_ = false;      ///< cancelled while its buffer was lent
+    bool view_reader_ = false;          ///< the reader takes views: the ring is no longer filled
     std::vector<asio::mutable_buffer> pending_read_;
     std::vector<asio::const_buffer> pending_write_;
     std::size_t written_ = 0;
