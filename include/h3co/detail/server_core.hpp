@@ -73,11 +73,12 @@ public:
 
     void flush_after_batch() { this->flush_now(); }
 
-    /// For a send gathered across connections: write what is ready into the outbox, unsent.
+    /// For a send gathered across connections: flush, leaving the tail (less than a send's worth)
+    /// in the outbox for the gathered send.
     void gather() {
         if (this->terminated()) return;
         this->before_flush();
-        this->flush(64, false);
+        this->flush(64, true);
     }
 
     /// The gathered send took the first `done` runs of the outbox (`next`: what is left of the

@@ -130,12 +130,15 @@ public:
     }
 
     /// Writes every packet that is ready, up to `max_packets` (pacing: the rest waits for the timer),
-    /// into the outbox: packets of one size to one peer form one GSO run. With `submit`, the outbox
-    /// then goes to transmit() (what was left from before goes first); false means the socket is
-    /// full: call again when it is writable. Without, the caller sends the outbox (take_outbox).
-    bool flush(std::size_t max_packets = 64, bool submit = true) {
+    /// into the outbox, where packets of one size to one peer form one GSO run. What was left from
+    /// before goes first. The outbox goes to transmit() whenever it holds a send's worth (a full GSO
+    /// run, or udp_sendmmsg_messages packets without GSO), so that the peer can start on it while
+    /// more are written, and at the end; false means the socket is full: call again when it is
+    /// writable. With `keep_tail`, what is left at the end stays in the outbox for a caller that
+    /// sends several connections' packets at once (see outbox()).
+    bool flush(std::size_t max_packets = 64, bool keep_tail = false) {
         if (terminated_ || closing_) return true;
-        if (submit && !submit_outbox()) return false;
+        if (!submit_outbox()) return false;
         const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
         if (outbox_.empty()) {
             batch_used_ = 0;
@@ -225,23 +228,32 @@ public:
             if (nwrite == 0) break;
             add_to_outbox(*path.get(), out, static_cast<std::size_t>(nwrite), pi.ecn, run_open);
             ++packets;
+            if (outbox_packets_ >= send_threshold() && !submit_outbox()) {
+                last_flush_packets_ = packets;
+                ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+                return false;
+            }
         }
         last_flush_packets_ = packets;
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-        return !submit || submit_outbox();
+        return keep_tail || submit_outbox();
     }
 
     /// Packets flush() wrote that the socket has yet to take, in order (for a caller that sends
-    /// several connections' packets at once; see flush's `submit`).
+    /// several connections' packets at once; see flush's `keep_tail`).
     std::span<datagram_run> outbox() noexcept { return outbox_; }
 
-    /// The caller of flush(…, false) sent the first `done` runs of the outbox, and `next`, when
-    /// given, is what is left of the run after them.
+    /// The first `done` runs of the outbox were sent, and `next`, when given, is what is left of
+    /// the run after them.
     void outbox_sent(std::size_t done, const datagram_run* next) {
         outbox_.erase(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(done));
         if (next && !outbox_.empty()) {
             outbox_.front().data = next->data;
             outbox_.front().len = next->len;
+        }
+        if (outbox_.empty()) {  // the buffer starts over: what is written next is still in cache
+            outbox_packets_ = 0;
+            batch_used_ = 0;
         }
     }
 
@@ -672,6 +684,7 @@ private:
     void add_to_outbox(const ngtcp2_path& path, const std::uint8_t* data, std::size_t n, std::uint8_t ecn,
                        bool& run_open) {
         batch_used_ += n;
+        ++outbox_packets_;
         if (run_open) {
             datagram_run& run = outbox_.back();
             if (n <= run.segment && ecn == run.ecn && run.len / run.segment < options_.udp_gso_segments &&
@@ -690,6 +703,12 @@ private:
         std::memcpy(&run.to, path.remote.addr, run.to_len);
         outbox_.push_back(run);
         run_open = options_.udp_gso_segments > 1;
+    }
+
+    /// Packets worth one send: a full GSO run, or a sendmmsg's worth of packets without GSO.
+    std::size_t send_threshold() const noexcept {
+        return options_.udp_gso_segments > 1 ? options_.udp_gso_segments
+                                             : std::max<std::size_t>(options_.udp_sendmmsg_messages, 1);
     }
 
     /// Gives the outbox to transmit(); true when the socket took all of it.
@@ -754,11 +773,10 @@ private:
                                                           &local_ccerr_, steady_now_ns());
         if (n > 0) {
             bool run_open = false;
-            outbox_.clear();  // the close replaces whatever was waiting
-            batch_used_ = 0;
+            outbox_sent(outbox_.size(), nullptr);  // the close replaces whatever was waiting
             add_to_outbox(*path.get(), packet.data(), static_cast<std::size_t>(n), pi.ecn, run_open);
             transmit(outbox_);
-            outbox_.clear();
+            outbox_sent(outbox_.size(), nullptr);
         }
         terminate(ec);
     }
@@ -1430,6 +1448,7 @@ private:
     std::size_t batch_capacity_ = 0;
     std::size_t batch_used_ = 0;             ///< [0, batch_used_) of batch_ is in the outbox
     std::vector<datagram_run> outbox_;       ///< runs of batch_ the socket has yet to take
+    std::size_t outbox_packets_ = 0;         ///< packets added since the outbox was last empty
     std::size_t last_flush_packets_ = 0;
 
     std::unordered_map<std::int64_t, std::shared_ptr<stream_state>> streams_;
