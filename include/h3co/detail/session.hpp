@@ -228,10 +228,13 @@ public:
             if (nwrite == 0) break;
             add_to_outbox(*path.get(), out, static_cast<std::size_t>(nwrite), pi.ecn, run_open);
             ++packets;
-            if (outbox_packets_ >= send_threshold() && !submit_outbox()) {
-                last_flush_packets_ = packets;
-                ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-                return false;
+            if (outbox_packets_ >= send_threshold()) {
+                run_open = false;  // what follows starts a new run, in a buffer that may start over
+                if (!submit_outbox()) {
+                    last_flush_packets_ = packets;
+                    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+                    return false;
+                }
             }
         }
         last_flush_packets_ = packets;
