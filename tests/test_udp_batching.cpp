@@ -144,6 +144,29 @@ struct batching_case {
     bool gro;
 };
 
+/// What reading a body of the pattern gave: its size, whether every byte matched, how it ended.
+struct pattern_read {
+    std::size_t total = 0;
+    bool intact = true;
+    std::error_code end;
+};
+
+/// Reads `body` until an error or its end, checking each byte against the pattern.
+template <class Body>
+asio::awaitable<pattern_read> read_pattern(Body& body) {
+    std::vector<std::uint8_t> buf(32768);
+    pattern_read r;
+    for (;;) {
+        auto [ec, n] = co_await body.read_some(asio::buffer(buf), tuple);
+        for (std::size_t i = 0; i < n; ++i) r.intact = r.intact && buf[i] == static_cast<std::uint8_t>((r.total + i) * 7);
+        r.total += n;
+        if (ec) {
+            r.end = ec;
+            co_return r;
+        }
+    }
+}
+
 /// A server with /sink (checks the pattern of what it reads and answers with the count) and /source/N
 /// (answers N bytes of the pattern).
 struct pattern_server {
@@ -153,16 +176,8 @@ struct pattern_server {
     pattern_server(asio::io_context& io, const h3co::connection_options& options)
         : server(test::executor(io), test::server_identity(), options) {
         server.handle("/sink", [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
-            std::vector<std::uint8_t> buf(32768);
-            std::size_t total = 0;
-            bool intact = true;
-            for (;;) {
-                auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
-                for (std::size_t i = 0; i < n; ++i) intact = intact && buf[i] == static_cast<std::uint8_t>((total + i) * 7);
-                total += n;
-                if (ec) break;
-            }
-            const h3co::fields headers{{"x-received", std::to_string(total)}, {"x-intact", intact ? "1" : "0"}};
+            const auto got = co_await read_pattern(req);
+            const h3co::fields headers{{"x-received", std::to_string(got.total)}, {"x-intact", got.intact ? "1" : "0"}};
             co_await res.send_header(200, headers);
         });
         server.handle("/source/", [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
@@ -200,18 +215,10 @@ asio::awaitable<void> upload_and_download(std::uint16_t port, h3co::connection_o
         co_await stream.finish();
         const auto head = co_await stream.read_response();
         CHECK(head.status == 200);
-        std::vector<std::uint8_t> buf(65536);
-        std::size_t total = 0;
-        bool intact = true;
-        for (;;) {
-            auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
-            for (std::size_t i = 0; i < n; ++i) intact = intact && buf[i] == static_cast<std::uint8_t>((total + i) * 7);
-            total += n;
-            if (ec == h3co::error::eof) break;
-            if (ec) throw std::system_error(ec);
-        }
-        CHECK(total == bytes);
-        CHECK(intact);
+        const auto got = co_await read_pattern(stream);
+        CHECK(got.end == h3co::error::eof);
+        CHECK(got.total == bytes);
+        CHECK(got.intact);
     }
     conn.close();
 }
