@@ -875,7 +875,10 @@ private:
     }
     void fail_recv_ops(stream_state& s, std::error_code ec) {
         if (s.response_op) s.response_op.complete(ec, {});
-        if (s.read_op && s.recv_buf.empty()) s.read_op.complete(ec, 0);
+        if (s.read_op && s.read_filled > 0)
+            complete_filled_read(s);  // bytes it holds first; the next read gets the error
+        else if (s.read_op && s.recv_buf.empty())
+            s.read_op.complete(ec, 0);
     }
 
     // Completes what can complete. Each is called after any change that might unblock it.
@@ -890,6 +893,7 @@ private:
 
     void serve_read(stream_state& s) {
         if (!s.read_op) return;
+        if (s.read_filled > 0) return complete_filled_read(s);  // what it holds comes first
         if (asio::buffer_size(s.read_buffers) == 0) return s.read_op.complete({}, 0);
         if (!s.recv_buf.empty()) {
             std::size_t n = 0;
@@ -1011,16 +1015,61 @@ private:
 
     void raw_received(stream_state& s, const std::uint8_t* data, std::size_t len, bool fin) {
         if (s.recv == recv_state::body) {
-            if (s.recv_buf.write(data, len) != len) {  // flow control makes this impossible
+            if (!receive_body(s, data, len)) {  // flow control makes this impossible
                 reset(s, NGHTTP3_H3_INTERNAL_ERROR, make_error_code(error::protocol_error));
                 return;
             }
-            s.bytes_received += len;
             if (fin) s.recv = recv_state::eof;
         } else {
             consume(s, len);
         }
-        serve_read(s);
+        if (s.read_filled == 0 || s.recv != recv_state::body) serve_read(s);
+    }
+
+    /// Body bytes arrived. While a read waits and nothing is queued before them, they are copied
+    /// straight into its buffers (one copy; their credit goes back at once). The read then
+    /// completes when its buffers are full or before the next flush, so one completion carries a
+    /// whole receive batch. The rest waits in recv_buf. False when recv_buf cannot hold it, which
+    /// flow control forbids.
+    bool receive_body(stream_state& s, const std::uint8_t* data, std::size_t len) {
+        s.bytes_received += len;
+        if (s.read_op && s.recv_buf.empty() && len > 0) {
+            std::size_t skip = s.read_filled, n = 0;
+            for (const auto& b : s.read_buffers) {
+                if (skip >= b.size()) {
+                    skip -= b.size();
+                    continue;
+                }
+                const std::size_t k = std::min(b.size() - skip, len - n);
+                std::memcpy(static_cast<std::uint8_t*>(b.data()) + skip, data + n, k);
+                skip = 0;
+                n += k;
+                if (n == len) break;
+            }
+            if (n > 0) {
+                consume(s, n);
+                s.read_filled += n;
+                data += n;
+                len -= n;
+            }
+            if (s.read_filled == asio::buffer_size(s.read_buffers)) {
+                complete_filled_read(s);
+            } else if (s.read_filled > 0 && !s.read_fill_listed) {
+                if (auto it = streams_.find(s.id); it != streams_.end()) {
+                    s.read_fill_listed = true;
+                    filling_reads_.push_back(it->second);
+                } else {
+                    complete_filled_read(s);
+                }
+            }
+        }
+        return s.recv_buf.write(data, len) == len;
+    }
+
+    void complete_filled_read(stream_state& s) {
+        const std::size_t n = s.read_filled;
+        s.read_filled = 0;
+        s.read_op.complete({}, n);
     }
 
     // ---- limits on what a peer may send ------------------------------------------------------
@@ -1292,9 +1341,8 @@ private:
             return 0;
         }
         // Flow control bounds what the peer may send to what we have room for.
-        if (s->recv_buf.write(data, len) != len) return NGHTTP3_ERR_CALLBACK_FAILURE;
-        s->bytes_received += len;
-        me->serve_read(*s);
+        if (!me->receive_body(*s, data, len)) return NGHTTP3_ERR_CALLBACK_FAILURE;
+        if (s->read_filled == 0) me->serve_read(*s);  // a read being filled completes before the flush
         return 0;
     }
 
@@ -1434,6 +1482,12 @@ protected:
             openers_pending_ = false;
             serve_openers();
         }
+        // Reads filled straight from this receive batch's packets complete now, once each.
+        for (auto& st : filling_reads_) {
+            st->read_fill_listed = false;
+            if (st->read_op && st->read_filled > 0) complete_filled_read(*st);
+        }
+        filling_reads_.clear();
     }
 
 private:
@@ -1459,6 +1513,7 @@ private:
     std::deque<open_op> openers_;
     std::vector<std::int64_t> raw_streams_;  ///< streams in raw mode (tests only; usually empty)
     std::vector<std::int64_t> lone_fins_;    ///< FINs without data that QUIC has yet to take
+    std::vector<std::shared_ptr<stream_state>> filling_reads_;  ///< reads to complete before the flush
     bool openers_pending_ = false;
 
     bool established_ = false;

@@ -97,6 +97,8 @@ struct stream_state {
     // Pending operations: at most one of each kind.
     io_op read_op;
     std::vector<asio::mutable_buffer> read_buffers;
+    std::size_t read_filled = 0;  ///< bytes copied straight into read_buffers, not yet reported
+    bool read_fill_listed = false;  ///< in the session's list of reads to complete before the flush
     io_op write_op;
     std::vector<asio::const_buffer> write_buffers;
     std::size_t write_progress = 0;
