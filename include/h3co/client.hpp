@@ -10,6 +10,7 @@
 #include <asio/experimental/as_tuple.hpp>
 
 #include <array>
+#include <type_traits>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,6 +77,14 @@ inline std::optional<url_parts> parse_authority(const std::string& url) {
     }
     return parts;
 }
+
+namespace detail {
+/// Pipe readers lend their bytes (async_read_view) instead of copying them out.
+template <class T>
+struct is_pipe_reader : std::false_type {};
+template <class E>
+struct is_pipe_reader<basic_pipe_reader<E>> : std::true_type {};
+}  // namespace detail
 
 /// Anything h3co can read a request body from: an AsyncReadStream (pipe reader, socket, file).
 template <class T>
@@ -204,43 +213,32 @@ private:
     }
 
     /// Copies the body source into the stream as it produces; write() waits for flow control, so
-    /// the source is read no faster than the peer accepts.
+    /// the source is read no faster than the peer accepts. A pipe's bytes go from the writer's
+    /// buffer straight into the stream's send buffer (a borrowed view: one copy); any other source
+    /// is read into a buffer here first.
     template <class BodySource>
     static asio::awaitable<void, Executor> pump(BodySource body, basic_http_stream<Executor> stream) {
+        constexpr bool lends = detail::is_pipe_reader<BodySource>::value;
         const auto token = asio::experimental::as_tuple(asio::use_awaitable_t<Executor>{});
-        std::array<char, 16 * 1024> buf;
+        [[maybe_unused]] std::array<char, lends ? 1 : 16 * 1024> buf;
         for (;;) {
-            auto [ec, n] = co_await body.async_read_some(asio::buffer(buf), token);
-            if (n > 0) {
-                auto [wec, written] = co_await stream.write(asio::buffer(buf.data(), n), token);
-                (void)written;
+            std::error_code ec;
+            asio::const_buffer chunk;
+            if constexpr (lends) {
+                auto [view_ec, view] = co_await body.async_read_view(token);
+                ec = view_ec;
+                chunk = view;
+            } else {
+                auto [read_ec, n] = co_await body.async_read_some(asio::buffer(buf), token);
+                ec = read_ec;
+                chunk = asio::buffer(buf.data(), n);
+            }
+            if (chunk.size() > 0) {
+                auto [wec, written] = co_await stream.write(chunk, token);
+                if constexpr (lends) body.consume(written);
                 if (wec) co_return;  // the stream failed: its error reaches the response reader
             }
             if (ec == error::eof || ec == asio::error::eof) {
-                co_await stream.finish(token);
-                co_return;
-            }
-            if (ec) {
-                stream.reset(h3_error::request_cancelled);
-                co_return;
-            }
-        }
-    }
-
-    /// A pipe's bytes go from the writer's buffer straight into the stream's send buffer: the
-    /// pump borrows a view of them instead of reading into a buffer of its own (one copy, not two).
-    template <class PipeExecutor>
-    static asio::awaitable<void, Executor> pump(basic_pipe_reader<PipeExecutor> body,
-                                                basic_http_stream<Executor> stream) {
-        const auto token = asio::experimental::as_tuple(asio::use_awaitable_t<Executor>{});
-        for (;;) {
-            auto [ec, view] = co_await body.async_read_view(token);
-            if (view.size() > 0) {
-                auto [wec, written] = co_await stream.write(view, token);
-                body.consume(written);
-                if (wec) co_return;  // the stream failed: its error reaches the response reader
-            }
-            if (ec == error::eof) {
                 co_await stream.finish(token);
                 co_return;
             }

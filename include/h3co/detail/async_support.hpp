@@ -22,13 +22,14 @@ using default_token_t =
 using io_signature = void(std::error_code, std::size_t);
 using status_signature = void(std::error_code);
 
-/// Copies from `buffers` (skipping the first `skip` bytes) using `sink(ptr, len) -> taken`.
-/// Returns the number of bytes taken; stops at the first partial take.
-template <class ConstBufferSequence, class Sink>
-std::size_t for_each_buffer_from(const ConstBufferSequence& buffers, std::size_t skip, Sink&& sink) {
+/// Hands the bytes of `buffers` (skipping the first `skip`) to `sink(ptr, len) -> taken`, one
+/// buffer at a time; `ptr` is writable for a mutable buffer sequence. Returns the number of bytes
+/// taken; stops at the first partial take.
+template <class BufferSequence, class Sink>
+std::size_t for_each_buffer_from(const BufferSequence& buffers, std::size_t skip, Sink&& sink) {
     std::size_t total = 0;
     for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
-        asio::const_buffer b(*it);
+        auto b = asio::buffer(*it);
         if (skip >= b.size()) {
             skip -= b.size();
             continue;

@@ -67,8 +67,7 @@ protected:
         // Connected socket: no address per send. Errors other than a full buffer (e.g. an
         // ICMP-reported refusal) surface on the receive side.
         return send_runs(socket_.native_handle(), true, runs.data(), runs.size(),
-                         this->options().udp_sendmmsg_messages, send_features_)
-            .done;
+                         this->options().udp_sendmmsg_messages, send_features_);
     }
 
     void wait_writable() override {

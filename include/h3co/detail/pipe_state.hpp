@@ -156,16 +156,14 @@ private:
             return view_op_.complete({}, asio::const_buffer(first.data(), first.size()));
         }
         if (writer_op_ && written_ < asio::buffer_size(pending_write_)) {
-            std::size_t skip = written_;
-            for (const auto& b : pending_write_) {
-                if (skip >= b.size()) {
-                    skip -= b.size();
-                    continue;
-                }
-                lent_ = lent_from::writer;
-                lent_size_ = b.size() - skip;
-                return view_op_.complete({}, asio::const_buffer(static_cast<const char*>(b.data()) + skip, lent_size_));
-            }
+            asio::const_buffer next;  // the rest of the buffer holding byte `written_`
+            for_each_buffer_from(pending_write_, written_, [&](const void* p, std::size_t n) {
+                next = asio::const_buffer(p, n);
+                return std::size_t{0};  // taken: none, so only this buffer
+            });
+            lent_ = lent_from::writer;
+            lent_size_ = next.size();
+            return view_op_.complete({}, next);
         }
         if (writer_closed_) {
             ring_.shrink();

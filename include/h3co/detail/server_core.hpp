@@ -117,8 +117,7 @@ protected:
     std::size_t transmit(std::span<datagram_run> runs) override {
         if (!socket_->socket.is_open()) return runs.size();
         return send_runs(socket_->socket.native_handle(), false, runs.data(), runs.size(),
-                         this->options().udp_sendmmsg_messages, socket_->features)
-            .done;
+                         this->options().udp_sendmmsg_messages, socket_->features);
     }
 
     void wait_writable() override {
@@ -290,12 +289,12 @@ private:
         const auto sent = l.socket.is_open()
                               ? send_runs(l.socket.native_handle(), false, l.gathered.data(), l.gathered.size(),
                                           options_.udp_sendmmsg_messages, l.features)
-                              : runs_sent{l.gathered.size(), false};
+                              : l.gathered.size();
         std::size_t at = 0;
         for (auto& s : touched) {
             if (&s->socket() != &l) continue;
             const std::size_t n = s->outbox().size();
-            const std::size_t done = sent.done > at ? std::min(n, sent.done - at) : 0;
+            const std::size_t done = sent > at ? std::min(n, sent - at) : 0;
             s->gathered_sent(done, done < n ? &l.gathered[at + done] : nullptr);
             at += n;
         }

@@ -139,15 +139,12 @@ public:
     /// sends several connections' packets at once (see outbox()).
     bool flush(std::size_t max_packets = 64, bool keep_tail = false) {
         if (terminated_ || closing_) return true;
-        if (!submit_outbox()) return false;
+        if (!submit_outbox()) return false;  // from here on the outbox is empty and the buffer free
         const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
-        if (outbox_.empty()) {
-            batch_used_ = 0;
-            if (!batch_ || batch_capacity_ < max_packets * max_len) {
-                batch_capacity_ = max_packets * max_len;
-                batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(batch_capacity_);  // once: no allocation per packet
-                outbox_.reserve(max_packets);
-            }
+        if (!batch_ || batch_capacity_ < max_packets * max_len) {
+            batch_capacity_ = max_packets * max_len;
+            batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(batch_capacity_);  // once: no allocation per packet
+            outbox_.reserve(max_packets);
         }
         packet_path path;
         std::size_t packets = 0;
@@ -699,14 +696,19 @@ private:
                 return;
             }
         }
+        outbox_.push_back(run_of(path, data, n, ecn));
+        run_open = options_.udp_gso_segments > 1;
+    }
+
+    /// A run of one packet of `n` bytes at `data` to the path's remote address.
+    static datagram_run run_of(const ngtcp2_path& path, const std::uint8_t* data, std::size_t n, std::uint8_t ecn) {
         datagram_run run;
         run.data = data;
         run.len = run.segment = n;
         run.ecn = ecn;
         run.to_len = static_cast<socklen_t>(std::min<std::size_t>(path.remote.addrlen, sizeof run.to));
         std::memcpy(&run.to, path.remote.addr, run.to_len);
-        outbox_.push_back(run);
-        run_open = options_.udp_gso_segments > 1;
+        return run;
     }
 
     /// Packets worth one send: a full GSO run, or a sendmmsg's worth of packets without GSO.
@@ -775,12 +777,10 @@ private:
         ngtcp2_pkt_info pi{};
         const auto n = ngtcp2_conn_write_connection_close(conn_, &path.storage.path, &pi, packet.data(), packet.size(),
                                                           &local_ccerr_, steady_now_ns());
+        outbox_sent(outbox_.size(), nullptr);  // the close replaces whatever was waiting
         if (n > 0) {
-            bool run_open = false;
-            outbox_sent(outbox_.size(), nullptr);  // the close replaces whatever was waiting
-            add_to_outbox(*path.get(), packet.data(), static_cast<std::size_t>(n), pi.ecn, run_open);
-            transmit(outbox_);
-            outbox_sent(outbox_.size(), nullptr);
+            auto run = run_of(*path.get(), packet.data(), static_cast<std::size_t>(n), pi.ecn);
+            transmit({&run, 1});
         }
         terminate(ec);
     }
@@ -1034,23 +1034,16 @@ private:
     bool receive_body(stream_state& s, const std::uint8_t* data, std::size_t len) {
         s.bytes_received += len;
         if (s.read_op && s.recv_buf.empty() && len > 0) {
-            std::size_t skip = s.read_filled, n = 0;
-            for (const auto& b : s.read_buffers) {
-                if (skip >= b.size()) {
-                    skip -= b.size();
-                    continue;
-                }
-                const std::size_t k = std::min(b.size() - skip, len - n);
-                std::memcpy(static_cast<std::uint8_t*>(b.data()) + skip, data + n, k);
-                skip = 0;
-                n += k;
-                if (n == len) break;
-            }
+            const std::size_t n = for_each_buffer_from(s.read_buffers, s.read_filled, [&](void* p, std::size_t room) {
+                const std::size_t k = std::min(room, len);
+                std::memcpy(p, data, k);
+                data += k;
+                len -= k;
+                return k;
+            });
             if (n > 0) {
                 consume(s, n);
                 s.read_filled += n;
-                data += n;
-                len -= n;
             }
             if (s.read_filled == asio::buffer_size(s.read_buffers)) {
                 complete_filled_read(s);

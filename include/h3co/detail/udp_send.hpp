@@ -153,39 +153,34 @@ struct datagram_run {
     const sockaddr* peer() const noexcept { return reinterpret_cast<const sockaddr*>(&to); }
 };
 
-/// Result of send_runs: runs sent entirely (a run partly sent is advanced in place), and whether
-/// the socket is full.
-struct runs_sent {
-    std::size_t done = 0;
-    bool would_block = false;
-};
-
 /// Sends `runs` in order with as few system calls as the kernel allows: up to `max_messages` runs
 /// per sendmmsg (each one GSO message; each packet its own message where GSO is off), one
 /// sendmsg per run when max_messages is 1. `connected`: the socket has its peer fixed, so no
 /// address goes with each message. What the kernel refuses is switched off in `features`.
-inline runs_sent send_runs(int fd, bool connected, datagram_run* runs, std::size_t count, std::size_t max_messages,
-                           send_features& features) {
+/// Returns how many runs were sent entirely (a run partly sent is advanced in place); fewer than
+/// `count` means the socket is full.
+inline std::size_t send_runs(int fd, bool connected, datagram_run* runs, std::size_t count, std::size_t max_messages,
+                             send_features& features) {
     constexpr std::size_t batch_limit = 64;
-    runs_sent result;
+    std::size_t done = 0;
     // Sends runs[done] alone through send_segments, which finds out what the kernel refuses.
     const auto send_one = [&] {
-        datagram_run& r = runs[result.done];
+        datagram_run& r = runs[done];
         const auto sent = send_segments(fd, connected ? nullptr : r.peer(), r.to_len, r.peer(), r.data, r.len,
                                         r.segment, r.ecn, features);
         r.data += sent.sent;
         r.len -= sent.sent;
         if (sent.would_block) return false;
-        ++result.done;
+        ++done;
         return true;
     };
-    while (result.done < count) {
-        if (runs[result.done].len == 0) {
-            ++result.done;
+    while (done < count) {
+        if (runs[done].len == 0) {
+            ++done;
             continue;
         }
-        if (max_messages <= 1 || count - result.done == 1) {
-            if (!send_one()) return {result.done, true};
+        if (max_messages <= 1 || count - done == 1) {
+            if (!send_one()) return done;
             continue;
         }
         mmsghdr msgs[batch_limit];
@@ -194,7 +189,7 @@ inline runs_sent send_runs(int fd, bool connected, datagram_run* runs, std::size
         std::size_t owner[batch_limit];
         const std::size_t limit = std::min(max_messages, batch_limit);
         std::size_t m = 0;
-        for (std::size_t r = result.done, offset = 0; m < limit && r < count;) {
+        for (std::size_t r = done, offset = 0; m < limit && r < count;) {
             const datagram_run& run = runs[r];
             const std::size_t piece = features.gso ? run.len - offset : std::min(run.segment, run.len - offset);
             if (piece > 0) {
@@ -215,8 +210,8 @@ inline runs_sent send_runs(int fd, bool connected, datagram_run* runs, std::size
             n = ::sendmmsg(fd, msgs, static_cast<unsigned>(m), 0);
         } while (n < 0 && errno == EINTR);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return {result.done, true};
-            if (!send_one()) return {result.done, true};  // the first message failed: find out why
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return done;
+            if (!send_one()) return done;  // the first message failed: find out why
             continue;
         }
         for (int k = 0; k < n; ++k) {
@@ -224,9 +219,9 @@ inline runs_sent send_runs(int fd, bool connected, datagram_run* runs, std::size
             run.data += iovs[k].iov_len;
             run.len -= iovs[k].iov_len;
         }
-        while (result.done < count && runs[result.done].len == 0) ++result.done;
+        while (done < count && runs[done].len == 0) ++done;
     }
-    return result;
+    return done;
 }
 
 /// Asks for bigger socket buffers: a burst of packets must fit in the receiver's buffer, or the
