@@ -3,7 +3,7 @@
 # cmake/AsioGrpcInstallation.cmake.
 #
 # Installs:
-#   <includedir>/h3co/**.hpp                      the library
+#   <includedir>/h3co/**.{hpp,ipp}                the library
 #   <includedir>/h3co-ngtcp2-crypto/ngtcp2/*.h    the crypto helper's public headers
 #                                                 (from Debian's ngtcp2 source package)
 #   <libdir>/libh3co_ngtcp2_crypto_boringssl.a    the crypto helper
@@ -20,7 +20,7 @@ mark_as_advanced(H3CO_INSTALL_CMAKEDIR)
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/h3co"
         TYPE INCLUDE
         COMPONENT h3co_development
-        FILES_MATCHING PATTERN "*.hpp")
+        FILES_MATCHING PATTERN "*.hpp" PATTERN "*.ipp")
 
 install(FILES "${H3CO_NGTCP2_SOURCE_DIR}/crypto/includes/ngtcp2/ngtcp2_crypto.h"
               "${H3CO_NGTCP2_SOURCE_DIR}/crypto/includes/ngtcp2/ngtcp2_crypto_boringssl.h"

@@ -51,7 +51,7 @@ asio::awaitable<outcome> exchange(h3co::connection& conn, const h3co::fields* ra
     outcome out;
     auto [open_ec, stream] = co_await conn.open_request_stream(tuple);
     if (open_ec) co_return outcome{open_ec};
-    auto [hdr_ec] = raw ? co_await stream.send_raw_header(*raw, tuple) : co_await stream.send_header(*req, tuple);
+    auto [hdr_ec] = raw ? co_await h3co::testing::send_raw_header(stream, *raw, tuple) : co_await stream.send_header(*req, tuple);
     if (hdr_ec) co_return outcome{hdr_ec};
     if (!body.empty()) co_await stream.write(asio::buffer(body), tuple);
     co_await stream.finish(tuple);
@@ -151,7 +151,7 @@ TEST_CASE("bad input: a field with CR/LF never reaches the handler - names arriv
     test::run(io, [&]() -> asio::awaitable<void> {
         auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
         auto stream = co_await conn.open_request_stream();
-        co_await stream.send_raw_header(fields);
+        co_await h3co::testing::send_raw_header(stream, fields);
         co_await stream.finish();
         co_await stream.read_response();
     }());

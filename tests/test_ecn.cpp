@@ -3,8 +3,8 @@
 // datagram's mark (IP_RECVTOS) and forwards it with the same mark, counting what it saw.
 #include "support/test_support.hpp"
 
-#include <h3co/detail/udp_receive.hpp>
-#include <h3co/detail/udp_send.hpp>
+#include <h3co/detail/io/udp_receive.hpp>
+#include <h3co/detail/io/udp_send.hpp>
 
 #include <asio/experimental/as_tuple.hpp>
 

@@ -234,23 +234,23 @@ TEST_CASE("end to end: a pooled connection handle from connection_for leaves the
     h3co::client client(test::executor(io), test::trusting_test_ca());
     test::run(io, [&]() -> asio::awaitable<void> {
         const std::string url = test::url(port, "/ok", "127.0.0.1");
-        std::shared_ptr<void> first_engine;
+        const void* first_engine = nullptr;
         {
             auto conn = co_await client.connection_for(url);
             CHECK(conn.is_open());
-            first_engine = conn.impl();
+            first_engine = h3co::testing::connection_identity(conn);
         }  // the handle is dropped here; the pool keeps the connection
         co_await h3co::sleep_for(std::chrono::milliseconds(50));
         auto again = co_await client.connection_for(url);
         CHECK(again.is_open());
-        CHECK(again.impl() == first_engine);  // the same connection, not a new handshake
+        CHECK(h3co::testing::connection_identity(again) == first_engine);  // the same connection, not a new handshake
         const h3co::request req{.method = "GET", .url = url};
         auto response = co_await client.request(req);
         CHECK(response.status == 204);
         again.close();  // an explicit close() closes the pooled connection for everyone
         co_await h3co::sleep_for(std::chrono::milliseconds(50));
         auto fresh = co_await client.connection_for(url);
-        CHECK(fresh.impl() != first_engine);
+        CHECK(h3co::testing::connection_identity(fresh) != first_engine);
     }());
     client.close();
 }

@@ -578,7 +578,7 @@ TEST_CASE("faults: stress, mixed harsh faults over many seeds", "[.][faults-stre
 
 TEST_CASE("faults: a blackhole fails every kind of pending operation with idle_timeout and frees every stream",
           "[faults]") {
-    const long streams_before = h3co::detail::stream_state::live_count().load();
+    const long streams_before = h3co::testing::live_stream_states();
     {
         asio::io_context io;
         h3co::connection_options options;
@@ -635,7 +635,7 @@ TEST_CASE("faults: a blackhole fails every kind of pending operation with idle_t
         CHECK(settle_until(io, [&] { return r.server.connection_count() == 0; }, 4s));
     }
     // However they ended, every stream's state is gone with its handles.
-    CHECK(h3co::detail::stream_state::live_count().load() == streams_before);
+    CHECK(h3co::testing::live_stream_states() == streams_before);
 }
 
 // BUG (library, reported): finish() completes with success as soon as nghttp3 takes the end-of-body

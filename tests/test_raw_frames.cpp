@@ -1,5 +1,5 @@
 // HTTP/3 frame sequences that nghttp3 never sends, written by hand on a raw request stream
-// (request_stream::start_raw): unknown frame types must be ignored, frames in the wrong place
+// (h3co::testing::start_raw): unknown frame types must be ignored, frames in the wrong place
 // must close the offending connection with H3_FRAME_UNEXPECTED (RFC 9114 §4.1, §7.2.8, §9),
 // and other connections must not notice.
 #include "support/test_support.hpp"
@@ -137,7 +137,7 @@ asio::awaitable<raw_outcome> raw_exchange(h3co::connection& conn, const std::str
     raw_outcome out;
     auto [open_ec, stream] = co_await conn.open_request_stream(tuple);
     REQUIRE_FALSE(open_ec);
-    auto [raw_ec] = co_await stream.start_raw(tuple);
+    auto [raw_ec] = co_await h3co::testing::start_raw(stream, tuple);
     REQUIRE_FALSE(raw_ec);
     auto [write_ec, written] = co_await stream.write(asio::buffer(bytes), tuple);
     if (write_ec) co_return raw_outcome{{}, write_ec};

@@ -12,7 +12,7 @@ constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 namespace {
 
-long live_streams() { return h3co::detail::stream_state::live_count().load(); }
+long live_streams() { return h3co::testing::live_stream_states(); }
 
 /// Echo: the response body is the request body, written back as it arrives (full duplex).
 asio::awaitable<void> echo(h3co::server_request& req, h3co::response& res) {

@@ -4,8 +4,8 @@
 // udp_gro) carries uploads and downloads intact, with one client or many on one server.
 #include "support/test_support.hpp"
 
-#include <h3co/detail/udp_receive.hpp>
-#include <h3co/detail/udp_send.hpp>
+#include <h3co/detail/io/udp_receive.hpp>
+#include <h3co/detail/io/udp_send.hpp>
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/parallel_group.hpp>

@@ -2,9 +2,12 @@
 // any async source, such as a pipe, and completes with the response while the body may still flow.
 #pragma once
 
+#include <h3co/client_response.hpp>
 #include <h3co/connection.hpp>
+#include <h3co/detail/body_pump.hpp>
 #include <h3co/error.hpp>
 #include <h3co/pipe.hpp>
+#include <h3co/url.hpp>
 
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -16,75 +19,6 @@
 #include <string>
 
 namespace h3co {
-
-/// A response: status and fields, plus the stream to read its body from.
-template <class Executor = asio::any_io_executor>
-class basic_client_response {
-public:
-    int status = 0;        ///< the final status (interim 1xx responses are skipped)
-    h3co::fields headers;  ///< the response's fields
-    /// The request stream; read the response body from it. Dropping it before the exchange is over
-    /// cancels the request.
-    basic_request_stream<Executor> body;
-
-    /// Reads at least one byte of the response body: `body.read_some()`, see
-    /// basic_http_stream::read_some(). Completion: void(std::error_code, std::size_t);
-    /// h3co::error::eof at the end of the body.
-    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
-    auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
-        return body.read_some(buffers, std::forward<CompletionToken>(token));
-    }
-};
-
-/// basic_client_response on asio::any_io_executor.
-using client_response = basic_client_response<>;
-
-/// Parts of an absolute https URL.
-struct url_parts {
-    std::string host;          ///< host name or IP address, IPv6 without brackets
-    std::uint16_t port = 443;  ///< the URL's port, 443 if it names none
-};
-
-/// The host and port of an absolute URL ("https://[::1]:8443/path"); nullopt if it has no
-/// "scheme://", no host, or a port that is not a number up to 65535. The scheme is not checked.
-inline std::optional<url_parts> parse_authority(const std::string& url) {
-    const auto scheme_end = url.find("://");
-    if (scheme_end == std::string::npos) return std::nullopt;
-    const auto start = scheme_end + 3;
-    const auto end = url.find_first_of("/?#", start);
-    const std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    url_parts parts;
-    std::string port;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string::npos) return std::nullopt;
-        parts.host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
-    } else {
-        const auto colon = authority.rfind(':');
-        parts.host = authority.substr(0, colon);
-        if (colon != std::string::npos) port = authority.substr(colon + 1);
-    }
-    if (parts.host.empty()) return std::nullopt;
-    if (!port.empty()) {
-        unsigned long value = 0;
-        for (char c : port) {
-            if (c < '0' || c > '9') return std::nullopt;
-            value = value * 10 + static_cast<unsigned long>(c - '0');
-            if (value > 65535) return std::nullopt;
-        }
-        parts.port = static_cast<std::uint16_t>(value);
-    }
-    return parts;
-}
-
-namespace detail {
-/// Pipe readers lend their bytes (async_read_view) instead of copying them out.
-template <class T>
-struct is_pipe_reader : std::false_type {};
-template <class E>
-struct is_pipe_reader<basic_pipe_reader<E>> : std::true_type {};
-}  // namespace detail
 
 /// Anything h3co can read a request body from: an AsyncReadStream (pipe reader, socket, file).
 template <class T>
@@ -199,7 +133,8 @@ private:
         auto [send_ec] = co_await stream.send_header(std::move(req), asio::experimental::as_tuple(token));
         if (send_ec) co_return failed(send_ec);
         if (body) {
-            asio::co_spawn(st->executor, pump(std::move(*body), stream.share()), [](std::exception_ptr) {});
+            asio::co_spawn(st->executor, detail::pump_body<Executor>(std::move(*body), stream.share()),
+                           [](std::exception_ptr) {});
         } else {
             auto [fin_ec] = co_await stream.finish(asio::experimental::as_tuple(token));
             if (fin_ec) co_return failed(fin_ec);
@@ -210,43 +145,6 @@ private:
         out.second.headers = std::move(head.headers);
         out.second.body = std::move(stream);
         co_return out;
-    }
-
-    /// Copies the body source into the stream as it produces; write() waits for flow control, so
-    /// the source is read no faster than the peer accepts. A pipe's bytes go from the writer's
-    /// buffer straight into the stream's send buffer (a borrowed view: one copy); any other source
-    /// is read into a buffer here first.
-    template <class BodySource>
-    static asio::awaitable<void, Executor> pump(BodySource body, basic_http_stream<Executor> stream) {
-        constexpr bool lends = detail::is_pipe_reader<BodySource>::value;
-        const auto token = asio::experimental::as_tuple(asio::use_awaitable_t<Executor>{});
-        [[maybe_unused]] std::array<char, lends ? 1 : 16 * 1024> buf;
-        for (;;) {
-            std::error_code ec;
-            asio::const_buffer chunk;
-            if constexpr (lends) {
-                auto [view_ec, view] = co_await body.async_read_view(token);
-                ec = view_ec;
-                chunk = view;
-            } else {
-                auto [read_ec, n] = co_await body.async_read_some(asio::buffer(buf), token);
-                ec = read_ec;
-                chunk = asio::buffer(buf.data(), n);
-            }
-            if (chunk.size() > 0) {
-                auto [wec, written] = co_await stream.write(chunk, token);
-                if constexpr (lends) body.consume(written);
-                if (wec) co_return;  // the stream failed: its error reaches the response reader
-            }
-            if (ec == error::eof || ec == asio::error::eof) {
-                co_await stream.finish(token);
-                co_return;
-            }
-            if (ec) {
-                stream.reset(h3_error::request_cancelled);
-                co_return;
-            }
-        }
     }
 
     template <class BodySource, class CompletionToken>

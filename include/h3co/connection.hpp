@@ -2,9 +2,11 @@
 #pragma once
 
 #include <h3co/detail/async_support.hpp>
-#include <h3co/detail/client_session.hpp>
+#include <h3co/detail/handle_access.hpp>
+#include <h3co/detail/io/client_session.hpp>
 #include <h3co/options.hpp>
 #include <h3co/request_stream.hpp>
+#include <h3co/stats.hpp>
 #include <h3co/tls.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -106,12 +108,13 @@ public:
     /// The server sent GOAWAY: finish what is open, open new requests elsewhere.
     bool going_away() const noexcept { return impl_ && impl_->going_away(); }
 
-    /// \cond H3CO_INTERNAL
-    /// The engine, for the library's own composed operations.
-    const std::shared_ptr<detail::client_session<Executor>>& impl() const noexcept { return impl_; }
-    /// \endcond
+    /// The connection's numbers now: RTT, congestion window, bytes, losses, flow-control windows.
+    /// Call it on the connection's executor; a connection that has ended reports its counters only.
+    connection_stats stats() const { return impl_ ? impl_->stats() : connection_stats{}; }
 
 private:
+    friend struct detail::handle_access;
+
     void release() {
         if (closes_on_destroy_)
             close();

@@ -6,6 +6,7 @@
 /// engine behind them lives in h3co::detail, which is not part of the API.
 
 #include <h3co/client.hpp>
+#include <h3co/client_response.hpp>
 #include <h3co/connection.hpp>
 #include <h3co/error.hpp>
 #include <h3co/http_stream.hpp>
@@ -13,6 +14,10 @@
 #include <h3co/options.hpp>
 #include <h3co/pipe.hpp>
 #include <h3co/request_stream.hpp>
+#include <h3co/response.hpp>
 #include <h3co/server.hpp>
+#include <h3co/server_request.hpp>
 #include <h3co/sleep.hpp>
+#include <h3co/stats.hpp>
 #include <h3co/tls.hpp>
+#include <h3co/url.hpp>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <h3co/detail/async_support.hpp>
+#include <h3co/detail/handle_access.hpp>
 #include <h3co/detail/stream_ops.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -64,7 +65,7 @@ public:
     auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
-            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.read(st, buffers, std::move(op)); });
+            [buffers](detail::stream_machine& m, detail::stream_state& st, auto op) { m.read(st, buffers, std::move(op)); });
     }
     /// read_some() under its AsyncReadStream name, for asio::async_read and friends.
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
@@ -80,7 +81,7 @@ public:
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
-            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, true, std::move(op)); });
+            [buffers](detail::stream_machine& m, detail::stream_state& st, auto op) { m.write(st, buffers, true, std::move(op)); });
     }
     /// Writes at least one byte, as much as fits in the send buffer (AsyncWriteStream).
     /// Completion: void(std::error_code, std::size_t).
@@ -88,7 +89,7 @@ public:
     auto async_write_some(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
-            [buffers](detail::session& s, detail::stream_state& st, auto op) { s.write(st, buffers, false, std::move(op)); });
+            [buffers](detail::stream_machine& m, detail::stream_state& st, auto op) { m.write(st, buffers, false, std::move(op)); });
     }
 
     /// Ends what we send (FIN). Completes once the peer has acknowledged every body byte and the
@@ -99,7 +100,7 @@ public:
     auto finish(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
-            [](detail::session& s, detail::stream_state& st, auto op) { s.finish(st, std::move(op)); });
+            [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.finish(st, std::move(op)); });
     }
 
     /// Aborts both directions with an HTTP/3 error code the peer sees (default H3_REQUEST_CANCELLED).
@@ -107,7 +108,7 @@ public:
         if (!state_) return;
         asio::dispatch(executor_, [st = state_, code] {
             if (auto owner = st->owner.lock())
-                owner->reset(*st, static_cast<std::uint64_t>(code), make_error_code(asio::error::operation_aborted));
+                owner->streams().reset(*st, static_cast<std::uint64_t>(code), make_error_code(asio::error::operation_aborted));
         });
     }
 
@@ -118,6 +119,7 @@ public:
 
     /// \cond H3CO_INTERNAL
 protected:
+    friend struct detail::handle_access;
     template <class>
     friend class basic_request_stream;
     template <class>
@@ -134,7 +136,7 @@ protected:
         if (!reset_on_destroy_) return;
         asio::dispatch(executor_, [st] {
             if (st->fully_closed()) return;
-            if (auto owner = st->owner.lock()) owner->cancel_stream(*st);
+            if (auto owner = st->owner.lock()) owner->streams().cancel(*st);
         });
     }
 

@@ -9,6 +9,25 @@
 
 namespace h3co {
 
+/// Congestion control algorithms ngtcp2 offers (connection_options::congestion_control).
+enum class congestion_control {
+    reno,   ///< NewReno (RFC 9002)
+    cubic,  ///< CUBIC (RFC 8312), the default
+    bbr,    ///< BBR (v1)
+    bbr2,   ///< BBRv2 (ngtcp2 0.12; ngtcp2 1.x has no BBRv2 and uses BBR)
+};
+
+/// The algorithm's name: "reno", "cubic", "bbr" or "bbr2".
+inline std::string to_string(congestion_control cc) {
+    switch (cc) {
+    case congestion_control::reno: return "reno";
+    case congestion_control::cubic: return "cubic";
+    case congestion_control::bbr: return "bbr";
+    case congestion_control::bbr2: return "bbr2";
+    }
+    return "unknown";
+}
+
 /// Tuning for a client's or a server's connections: timeouts, flow-control windows, send
 /// buffering, limits on what a peer may send, UDP batching, qlog. Passed to connect(),
 /// basic_client and basic_server.
@@ -59,6 +78,8 @@ struct connection_options {
     /// SO_RCVBUF / SO_SNDBUF asked for on h3co's UDP sockets (the kernel caps them at
     /// net.core.rmem_max / wmem_max). 0 keeps the system default.
     std::size_t socket_buffer = 2 * 1024 * 1024;
+    /// The congestion controller (see docs/performance.md for how each fares with loss and delay).
+    h3co::congestion_control congestion_control = h3co::congestion_control::cubic;
     /// Write a qlog trace of each connection into this directory (empty: off).
     std::string qlog_dir;
 };

@@ -36,31 +36,9 @@ public:
     auto send_header(const request& req, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
             std::forward<CompletionToken>(token), this->state_, this->executor_,
-            [req](detail::session& s, detail::stream_state& st, auto op) {
-                s.submit_request(st, req, std::move(op));
+            [req](detail::stream_machine& m, detail::stream_state& st, auto op) {
+                m.send_request_header(st, req, std::move(op));
             });
-    }
-
-    /// Sends exactly `raw` as the header block, pseudo-headers included and unchecked. A tool for
-    /// testing servers against malformed requests; applications use send_header().
-    /// Completion: void(std::error_code).
-    template <class CompletionToken = detail::default_token_t<Executor>>
-    auto send_raw_header(const fields& raw, CompletionToken&& token = CompletionToken{}) {
-        return detail::initiate_stream_op<detail::status_signature>(
-            std::forward<CompletionToken>(token), this->state_, this->executor_,
-            [raw](detail::session& s, detail::stream_state& st, auto op) { s.submit_raw_request(st, raw, std::move(op)); });
-    }
-
-    /// Takes the stream out of HTTP/3 framing instead of sending a header: afterwards write() and
-    /// finish() put bytes on the QUIC stream exactly as given, and read_some() returns the server's
-    /// bytes unparsed, frames included. A tool for testing how servers treat frame sequences that a
-    /// correct client never sends (DATA before HEADERS, unknown frame types); applications use
-    /// send_header(). Completes with `error::already_open` once a header was sent.
-    template <class CompletionToken = detail::default_token_t<Executor>>
-    auto start_raw(CompletionToken&& token = CompletionToken{}) {
-        return detail::initiate_stream_op<detail::status_signature>(
-            std::forward<CompletionToken>(token), this->state_, this->executor_,
-            [](detail::session& s, detail::stream_state& st, auto op) { s.start_raw(st, std::move(op)); });
     }
 
     /// Waits for the final response's status and fields (interim 1xx responses are skipped). Works
@@ -71,7 +49,7 @@ public:
     auto read_response(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<void(std::error_code, response_head)>(
             std::forward<CompletionToken>(token), this->state_, this->executor_,
-            [](detail::session& s, detail::stream_state& st, auto op) { s.read_response(st, std::move(op)); });
+            [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.read_response(st, std::move(op)); });
     }
 
     /// A second handle on the same stream that never resets it when dropped (for a body pump).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <h3co/h3co.hpp>
+#include <h3co/testing.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <h3co/detail/async_support.hpp>
+#include <h3co/detail/buffer_walk.hpp>
 #include <h3co/detail/byte_ring.hpp>
 #include <h3co/detail/pending_op.hpp>
 #include <h3co/error.hpp>

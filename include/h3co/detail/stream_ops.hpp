@@ -1,9 +1,10 @@
 // How every stream operation starts: async_initiate, hop onto the connection's executor, wrap the
-// handler (with a canceller that resets the stream) and hand it to the session.
+// handler (with a canceller that resets the stream) and hand it to the stream machine.
 #pragma once
 
 #include <h3co/detail/pending_op.hpp>
 #include <h3co/detail/session.hpp>
+#include <h3co/detail/stream_machine.hpp>
 #include <h3co/detail/stream_state.hpp>
 
 #include <asio/async_result.hpp>
@@ -22,7 +23,9 @@ struct op_for<void(std::error_code, Rest...)> {
     static void fail(type& op, std::error_code ec) { op.complete(ec, std::decay_t<Rest>{}...); }
 };
 
-/// `start(session&, stream_state&, op)` runs on `ex`, with the session alive.
+/// `start(stream_machine&, stream_state&, op)` runs on `ex`, with the session alive. Cancelling the
+/// operation resets the stream, on `ex` too: a cancellation signalled from another thread never
+/// touches the engine there.
 template <class Signature, class Executor, class CompletionToken, class Start>
 auto initiate_stream_op(CompletionToken&& token, std::shared_ptr<stream_state> state, const Executor& ex, Start start) {
     return asio::async_initiate<CompletionToken, Signature>(
@@ -30,13 +33,15 @@ auto initiate_stream_op(CompletionToken&& token, std::shared_ptr<stream_state> s
             asio::dispatch(ex, [state = std::move(state), ex, start = std::move(start), h = std::move(handler)]() mutable {
                 using traits = op_for<Signature>;
                 std::weak_ptr<stream_state> weak = state;
-                typename traits::type op(std::move(h), ex, [weak](asio::cancellation_type) {
-                    if (auto s = weak.lock())
-                        if (auto owner = s->owner.lock()) owner->cancel_stream(*s);
+                typename traits::type op(std::move(h), ex, [weak, ex](asio::cancellation_type) {
+                    asio::dispatch(ex, [weak] {
+                        if (auto s = weak.lock())
+                            if (auto owner = s->owner.lock()) owner->streams().cancel(*s);
+                    });
                 });
                 auto owner = state ? state->owner.lock() : nullptr;
                 if (!owner) return traits::fail(op, make_error_code(error::connection_closed));
-                start(*owner, *state, std::move(op));
+                start(owner->streams(), *state, std::move(op));
             });
         },
         token, std::move(state), ex, std::move(start));

@@ -2,15 +2,16 @@
 // their own life (RFC 9000 §3), so the state is two explicit enums, one per direction.
 #pragma once
 
-#include <h3co/detail/async_support.hpp>
 #include <h3co/detail/byte_ring.hpp>
+#include <h3co/detail/h3/fin_tracker.hpp>
+#include <h3co/detail/live_count.hpp>
 #include <h3co/detail/pending_op.hpp>
 #include <h3co/error.hpp>
 #include <h3co/message.hpp>
 
 #include <asio/buffer.hpp>
 
-#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -33,22 +34,13 @@ enum class recv_state {
     reset,    ///< the peer reset the stream, or we stopped reading (see recv_error)
 };
 
-struct stream_state {
+struct stream_state : std::enable_shared_from_this<stream_state> {
     using io_op = pending_op<std::error_code, std::size_t>;
 
     stream_state(std::weak_ptr<session> owner, std::int64_t stream_id, std::size_t send_buffer)
-        : owner(std::move(owner)), id(stream_id), send_buf(send_buffer) {
-        live_count().fetch_add(1, std::memory_order_relaxed);
-    }
-    ~stream_state() { live_count().fetch_sub(1, std::memory_order_relaxed); }
+        : owner(std::move(owner)), id(stream_id), send_buf(send_buffer) {}
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
-
-    /// Stream states alive in the process: tests use it to prove every stream is freed.
-    static std::atomic<long>& live_count() noexcept {
-        static std::atomic<long> count{0};
-        return count;
-    }
 
     std::weak_ptr<session> owner;
     std::int64_t id;
@@ -70,18 +62,10 @@ struct stream_state {
     std::size_t submitted = 0;
     std::uint64_t bytes_sent = 0;
 
-    // Where the FIN is on the QUIC stream (HTTP/3 framing included) and whether the peer has
-    // acknowledged it: finish() completes only then. ngtcp2 0.12 has no "FIN acknowledged" event;
-    // session::quic_acked derives it from its per-frame ACK callback.
-    static constexpr std::uint64_t no_fin = ~std::uint64_t{0};
-    std::uint64_t quic_sent = 0;      ///< bytes handed to QUIC
-    std::uint64_t quic_acked = 0;     ///< acknowledged prefix [0, quic_acked)
-    std::uint64_t fin_offset = no_fin;
-    bool fin_alone = false;           ///< the FIN left in an empty frame after every byte was acknowledged
-    bool fin_frame_acked = false;     ///< a frame carrying the FIN was acknowledged
-    bool fin_acked() const noexcept {
-        return quic_closed || (quic_acked == fin_offset && (fin_frame_acked || !fin_alone));
-    }
+    /// Where the FIN is on the QUIC stream and whether the peer acknowledged it: finish() completes
+    /// only then.
+    fin_tracker fin;
+    bool fin_acked() const noexcept { return quic_closed || fin.fin_acked(); }
 
     // Receiving: body bytes not yet read. Bounded by the stream's flow-control window, because
     // credit is returned only as the application reads.
@@ -97,8 +81,8 @@ struct stream_state {
     // Pending operations: at most one of each kind.
     io_op read_op;
     std::vector<asio::mutable_buffer> read_buffers;
-    std::size_t read_filled = 0;  ///< bytes copied straight into read_buffers, not yet reported
-    bool read_fill_listed = false;  ///< in the session's list of reads to complete before the flush
+    std::size_t read_filled = 0;    ///< bytes copied straight into read_buffers, not yet reported
+    bool read_fill_listed = false;  ///< in the list of reads to complete before the flush
     io_op write_op;
     std::vector<asio::const_buffer> write_buffers;
     std::size_t write_progress = 0;
@@ -112,6 +96,9 @@ struct stream_state {
         const bool recv_done = recv == recv_state::eof || recv == recv_state::reset;
         return quic_closed || (send_done && recv_done);
     }
+
+private:
+    counted<stream_state> counted_;  ///< h3co::testing::live_stream_states()
 };
 
 }  // namespace h3co::detail

@@ -1,13 +1,12 @@
 // A client connection's I/O: one connected UDP socket feeding one session.
 #pragma once
 
-#include <h3co/detail/timer_and_flush.hpp>
-#include <h3co/detail/udp_receive.hpp>
-#include <h3co/detail/udp_send.hpp>
+#include <h3co/detail/io/connection_driver.hpp>
+#include <h3co/detail/io/udp_receive.hpp>
+#include <h3co/detail/io/udp_send.hpp>
 
 #include <asio/ip/udp.hpp>
 
-#include <array>
 #include <memory>
 #include <string>
 
@@ -34,18 +33,17 @@ public:
         if (!ec) socket_.non_blocking(true, ec);
         if (ec) return op.complete(ec);
         const auto local = socket_.local_endpoint();
-        path_ = packet_path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
-                            static_cast<socklen_t>(remote.size()));
+        path_ = network_path(local.data(), static_cast<socklen_t>(local.size()), remote.data(),
+                             static_cast<socklen_t>(remote.size()));
         send_features_.gso = this->options().udp_gso_segments > 1;
         send_features_.ecn = this->options().ecn;
         if (this->options().udp_gro) enable_udp_gro(socket_.native_handle());
         if (this->options().ecn) enable_ecn_receive(socket_.native_handle(), remote.address().is_v6());
         apply_socket_buffers(socket_, this->options().socket_buffer);
-        const packet_path& path = path_;
         const bool v6_literal = host.find(':') != std::string::npos;
         this->default_authority_ = (v6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
         try {
-            this->start_client(path, host);
+            this->start_client(path_, host, steady_now_ns());
         } catch (const std::system_error& e) {
             return op.complete(e.code());
         }
@@ -54,12 +52,15 @@ public:
         this->flush_now();
     }
 
+    /// Gives up a handshake in progress (its connect operation completes with operation_aborted).
     void cancel_connect() {
         if (connect_op_) this->terminate(make_error_code(asio::error::operation_aborted));
     }
 
     /// Closes with H3_NO_ERROR (or `app_error_code`) and stops all I/O.
-    void close_connection(std::uint64_t app_error_code, std::string_view reason) { this->close(app_error_code, reason); }
+    void close_connection(std::uint64_t app_error_code, std::string_view reason) {
+        this->close_now(app_error_code, reason);
+    }
 
 protected:
     std::size_t transmit(std::span<datagram_run> runs) override {
@@ -85,7 +86,10 @@ protected:
 
     void on_terminated(std::error_code ec) override {
         if (connect_op_) connect_op_.complete(ec);
-        this->stop_timer();
+        base::on_terminated(ec);
+    }
+
+    void io_finished() override {
         std::error_code ignored;
         socket_.close(ignored);
     }
@@ -100,12 +104,12 @@ private:
     void on_readable(std::error_code ec) {
         if (this->terminated() || ec == asio::error::operation_aborted) return;
         // The socket is connected: every datagram comes on the path fixed at start().
-        const packet_path& path = path_;
+        const auto now = steady_now_ns();
         // Drain what is queued (bounded) before flushing once: fewer, fuller packets go out.
         for (std::size_t got = 0; got < 64 && !ec && !this->terminated();) {
             got += receiver_.receive(
                 socket_.native_handle(),
-                [&](const received_datagram& d) { this->read_packet(path.get(), d.data, d.len, d.ecn); }, ec);
+                [&](const received_datagram& d) { this->read_packet(path_, d.data, d.len, d.ecn, now); }, ec);
         }
         if (ec && ec != asio::error::would_block) {
             // On a connected UDP socket an ICMP "port unreachable" arrives as ECONNREFUSED.
@@ -118,7 +122,7 @@ private:
     }
 
     socket_type socket_;
-    packet_path path_;
+    network_path path_;
     send_features send_features_;
     datagram_receiver receiver_;
     connect_op connect_op_;

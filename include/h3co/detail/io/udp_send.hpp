@@ -4,6 +4,8 @@
 // one sendmsg per packet.
 #pragma once
 
+#include <h3co/detail/datagram_run.hpp>
+
 #include <asio/socket_base.hpp>
 
 #include <algorithm>
@@ -139,19 +141,6 @@ inline send_result send_segments(int fd, const sockaddr* to, socklen_t to_len, c
     }
     return result;
 }
-
-/// Packets for one peer that leave in one message: `len` bytes as datagrams of `segment` bytes
-/// (the last may be shorter; a single datagram when len == segment), with one ECN codepoint.
-struct datagram_run {
-    const std::uint8_t* data = nullptr;
-    std::size_t len = 0;
-    std::size_t segment = 0;
-    std::uint8_t ecn = 0;
-    sockaddr_storage to{};  ///< the peer
-    socklen_t to_len = 0;
-
-    const sockaddr* peer() const noexcept { return reinterpret_cast<const sockaddr*>(&to); }
-};
 
 /// Sends `runs` in order with as few system calls as the kernel allows: up to `max_messages` runs
 /// per sendmmsg (each one GSO message; each packet its own message where GSO is off), one

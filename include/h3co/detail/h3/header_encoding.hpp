@@ -1,0 +1,90 @@
+// Header blocks to send, as nghttp3 name/value pairs: a request's pseudo-headers from its URL, a
+// response's :status, and the user's fields (names lowercased, names and values checked). Included
+// only by the engine's implementation files.
+#pragma once
+
+#include <h3co/message.hpp>
+#include <h3co/url.hpp>
+
+#include <nghttp3/nghttp3.h>
+
+#include <cctype>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace h3co::detail::header_encoding {
+
+/// A pair pointing at `name` and `value`, which must outlive the submit call (nghttp3 copies them).
+inline nghttp3_nv nv(std::string_view name, std::string_view value) {
+    return nghttp3_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                      NGHTTP3_NV_FLAG_NONE};
+}
+
+/// Appends user fields with lowercased names; false if a name or value is not allowed.
+inline bool append_fields(const fields& headers, std::vector<nghttp3_nv>& nva, std::vector<std::string>& storage) {
+    for (const auto& f : headers) {
+        std::string name = f.name;
+        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (name.empty() || name.front() == ':') return false;
+        if (!nghttp3_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size())) return false;
+        if (!nghttp3_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()))
+            return false;
+        storage.push_back(std::move(name));
+        nva.push_back(nv(storage.back(), f.value));
+    }
+    return true;
+}
+
+/// :method, :scheme, :authority, :path and the fields of `req`. A URL that is a bare path uses
+/// `default_authority` and https. nullopt when the request is not valid.
+inline std::optional<std::vector<nghttp3_nv>> request(const h3co::request& req, const std::string& default_authority,
+                                                      std::vector<std::string>& storage) {
+    url_parts parts;
+    if (req.url.find("://") != std::string::npos) {
+        auto parsed = parse_url(req.url);
+        if (!parsed) return std::nullopt;
+        parts = std::move(*parsed);
+    } else {
+        parts.scheme = "https";
+        parts.authority = default_authority;
+        std::string_view path = req.url;
+        path = path.substr(0, path.find('#'));
+        if (!path.empty()) parts.path = path;
+    }
+    if (parts.path.front() != '/' && parts.path != "*") return std::nullopt;
+    if (req.method.empty() || parts.authority.empty()) return std::nullopt;
+    storage.reserve(3 + req.headers.size());  // no reallocation: nva points into storage
+    storage.push_back(std::move(parts.scheme));
+    storage.push_back(std::move(parts.authority));
+    storage.push_back(std::move(parts.path));
+    std::vector<nghttp3_nv> nva;
+    nva.push_back(nv(":method", req.method));
+    nva.push_back(nv(":scheme", storage[0]));
+    nva.push_back(nv(":authority", storage[1]));
+    nva.push_back(nv(":path", storage[2]));
+    if (!append_fields(req.headers, nva, storage)) return std::nullopt;
+    return nva;
+}
+
+/// :status and `headers`.
+inline std::optional<std::vector<nghttp3_nv>> response(int status, const fields& headers,
+                                                       std::vector<std::string>& storage) {
+    storage.reserve(1 + headers.size());
+    storage.push_back(std::to_string(status));
+    std::vector<nghttp3_nv> nva;
+    nva.push_back(nv(":status", storage.back()));
+    if (!append_fields(headers, nva, storage)) return std::nullopt;
+    return nva;
+}
+
+/// Exactly `raw`, unchecked: pseudo-headers, case and characters as given (tests only).
+inline std::vector<nghttp3_nv> raw(const fields& raw) {
+    std::vector<nghttp3_nv> nva;
+    for (const auto& f : raw) nva.push_back(nv(f.name, f.value));
+    return nva;
+}
+
+}  // namespace h3co::detail::header_encoding

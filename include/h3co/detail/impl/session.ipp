@@ -1,0 +1,562 @@
+// session (see detail/session.hpp): the connection's life, its packet paths in and out, and the
+// stream_transport the stream machine uses.
+#pragma once
+
+#include <h3co/detail/h3/callbacks.hpp>
+#include <h3co/detail/h3/header_encoding.hpp>
+#include <h3co/detail/quic/callbacks.hpp>
+#include <h3co/detail/quic/error_mapping.hpp>
+#include <h3co/detail/quic/native_session.hpp>
+#include <h3co/detail/quic/transport_config.hpp>
+#include <h3co/detail/session.hpp>
+
+#include <nghttp3/nghttp3.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace h3co::detail {
+
+namespace session_detail {
+
+inline void check(int rv, const char* what) {
+    if (rv != 0)
+        throw std::system_error(make_error_code(error::protocol_error), std::string(what) + ": " + ngtcp2_strerror(rv));
+}
+
+inline void random_cid(ngtcp2_cid& cid, std::size_t len) {
+    cid.datalen = len;
+    random_bytes(cid.data, len);
+}
+
+}  // namespace session_detail
+
+H3CO_DECL void native_session_delete::operator()(native_session* n) const noexcept { delete n; }
+
+H3CO_DECL session::session(session_role role, const connection_options& options, std::shared_ptr<tls_context> tls)
+    : role_(role),
+      options_(options),
+      native_(new native_session),
+      machine_(*this, role == session_role::server, options.max_request_body),
+      outbox_(options.udp_gso_segments, options.udp_sendmmsg_messages) {
+    native_->tls_ctx = std::move(tls);
+    native_->conn_ref.get_conn = [](ngtcp2_crypto_conn_ref* ref) {
+        return static_cast<session*>(ref->user_data)->native_->conn;
+    };
+    native_->conn_ref.user_data = this;
+}
+
+H3CO_DECL session::~session() {
+    for (auto& [id, stream] : streams_) stream->quic_closed = true;
+}
+
+// ---- setting up --------------------------------------------------------------------------------------
+
+H3CO_DECL void session::start_client(const network_path& path, std::string_view host, std::uint64_t now) {
+    auto& n = *native_;
+    ngtcp2_cid dcid, scid;
+    session_detail::random_cid(dcid, 18);
+    session_detail::random_cid(scid, 17);
+    ngtcp2_settings settings;
+    ngtcp2_transport_params params;
+    transport_config::fill(options_, true, now, n, &quic_callbacks::qlog_write, settings, params);
+    settings.qlog.odcid = dcid;           // qlog names a connection by its original destination CID
+    params.initial_max_streams_bidi = 0;  // HTTP/3 servers open no bidirectional streams
+    const auto callbacks = quic_callbacks::table(true);
+    n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
+    n.tls->setup_client(host);
+    const auto p = ngtcp2_path_of(path);
+    session_detail::check(ngtcp2_conn_client_new(&n.conn, &dcid, &scid, &p, NGTCP2_PROTO_VER_V1, &callbacks,
+                                                 &settings, &params, nullptr, this),
+                          "ngtcp2_conn_client_new");
+    ngtcp2_conn_set_tls_native_handle(n.conn, n.tls->native());
+    create_h3();
+}
+
+H3CO_DECL void session::start_server(const network_path& path, std::span<const std::uint8_t> initial,
+                                     std::span<const std::uint8_t> scid_bytes, std::span<const std::uint8_t> secret,
+                                     std::uint64_t now) {
+    auto& n = *native_;
+    ngtcp2_pkt_hd hd;
+    session_detail::check(ngtcp2_accept(&hd, initial.data(), initial.size()), "ngtcp2_accept");
+    ngtcp2_cid scid;
+    ngtcp2_cid_init(&scid, scid_bytes.data(), scid_bytes.size());
+    n.static_secret.assign(secret.begin(), secret.end());
+    ngtcp2_settings settings;
+    ngtcp2_transport_params params;
+    transport_config::fill(options_, false, now, n, &quic_callbacks::qlog_write, settings, params);
+    settings.qlog.odcid = hd.dcid;
+    params.initial_max_streams_bidi = options_.max_concurrent_streams;
+    params.original_dcid = hd.dcid;
+    params.stateless_reset_token_present = 1;
+    session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(
+                              params.stateless_reset_token, n.static_secret.data(), n.static_secret.size(), &scid),
+                          "generate_stateless_reset_token");
+    const auto callbacks = quic_callbacks::table(false);
+    n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
+    n.tls->setup_server();
+    const auto p = ngtcp2_path_of(path);
+    session_detail::check(ngtcp2_conn_server_new(&n.conn, &hd.scid, &scid, &p, hd.version, &callbacks, &settings,
+                                                 &params, nullptr, this),
+                          "ngtcp2_conn_server_new");
+    ngtcp2_conn_set_tls_native_handle(n.conn, n.tls->native());
+    create_h3();
+    // Datagrams come addressed to the ID the client chose and, from now on, to ours.
+    on_connection_id({hd.dcid.data, hd.dcid.datalen}, true);
+    on_connection_id({scid.data, scid.datalen}, true);
+}
+
+H3CO_DECL void session::create_h3() {
+    auto& n = *native_;
+    const auto cb = h3_callbacks::table();
+    nghttp3_settings settings;
+    nghttp3_settings_default(&settings);
+    settings.max_field_section_size = options_.max_header_bytes;
+    settings.qpack_max_dtable_capacity = 4096;
+    settings.qpack_blocked_streams = 100;
+    const int rv = role_ == session_role::client ? nghttp3_conn_client_new(&n.h3, &cb, &settings, nullptr, this)
+                                                 : nghttp3_conn_server_new(&n.h3, &cb, &settings, nullptr, this);
+    if (rv != 0) throw std::system_error(make_error_code(error::protocol_error), nghttp3_strerror(rv));
+    if (role_ == session_role::server) nghttp3_conn_set_max_client_streams_bidi(n.h3, options_.max_concurrent_streams);
+}
+
+H3CO_DECL int session::setup_h3_streams() {
+    auto& n = *native_;
+    std::int64_t control, qenc, qdec;
+    if (ngtcp2_conn_open_uni_stream(n.conn, &control, nullptr) != 0 ||
+        ngtcp2_conn_open_uni_stream(n.conn, &qenc, nullptr) != 0 ||
+        ngtcp2_conn_open_uni_stream(n.conn, &qdec, nullptr) != 0)
+        return -1;
+    if (nghttp3_conn_bind_control_stream(n.h3, control) != 0) return -1;
+    if (nghttp3_conn_bind_qpack_streams(n.h3, qenc, qdec) != 0) return -1;
+    return 0;
+}
+
+// ---- packets in -----------------------------------------------------------------------------------
+
+H3CO_DECL void session::read_packet(const network_path& path, const std::uint8_t* data, std::size_t len,
+                                    std::uint8_t ecn, std::uint64_t now) {
+    if (terminated_) return;
+    auto& n = *native_;
+    ++packets_received_;
+    bytes_received_ += len;
+    ngtcp2_pkt_info pi{};
+    pi.ecn = ecn;
+    const auto p = ngtcp2_path_of(path);
+    const int rv = ngtcp2_conn_read_pkt(n.conn, &p, &pi, data, len, now);
+    if (rv == 0) return;
+    switch (rv) {
+    case NGTCP2_ERR_DRAINING:  // the peer closed the connection
+        return terminate(peer_close_error(n.conn, *n.tls, established_, close_reason_));
+    case NGTCP2_ERR_DROP_CONN:
+        return terminate(make_error_code(error::connection_closed));
+    case NGTCP2_ERR_CRYPTO: {
+        std::error_code ec = n.tls->verify_error();
+        if (!ec) ec = handshake_error(ngtcp2_conn_get_tls_alert(n.conn));
+        ngtcp2_connection_close_error_set_transport_error_tls_alert(&n.ccerr, ngtcp2_conn_get_tls_alert(n.conn), nullptr,
+                                                                    0);
+        return close_with(ec, now);
+    }
+    default:
+        if (!last_error_) last_error_ = make_error_code(error::protocol_error);
+        // A callback that failed because the peer broke HTTP/3 has set the H3 code to close with.
+        if (n.ccerr.type != NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION)
+            ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, rv, nullptr, 0);
+        return close_with(last_error_, now);
+    }
+}
+
+H3CO_DECL void session::on_timer(std::uint64_t now) {
+    if (terminated_) return;
+    auto& n = *native_;
+    const int rv = ngtcp2_conn_handle_expiry(n.conn, now);
+    if (rv == 0) return;
+    if (rv == NGTCP2_ERR_IDLE_CLOSE) return terminate(make_error_code(error::idle_timeout));
+    if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) return terminate(make_error_code(error::handshake_timeout));
+    ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, rv, nullptr, 0);
+    close_with(make_error_code(error::protocol_error), now);
+}
+
+H3CO_DECL std::uint64_t session::expiry() const noexcept {
+    if (terminated_ || !native_->conn) return std::numeric_limits<std::uint64_t>::max();
+    return ngtcp2_conn_get_expiry(native_->conn);
+}
+
+// ---- packets out ----------------------------------------------------------------------------------
+
+H3CO_DECL void session::before_flush() {
+    if (openers_pending_) {
+        openers_pending_ = false;
+        serve_openers();
+    }
+    machine_.complete_filled_reads();
+}
+
+H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
+    if (terminated_) return false;
+    auto& n = *native_;
+    const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(n.conn);
+    outbox_.reserve(round.max_packets, max_len);  // once: no allocation per packet
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    while (round.packets < round.max_packets && outbox_.has_room(max_len)) {
+        std::int64_t stream_id = -1;
+        int fin = 0;
+        std::array<nghttp3_vec, 16> vec{};
+        nghttp3_ssize veccnt = 0;
+        const bool window = ngtcp2_conn_get_max_data_left(n.conn) > 0;
+        stream_state* raw = raw_streams_.empty() || !window ? nullptr : next_raw_stream();
+        const bool lone_fin = !raw && next_lone_fin(stream_id);
+        if (lone_fin) {
+            fin = 1;
+        } else if (raw) {
+            stream_id = raw->id;
+            fin = raw->send == send_state::finishing ? 1 : 0;
+            veccnt = static_cast<nghttp3_ssize>(stream_machine::unsent(*raw, vec.data(), vec.size()).first);
+        } else if (window) {
+            veccnt = nghttp3_conn_writev_stream(n.h3, &stream_id, &fin, vec.data(), vec.size());
+            if (veccnt < 0) {
+                ngtcp2_connection_close_error_set_application_error(
+                    &n.ccerr, nghttp3_err_infer_quic_app_error_code(static_cast<int>(veccnt)), nullptr, 0);
+                close_with(make_error_code(error::protocol_error), now);
+                return false;
+            }
+        }
+        ngtcp2_ssize datalen = -1;
+        std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+        if (fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+        ngtcp2_pkt_info pi{};
+        const auto nwrite = ngtcp2_conn_writev_stream(n.conn, &ps.path, &pi, outbox_.tail(), max_len, &datalen, flags,
+                                                      stream_id, reinterpret_cast<const ngtcp2_vec*>(vec.data()),
+                                                      static_cast<std::size_t>(veccnt), now);
+        if (nwrite < 0) {
+            if (lone_fin) lone_fins_.pop_back();  // taken (WRITE_MORE), or the stream is shut
+            switch (nwrite) {
+            case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+                if (raw)
+                    raw->raw_blocked = true;
+                else
+                    nghttp3_conn_block_stream(n.h3, stream_id);
+                continue;
+            case NGTCP2_ERR_STREAM_SHUT_WR:  // the peer sent STOP_SENDING: no more bytes will be taken
+                if (!raw) nghttp3_conn_shutdown_stream_write(n.h3, stream_id);
+                if (auto* s = find_stream(stream_id)) machine_.stopped_by_peer(*s->shared_from_this());
+                continue;
+            case NGTCP2_ERR_WRITE_MORE:
+                if (!stream_data_taken(raw, stream_id, datalen, fin, vec.data(), veccnt)) {
+                    close_with(make_error_code(error::protocol_error), now);
+                    return false;
+                }
+                continue;
+            default:
+                ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, static_cast<int>(nwrite), nullptr,
+                                                                        0);
+                close_with(make_error_code(error::protocol_error), now);
+                return false;
+            }
+        }
+        if (!stream_data_taken(raw, stream_id, datalen, fin, vec.data(), veccnt)) {
+            close_with(make_error_code(error::protocol_error), now);
+            return false;
+        }
+        if (lone_fin && datalen >= 0) lone_fins_.pop_back();
+        // nghttp3 0.8 forgets a request stream once it has handed out everything, even when QUIC
+        // did not take it (congestion or pacing): a FIN with no data left must then be written
+        // without nghttp3, or it would never leave.
+        if (!raw && !lone_fin && fin && veccnt == 0 && datalen < 0 && ngtcp2_is_bidi_stream(stream_id))
+            lone_fins_.push_back(stream_id);
+        if (nwrite == 0) return false;
+        outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
+                    static_cast<std::size_t>(nwrite), pi.ecn);
+        ++round.packets;
+        ++packets_sent_;
+        bytes_sent_ += static_cast<std::uint64_t>(nwrite);
+        if (outbox_.ready_to_send()) {
+            outbox_.end_run();  // what follows starts a new run, in a buffer that may start over
+            return true;
+        }
+    }
+    return false;
+}
+
+H3CO_DECL void session::end_flush(std::uint64_t now, const flush_round& round) {
+    last_flush_packets_ = round.packets;
+    if (!terminated_) ngtcp2_conn_update_pkt_tx_time(native_->conn, now);
+}
+
+H3CO_DECL bool session::stream_data_taken(stream_state* raw, std::int64_t stream_id, std::ptrdiff_t datalen, int fin,
+                                          const void* vecs, std::ptrdiff_t veccnt) {
+    const auto* vec = static_cast<const nghttp3_vec*>(vecs);
+    if (datalen >= 0 && stream_id >= 0 && ngtcp2_is_bidi_stream(stream_id) && (datalen > 0 || fin)) {
+        stream_state* s = raw ? raw : find_stream(stream_id);
+        if (s) {
+            std::uint64_t offered = 0;
+            for (std::ptrdiff_t i = 0; i < veccnt; ++i) offered += vec[i].len;
+            s->fin.on_written(static_cast<std::uint64_t>(datalen), fin != 0, offered);
+        }
+    }
+    if (datalen < 0) return true;
+    const auto taken = static_cast<std::size_t>(datalen);
+    if (raw) {
+        machine_.hand_out(*raw, taken);
+        return true;
+    }
+    return nghttp3_conn_add_write_offset(native_->h3, stream_id, taken) == 0;
+}
+
+H3CO_DECL bool session::next_lone_fin(std::int64_t& stream_id) {
+    while (!lone_fins_.empty()) {
+        if (auto* s = find_stream(lone_fins_.back()); s && !s->quic_closed) {
+            stream_id = lone_fins_.back();
+            return true;
+        }
+        lone_fins_.pop_back();
+    }
+    return false;
+}
+
+H3CO_DECL stream_state* session::next_raw_stream() {
+    std::erase_if(raw_streams_, [this](std::int64_t id) { return !streams_.contains(id); });
+    for (auto id : raw_streams_) {
+        auto& s = *streams_.find(id)->second;
+        const bool has_fin = s.send == send_state::finishing;
+        const bool sending = s.send == send_state::open || has_fin;  // not after SHUT_WR or reset
+        if (sending && !s.quic_closed && !s.raw_blocked && (s.submitted < s.send_buf.size() || has_fin)) return &s;
+    }
+    return nullptr;
+}
+
+// ---- connection-level operations ---------------------------------------------------------------------
+
+H3CO_DECL void session::close(std::uint64_t now, std::uint64_t app_error_code, std::string_view reason) {
+    if (terminated_) return;
+    if (!established_) return terminate(make_error_code(error::connection_closed));
+    ngtcp2_connection_close_error_set_application_error(
+        &native_->ccerr, app_error_code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
+    close_with(app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::connection_closed)
+                                                     : make_h3_error_code(app_error_code),
+               now);
+}
+
+H3CO_DECL void session::close_with(std::error_code ec, std::uint64_t now) {
+    if (terminated_) return;
+    auto& n = *native_;
+    close_error_ = ec;
+    // The close replaces whatever was waiting to be sent.
+    outbox_.clear();
+    const std::size_t max_len = NGTCP2_MAX_UDP_PAYLOAD_SIZE;
+    outbox_.reserve(1, max_len);
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    const auto written =
+        ngtcp2_conn_write_connection_close(n.conn, &ps.path, &pi, outbox_.tail(), max_len, &n.ccerr, now);
+    if (written > 0)
+        outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
+                    static_cast<std::size_t>(written), pi.ecn);
+    terminate(ec);
+}
+
+H3CO_DECL void session::terminate(std::error_code ec) {
+    if (terminated_) return;
+    terminated_ = true;
+    if (!close_error_) close_error_ = ec;
+    fail_everything(close_error_);
+    on_terminated(close_error_);
+}
+
+H3CO_DECL void session::fail_everything(std::error_code ec) {
+    while (!openers_.empty()) {
+        auto op = std::move(openers_.front());
+        openers_.pop_front();
+        op.complete(ec, nullptr);
+    }
+    auto streams = std::move(streams_);
+    streams_.clear();
+    for (auto& [id, s] : streams) machine_.connection_ended(*s, ec);
+}
+
+H3CO_DECL void session::send_goaway() {
+    if (!native_->h3 || terminated_ || goaway_sent_) return;
+    goaway_sent_ = true;
+    nghttp3_conn_submit_shutdown_notice(native_->h3);
+    nghttp3_conn_shutdown(native_->h3);
+    wake_flush();
+}
+
+H3CO_DECL void session::open_stream(open_op op) {
+    if (auto ec = unusable()) return op.complete(ec, nullptr);
+    if (goaway_received_) return op.complete(make_error_code(error::going_away), nullptr);
+    openers_.push_back(std::move(op));
+    serve_openers();
+}
+
+H3CO_DECL void session::serve_openers() {
+    while (!openers_.empty() && !terminated_) {
+        std::int64_t id = -1;
+        const int rv = ngtcp2_conn_open_bidi_stream(native_->conn, &id, nullptr);
+        if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return;  // extend_max_local_streams_bidi retries
+        auto op = std::move(openers_.front());
+        openers_.pop_front();
+        if (rv != 0) {
+            op.complete(make_error_code(error::protocol_error), nullptr);
+            continue;
+        }
+        auto s = new_stream(id);
+        ngtcp2_conn_set_stream_user_data(native_->conn, id, s.get());
+        op.complete({}, std::move(s));
+    }
+}
+
+// ---- streams -----------------------------------------------------------------------------------------
+
+H3CO_DECL stream_state* session::find_stream(std::int64_t id) const noexcept {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+}
+
+H3CO_DECL std::shared_ptr<stream_state> session::new_stream(std::int64_t id) {
+    auto s = std::make_shared<stream_state>(weak_from_this(), id, options_.stream_send_buffer);
+    s->recv_buf.set_max_capacity(options_.stream_receive_window);
+    streams_.emplace(id, s);
+    keep_alive_update();
+    return s;
+}
+
+H3CO_DECL void session::stream_closed(stream_state& s, std::uint64_t app_error_code) {
+    machine_.closed(s, app_error_code);
+    auto it = streams_.find(s.id);
+    if (it == streams_.end()) return;
+    auto holder = std::move(it->second);  // may be the last reference: erase first, free after
+    streams_.erase(it);
+    keep_alive_update();
+    // The client may open one more request in its place: at most max_concurrent_streams at once.
+    if (role_ == session_role::server && !terminated_) ngtcp2_conn_extend_max_streams_bidi(native_->conn, 1);
+}
+
+H3CO_DECL void session::keep_alive_update() {
+    if (!native_->conn) return;
+    const auto interval = options_.keep_alive.count() > 0 ? options_.keep_alive : options_.idle_timeout / 2;
+    // 0 turns keep-alive off (UINT64_MAX would overflow ngtcp2 0.12's deadline into a PING storm).
+    ngtcp2_conn_set_keep_alive_timeout(
+        native_->conn, streams_.empty() ? 0 : static_cast<ngtcp2_duration>(interval.count()) * NGTCP2_MILLISECONDS);
+}
+
+H3CO_DECL void session::credit(std::int64_t stream_id, std::size_t n) {
+    if (n == 0 || terminated_) return;
+    ngtcp2_conn_extend_max_stream_offset(native_->conn, stream_id, n);
+    ngtcp2_conn_extend_max_offset(native_->conn, n);
+}
+
+H3CO_DECL std::error_code session::unusable() const {
+    if (terminated_) return close_error_ ? close_error_ : make_error_code(error::connection_closed);
+    return {};
+}
+
+// ---- stream_transport ------------------------------------------------------------------------------
+
+H3CO_DECL std::error_code session::stream_unusable(const stream_state& s) const {
+    if (auto ec = unusable()) return ec;
+    if (s.quic_closed) return make_error_code(error::connection_closed);
+    return {};
+}
+
+H3CO_DECL std::error_code session::submit_request_header(stream_state& s, const request& req) {
+    std::vector<std::string> storage;
+    auto nva = header_encoding::request(req, default_authority_, storage);
+    if (!nva) return make_error_code(error::invalid_request);
+    nghttp3_data_reader reader{&h3_callbacks::read_body};
+    if (nghttp3_conn_submit_request(native_->h3, s.id, nva->data(), nva->size(), &reader, &s) != 0)
+        return make_error_code(error::invalid_request);
+    keep_alive_update();
+    return {};
+}
+
+H3CO_DECL std::error_code session::submit_raw_request_header(stream_state& s, const fields& raw) {
+    auto nva = header_encoding::raw(raw);
+    nghttp3_data_reader reader{&h3_callbacks::read_body};
+    if (nghttp3_conn_submit_request(native_->h3, s.id, nva.data(), nva.size(), &reader, &s) != 0)
+        return make_error_code(error::invalid_request);
+    return {};
+}
+
+H3CO_DECL std::error_code session::submit_response_header(stream_state& s, int status, const fields& headers) {
+    std::vector<std::string> storage;
+    auto nva = header_encoding::response(status, headers, storage);
+    if (!nva) return make_error_code(error::invalid_request);
+    nghttp3_data_reader reader{&h3_callbacks::read_body};
+    if (nghttp3_conn_submit_response(native_->h3, s.id, nva->data(), nva->size(), &reader) != 0)
+        return make_error_code(error::invalid_request);
+    return {};
+}
+
+H3CO_DECL void session::start_raw_stream(stream_state& s) {
+    raw_streams_.push_back(s.id);
+    keep_alive_update();
+}
+
+H3CO_DECL void session::resume_sending(stream_state& s) {
+    if (s.blocked_in_h3 && native_->h3 && !s.quic_closed) {
+        s.blocked_in_h3 = false;
+        nghttp3_conn_resume_stream(native_->h3, s.id);
+    }
+    wake_flush();
+}
+
+H3CO_DECL void session::return_credit(stream_state& s, std::size_t n) {
+    if (n == 0 || terminated_) return;
+    if (!s.quic_closed) ngtcp2_conn_extend_max_stream_offset(native_->conn, s.id, n);
+    ngtcp2_conn_extend_max_offset(native_->conn, n);
+    wake_flush();
+}
+
+H3CO_DECL void session::shutdown_stream(stream_state& s, std::uint64_t app_error_code, bool send, bool recv) {
+    if (s.quic_closed || terminated_ || (!send && !recv)) return;
+    auto& n = *native_;
+    if (send && recv)
+        ngtcp2_conn_shutdown_stream(n.conn, s.id, app_error_code);
+    else if (send)
+        ngtcp2_conn_shutdown_stream_write(n.conn, s.id, app_error_code);
+    else
+        ngtcp2_conn_shutdown_stream_read(n.conn, s.id, app_error_code);
+    if (!s.raw) nghttp3_conn_shutdown_stream_read(n.h3, s.id);
+    wake_flush();
+}
+
+// ---- statistics ----------------------------------------------------------------------------------------
+
+H3CO_DECL connection_stats session::stats() const {
+    connection_stats out;
+    out.algorithm = options_.congestion_control;
+    out.packets_sent = packets_sent_;
+    out.packets_received = packets_received_;
+    out.bytes_sent = bytes_sent_;
+    out.bytes_received = bytes_received_;
+    out.connection_receive_window = options_.connection_receive_window;
+    out.stream_receive_window = options_.stream_receive_window;
+    out.stream_send_buffer = options_.stream_send_buffer;
+    auto* conn = native_->conn;
+    if (!conn || terminated_) return out;
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat(conn, &cs);
+    out.smoothed_rtt = std::chrono::nanoseconds(cs.smoothed_rtt);
+    out.min_rtt = std::chrono::nanoseconds(cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt);
+    out.latest_rtt = std::chrono::nanoseconds(cs.latest_rtt);
+    out.rtt_variance = std::chrono::nanoseconds(cs.rttvar);
+    out.congestion_window = cs.cwnd;
+    out.slow_start_threshold = cs.ssthresh;
+    out.bytes_in_flight = cs.bytes_in_flight;
+    out.delivery_rate = cs.delivery_rate_sec;
+    out.max_udp_payload = cs.max_tx_udp_payload_size;
+    out.packets_lost = lost_in_closed_streams_;
+    for (const auto& [id, s] : streams_) out.packets_lost += ngtcp2_conn_get_stream_loss_count(conn, id);
+    out.connection_send_credit = ngtcp2_conn_get_max_data_left(conn);
+    return out;
+}
+
+}  // namespace h3co::detail

@@ -1,0 +1,136 @@
+// One server connection's I/O: its session, sending through the listening socket it arrived on.
+#pragma once
+
+#include <h3co/detail/connection_id.hpp>
+#include <h3co/detail/io/connection_driver.hpp>
+#include <h3co/detail/io/server_socket.hpp>
+
+#include <asio/post.hpp>
+
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_set>
+
+namespace h3co::detail {
+
+template <class Executor>
+class server_core;
+
+template <class Executor>
+class server_session final : public connection_driver<Executor> {
+    using base = connection_driver<Executor>;
+
+public:
+    server_session(Executor ex, const connection_options& options, std::shared_ptr<tls_context> tls,
+                   std::weak_ptr<server_core<Executor>> core, std::shared_ptr<server_socket<Executor>> socket)
+        : base(ex, session_role::server, options, std::move(tls)), core_(std::move(core)), socket_(std::move(socket)) {}
+
+    /// Accepts the connection whose first Initial is `initial`, from `path`. Throws std::system_error
+    /// when the libraries refuse it.
+    void accept(const network_path& path, std::span<const std::uint8_t> initial, std::span<const std::uint8_t> secret,
+                std::uint64_t now) {
+        std::array<std::uint8_t, server_cid_length> scid;
+        random_bytes(scid.data(), scid.size());
+        this->start_server(path, initial, scid, secret, now);
+    }
+
+    /// Feeds a datagram; the caller flushes once per receive batch (see server_core::receive).
+    void deliver(const network_path& path, const std::uint8_t* data, std::size_t len, std::uint8_t ecn,
+                 std::uint64_t now) {
+        this->read_packet(path, data, len, ecn, now);
+    }
+
+    void flush_after_batch() { this->flush_now(); }
+
+    /// For a send gathered across connections: flush, leaving the tail (less than a send's worth)
+    /// in the outbox for the gathered send.
+    void gather(std::uint64_t now) {
+        if (this->terminated()) return;
+        this->before_flush();
+        gather_blocked_ = !this->flush_to_socket(now, true);
+    }
+
+    /// The gathered send took the first `done` runs of the outbox (`next`: what is left of the
+    /// one after them, when given).
+    void gathered_sent(std::size_t done, const datagram_run* next) {
+        this->outbox().sent(done, next);
+        this->after_flush(!gather_blocked_ && this->outbox().empty());
+    }
+
+    const server_socket<Executor>& socket() const noexcept { return *socket_; }
+    const std::unordered_set<std::string>& cids() const noexcept { return cids_; }
+
+    void goaway() { this->send_goaway(); }
+    void close_connection(std::uint64_t code) { this->close_now(code, {}); }
+
+    /// What happens when a request's handler returns (`failed`: it threw).
+    void run_after_handler(const std::shared_ptr<stream_state>& st, bool failed) {
+        if (this->terminated()) return;
+        auto& m = this->streams();
+        if (failed) {
+            if (st->send == send_state::idle) {
+                m.send_response_header(*st, 500, {}, stream_machine::status_op());
+            } else if (st->send == send_state::open) {  // a body was cut short: never let it look complete
+                m.reset(*st, static_cast<std::uint64_t>(h3_error::internal_error), make_error_code(error::protocol_error));
+                return;
+            }
+        }
+        if (st->send == send_state::idle) m.send_response_header(*st, 200, {}, stream_machine::status_op());
+        // A handler that returns has said all it will: end the response, stop reading what is left.
+        m.stop_reading(*st, static_cast<std::uint64_t>(h3_error::no_error));
+        if (st->send == send_state::open) m.finish(*st, stream_machine::status_op());
+    }
+
+protected:
+    std::size_t transmit(std::span<datagram_run> runs) override {
+        if (!socket_->socket.is_open()) return runs.size();
+        return send_runs(socket_->socket.native_handle(), false, runs.data(), runs.size(),
+                         this->options().udp_sendmmsg_messages, socket_->features);
+    }
+
+    void wait_writable() override {
+        if (waiting_writable_ || !socket_->socket.is_open()) return;
+        waiting_writable_ = true;
+        socket_->socket.async_wait(asio::socket_base::wait_write, [self = self_ptr()](std::error_code ec) {
+            self->waiting_writable_ = false;
+            if (!ec) self->flush_now();
+        });
+    }
+
+    /// Starts the handler from outside the nghttp3 callback that reported the request.
+    void on_request(std::shared_ptr<stream_state> st) override {
+        asio::post(this->get_executor(), [self = self_ptr(), st = std::move(st)]() mutable {
+            if (self->terminated()) return;
+            if (auto core = self->core_.lock()) core->start_handler(self, std::move(st));
+        });
+    }
+
+    void on_connection_id(std::span<const std::uint8_t> cid, bool added) override {
+        auto key = cid_key(cid.data(), cid.size());
+        auto core = core_.lock();
+        if (added) {
+            cids_.insert(key);
+            if (core) core->route(key, self_ptr());
+        } else {
+            cids_.erase(key);
+            if (core) core->unroute(key);
+        }
+    }
+
+    void on_terminated(std::error_code ec) override {
+        base::on_terminated(ec);
+        if (auto core = core_.lock()) core->forget(*this);
+    }
+
+private:
+    std::shared_ptr<server_session> self_ptr() { return std::static_pointer_cast<server_session>(this->shared_from_this()); }
+
+    std::weak_ptr<server_core<Executor>> core_;
+    std::shared_ptr<server_socket<Executor>> socket_;
+    std::unordered_set<std::string> cids_;
+    bool waiting_writable_ = false;
+    bool gather_blocked_ = false;  ///< the gather's own sends already found the socket full
+};
+
+}  // namespace h3co::detail

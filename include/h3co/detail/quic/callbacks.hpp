@@ -1,0 +1,203 @@
+// ngtcp2's callbacks for a session: each records what happened in the session or its stream machine
+// and returns; none runs user code. Included only by the engine's implementation files.
+#pragma once
+
+#include <h3co/detail/quic/native_session.hpp>
+#include <h3co/detail/session.hpp>
+
+#include <nghttp3/nghttp3.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include <cstdio>
+#include <memory>
+#include <span>
+
+namespace h3co::detail {
+
+struct quic_callbacks {
+    static session& self(void* user_data) { return *static_cast<session*>(user_data); }
+    static stream_state* state_of(void* stream_user_data) { return static_cast<stream_state*>(stream_user_data); }
+
+    /// The table for a client (`client`) or server connection.
+    static ngtcp2_callbacks table(bool client) {
+        ngtcp2_callbacks cb{};
+        if (client) {
+            cb.client_initial = ngtcp2_crypto_client_initial_cb;
+            cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
+        } else {
+            cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+        }
+        cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+        cb.encrypt = ngtcp2_crypto_encrypt_cb;
+        cb.decrypt = ngtcp2_crypto_decrypt_cb;
+        cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
+        cb.update_key = ngtcp2_crypto_update_key_cb;
+        cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+        cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+        cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+        cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+        cb.rand = [](std::uint8_t* dest, std::size_t len, const ngtcp2_rand_ctx*) { random_bytes(dest, len); };
+        cb.get_new_connection_id = &get_new_connection_id;
+        cb.remove_connection_id = &remove_connection_id;
+        cb.handshake_completed = &handshake_completed;
+        cb.recv_stream_data = &recv_stream_data;
+        cb.acked_stream_data_offset = &acked_stream_data_offset;
+        cb.stream_close = &stream_close;
+        cb.stream_reset = &stream_reset;
+        cb.stream_stop_sending = &stream_stop_sending;
+        cb.extend_max_stream_data = &extend_max_stream_data;
+        cb.extend_max_local_streams_bidi = &extend_max_local_streams_bidi;
+        return cb;
+    }
+
+    static void qlog_write(void* user_data, std::uint32_t, const void* data, std::size_t len) {
+        if (std::FILE* file = self(user_data).native_->qlog) std::fwrite(data, 1, len, file);
+    }
+
+    static int get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, std::uint8_t* token, std::size_t cidlen,
+                                     void* user_data) {
+        auto& me = self(user_data);
+        auto& n = *me.native_;
+        cid->datalen = cidlen;
+        random_bytes(cid->data, cidlen);
+        if (!n.static_secret.empty()) {
+            if (ngtcp2_crypto_generate_stateless_reset_token(token, n.static_secret.data(), n.static_secret.size(),
+                                                             cid) != 0)
+                return NGTCP2_ERR_CALLBACK_FAILURE;
+        } else {
+            random_bytes(token, NGTCP2_STATELESS_RESET_TOKENLEN);
+        }
+        me.on_connection_id({cid->data, cid->datalen}, true);
+        return 0;
+    }
+
+    static int remove_connection_id(ngtcp2_conn*, const ngtcp2_cid* cid, void* user_data) {
+        self(user_data).on_connection_id({cid->data, cid->datalen}, false);
+        return 0;
+    }
+
+    static int handshake_completed(ngtcp2_conn*, void* user_data) {
+        auto& me = self(user_data);
+        if (!me.native_->tls->negotiated_h3()) {
+            me.last_error_ = make_error_code(error::alpn_mismatch);
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
+        if (me.setup_h3_streams() != 0) {
+            me.last_error_ = make_error_code(error::protocol_error);
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
+        me.established_ = true;
+        me.on_established();
+        return 0;
+    }
+
+    static int recv_stream_data(ngtcp2_conn*, std::uint32_t flags, std::int64_t stream_id, std::uint64_t,
+                                const std::uint8_t* data, std::size_t len, void* user_data, void* sud) {
+        auto& me = self(user_data);
+        auto& n = *me.native_;
+        const bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+        if (auto* s = state_of(sud); s && s->raw) {
+            me.machine_.raw_received(*s, data, len, fin);
+            return 0;
+        }
+        const auto consumed = nghttp3_conn_read_stream(n.h3, stream_id, data, len, fin);
+        const bool malformed_message =
+            consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || consumed == NGHTTP3_ERR_MALFORMED_HTTP_HEADER;
+        if (malformed_message && ngtcp2_is_bidi_stream(stream_id)) {
+            // A malformed message (e.g. content-length that does not match the body) is a stream
+            // error, RFC 9114 §4.1.2: reset this request with H3_MESSAGE_ERROR, keep the connection.
+            // Frame errors (DATA before HEADERS, say) are connection errors and close below.
+            if (auto* s = me.find_stream(stream_id)) {
+                auto keep = s->shared_from_this();
+                me.machine_.reset(*keep, NGHTTP3_H3_MESSAGE_ERROR,
+                                  make_error_code(consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING
+                                                      ? error::content_length_mismatch
+                                                      : error::invalid_request));
+            } else {
+                ngtcp2_conn_shutdown_stream(n.conn, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
+            }
+            me.credit(stream_id, len);
+            return 0;
+        }
+        if (consumed < 0) {
+            // The peer broke HTTP/3 (or nghttp3 failed): close with the matching H3 code and
+            // report that code locally too.
+            const auto code = nghttp3_err_infer_quic_app_error_code(static_cast<int>(consumed));
+            me.last_error_ = nghttp3_err_is_fatal(static_cast<int>(consumed)) ? make_error_code(error::protocol_error)
+                                                                              : make_h3_error_code(code);
+            ngtcp2_connection_close_error_set_application_error(&n.ccerr, code, nullptr, 0);
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
+        // Framing and QPACK bytes nghttp3 consumed itself: their credit goes back now. Body bytes'
+        // credit goes back as the application reads them.
+        me.credit(stream_id, static_cast<std::size_t>(consumed));
+        return 0;
+    }
+
+    static int acked_stream_data_offset(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t offset,
+                                        std::uint64_t datalen, void* user_data, void* sud) {
+        auto& me = self(user_data);
+        auto* s = state_of(sud);
+        if (s) s->fin.on_acked(offset, datalen);
+        if (s && s->raw) {
+            me.machine_.body_acked(*s, datalen);
+            return 0;
+        }
+        if (nghttp3_conn_add_ack_offset(me.native_->h3, stream_id, datalen) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+        if (s) me.machine_.frame_acked(*s);  // an ACK of the FIN alone frees no body byte: nghttp3 stays silent
+        return 0;
+    }
+
+    static int stream_close(ngtcp2_conn* conn, std::uint32_t flags, std::int64_t stream_id,
+                            std::uint64_t app_error_code, void* user_data, void*) {
+        auto& me = self(user_data);
+        if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) app_error_code = NGHTTP3_H3_NO_ERROR;
+        if (ngtcp2_is_bidi_stream(stream_id)) me.lost_in_closed_streams_ += ngtcp2_conn_get_stream_loss_count(conn, stream_id);
+        // nghttp3's close callback may drop the last reference: hold one across both calls.
+        std::shared_ptr<stream_state> keep;
+        if (auto* s = me.find_stream(stream_id)) keep = s->shared_from_this();
+        const int rv = nghttp3_conn_close_stream(me.native_->h3, stream_id, app_error_code);
+        if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) return NGTCP2_ERR_CALLBACK_FAILURE;
+        if (keep && !keep->quic_closed) me.stream_closed(*keep, app_error_code);
+        return 0;
+    }
+
+    static int stream_reset(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, std::uint64_t app_error_code,
+                            void* user_data, void* sud) {
+        auto& me = self(user_data);
+        auto* s = state_of(sud);
+        if (!(s && s->raw) && nghttp3_conn_shutdown_stream_read(me.native_->h3, stream_id) != 0)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        if (s) me.machine_.reset_by_peer(*s, app_error_code);
+        return 0;
+    }
+
+    static int stream_stop_sending(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, void* user_data, void* sud) {
+        // Called when WE stop reading (not on the peer's STOP_SENDING, which ngtcp2 answers itself
+        // with RESET_STREAM; write_packets sees it as NGTCP2_ERR_STREAM_SHUT_WR).
+        if (auto* s = state_of(sud); s && s->raw) return 0;
+        return nghttp3_conn_shutdown_stream_read(self(user_data).native_->h3, stream_id) == 0
+                   ? 0
+                   : NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+
+    static int extend_max_stream_data(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t, void* user_data,
+                                      void* sud) {
+        if (auto* s = state_of(sud); s && s->raw) {
+            s->raw_blocked = false;
+            return 0;
+        }
+        return nghttp3_conn_unblock_stream(self(user_data).native_->h3, stream_id) == 0 ? 0
+                                                                                         : NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+
+    static int extend_max_local_streams_bidi(ngtcp2_conn*, std::uint64_t, void* user_data) {
+        auto& me = self(user_data);
+        me.openers_pending_ = true;  // served before the next flush, not inside a callback
+        me.wake_flush();
+        return 0;
+    }
+};
+
+}  // namespace h3co::detail

@@ -1,0 +1,47 @@
+// From what ngtcp2 reports to h3co's error codes: a peer's CONNECTION_CLOSE, a failed handshake.
+// Included only by the engine's implementation files.
+#pragma once
+
+#include <h3co/detail/quic/tls_session.hpp>
+#include <h3co/error.hpp>
+
+#include <nghttp3/nghttp3.h>
+#include <ngtcp2/ngtcp2.h>
+
+#include <string>
+#include <system_error>
+
+namespace h3co::detail {
+
+/// TLS alert 120, no_application_protocol: the peer does not speak h3.
+inline constexpr std::uint8_t tls_alert_no_application_protocol = 120;
+
+/// Why a handshake failed, from the TLS alert ngtcp2 saw.
+inline std::error_code handshake_error(std::uint8_t alert) {
+    if (alert == tls_alert_no_application_protocol) return make_error_code(error::alpn_mismatch);
+    return make_error_code(error::handshake_failed);
+}
+
+/// The peer's CONNECTION_CLOSE as an error code (a clean close is error::connection_closed); its
+/// reason phrase goes to `reason`.
+inline std::error_code peer_close_error(ngtcp2_conn* conn, const tls_session& tls, bool established,
+                                        std::string& reason) {
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_conn_get_connection_close_error(conn, &ccerr);
+    reason.assign(reinterpret_cast<const char*>(ccerr.reason), ccerr.reasonlen);
+    switch (ccerr.type) {
+    case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT:
+        if (ccerr.error_code == NGTCP2_NO_ERROR) return make_error_code(error::connection_closed);
+        if (!established && tls.verify_error()) return tls.verify_error();
+        if (ccerr.error_code == NGTCP2_CRYPTO_ERROR + tls_alert_no_application_protocol)
+            return make_error_code(error::alpn_mismatch);
+        return make_quic_error_code(ccerr.error_code);
+    case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION:
+        if (ccerr.error_code == NGHTTP3_H3_NO_ERROR) return make_error_code(error::connection_closed);
+        return make_h3_error_code(ccerr.error_code);
+    default:
+        return make_error_code(error::connection_closed);
+    }
+}
+
+}  // namespace h3co::detail

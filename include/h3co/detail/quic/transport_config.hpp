@@ -1,0 +1,80 @@
+// From connection_options to ngtcp2's settings and transport parameters: timeouts, windows,
+// congestion control, packet size, qlog. Included only by the engine's implementation files.
+#pragma once
+
+#include <h3co/detail/quic/native_session.hpp>
+#include <h3co/detail/tls_context.hpp>
+#include <h3co/options.hpp>
+
+#include <ngtcp2/ngtcp2.h>
+
+#include <array>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace h3co::detail::transport_config {
+
+inline ngtcp2_cc_algo cc_algo_of(congestion_control cc) noexcept {
+    switch (cc) {
+    case congestion_control::reno: return NGTCP2_CC_ALGO_RENO;
+    case congestion_control::cubic: return NGTCP2_CC_ALGO_CUBIC;
+    case congestion_control::bbr: return NGTCP2_CC_ALGO_BBR;
+    case congestion_control::bbr2: return NGTCP2_CC_ALGO_BBR2;
+    }
+    return NGTCP2_CC_ALGO_CUBIC;
+}
+
+/// H3CO_DEBUG_NGTCP2=1 in the environment prints ngtcp2's own frame log to stderr.
+inline void debug_log(void*, const char* format, ...) {
+    va_list args;
+    va_start(args, format);
+    std::vfprintf(stderr, format, args);
+    va_end(args);
+    std::fputc('\n', stderr);
+}
+
+/// qlog into `dir`/{client,server}-<random>.sqlog.
+inline void setup_qlog(ngtcp2_settings& settings, native_session& n, const std::string& dir, bool client,
+                       ngtcp2_qlog_write write) {
+    std::array<std::uint8_t, 8> id;
+    random_bytes(id.data(), id.size());
+    std::string name = dir + (client ? "/client-" : "/server-");
+    static constexpr char hex[] = "0123456789abcdef";
+    for (auto b : id) {
+        name += hex[b >> 4];
+        name += hex[b & 15];
+    }
+    name += ".sqlog";
+    n.qlog = std::fopen(name.c_str(), "w");
+    if (!n.qlog) return;
+    settings.qlog.write = write;
+}
+
+/// Receive windows start at the options' initial sizes. h3co grows them itself as the application
+/// reads (session::credit), so ngtcp2's own auto-tuning is held at the initial sizes: then h3co
+/// always knows the windows it granted.
+/// `qlog_write` writes a qlog chunk into the connection's file (see quic_callbacks).
+inline void fill(const connection_options& o, bool client, std::uint64_t now, native_session& n,
+                 ngtcp2_qlog_write qlog_write, ngtcp2_settings& settings, ngtcp2_transport_params& params) {
+    ngtcp2_settings_default(&settings);
+    settings.initial_ts = now;
+    settings.handshake_timeout = static_cast<ngtcp2_duration>(o.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
+    settings.max_tx_udp_payload_size = o.max_udp_payload;
+    settings.cc_algo = cc_algo_of(o.congestion_control);
+    settings.max_stream_window = o.stream_receive_window;
+    settings.max_window = o.connection_receive_window;
+    if (!o.qlog_dir.empty()) setup_qlog(settings, n, o.qlog_dir, client, qlog_write);
+    if (std::getenv("H3CO_DEBUG_NGTCP2")) settings.log_printf = &debug_log;
+    ngtcp2_transport_params_default(&params);
+    params.initial_max_stream_data_bidi_local = o.stream_receive_window;
+    params.initial_max_stream_data_bidi_remote = o.stream_receive_window;
+    params.initial_max_stream_data_uni = o.stream_receive_window;
+    params.initial_max_data = o.connection_receive_window;
+    params.initial_max_streams_uni = 3;
+    params.max_idle_timeout = static_cast<ngtcp2_duration>(o.idle_timeout.count()) * NGTCP2_MILLISECONDS;
+    params.active_connection_id_limit = 7;
+}
+
+}  // namespace h3co::detail::transport_config

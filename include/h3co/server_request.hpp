@@ -1,0 +1,71 @@
+// What a server handler receives: the request's head, and its body to read as it arrives.
+#pragma once
+
+#include <h3co/detail/async_support.hpp>
+#include <h3co/http_stream.hpp>
+#include <h3co/message.hpp>
+#include <h3co/stats.hpp>
+
+#include <asio/any_io_executor.hpp>
+
+#include <memory>
+#include <string>
+
+namespace h3co {
+
+/// The request a handler receives: its head, and its body to read as it arrives.
+template <class Executor = asio::any_io_executor>
+class basic_server_request {
+public:
+    using executor_type = Executor;  ///< the executor of the request's connection
+
+    /// \cond H3CO_INTERNAL
+    basic_server_request(std::shared_ptr<detail::stream_state> st, Executor ex)
+        : state_(st), executor_(ex), body_(std::move(st), std::move(ex), false) {}
+    /// \endcond
+
+    /// The executor of the request's connection.
+    executor_type get_executor() const noexcept { return executor_; }
+    /// The whole request head: method, scheme, authority, path and fields.
+    const request_head& head() const noexcept { return state_->request; }
+    /// :method, such as "POST".
+    const std::string& method() const noexcept { return state_->request.method; }
+    /// :path: path and query, as sent.
+    const std::string& path() const noexcept { return state_->request.path; }
+    /// :authority, the host (and port) the client asked for.
+    const std::string& authority() const noexcept { return state_->request.authority; }
+    /// :scheme, normally "https".
+    const std::string& scheme() const noexcept { return state_->request.scheme; }
+    /// The regular fields, pseudo-headers excluded.
+    const h3co::fields& headers() const noexcept { return state_->request.headers; }
+    /// The QUIC stream ID the request came on.
+    std::int64_t stream_id() const noexcept { return state_->id; }
+    /// The numbers of the connection the request came on (see basic_connection::stats()).
+    h3co::connection_stats connection_stats() const {
+        auto owner = state_->owner.lock();
+        return owner ? owner->stats() : h3co::connection_stats{};
+    }
+
+    /// Reads at least one body byte; h3co::error::eof at the end of the body,
+    /// error::body_too_large beyond connection_options::max_request_body, the client's code in
+    /// h3_category() if it reset the stream. Completion: void(std::error_code, std::size_t).
+    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return body_.read_some(buffers, std::forward<CompletionToken>(token));
+    }
+    /// read_some() under its AsyncReadStream name, for asio::async_read and friends.
+    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        return read_some(buffers, std::forward<CompletionToken>(token));
+    }
+
+private:
+    std::shared_ptr<detail::stream_state> state_;
+    Executor executor_;
+    basic_http_stream<Executor> body_;  ///< the body's byte stream; never resets (the server decides)
+};
+
+/// basic_server_request on asio::any_io_executor.
+using server_request = basic_server_request<>;
+
+}  // namespace h3co

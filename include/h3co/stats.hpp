@@ -1,0 +1,44 @@
+// What a connection looks like from inside: round-trip times, congestion control, bytes and
+// losses, flow-control windows. What quic-go's and msquic's users look at first.
+#pragma once
+
+#include <h3co/options.hpp>
+
+#include <chrono>
+#include <cstdint>
+
+namespace h3co {
+
+/// A snapshot of one connection (basic_connection::stats(), basic_server_request::connection_stats()).
+struct connection_stats {
+    std::chrono::nanoseconds smoothed_rtt{0};  ///< RFC 9002 smoothed RTT
+    std::chrono::nanoseconds min_rtt{0};       ///< smallest RTT sample seen
+    std::chrono::nanoseconds latest_rtt{0};    ///< the last RTT sample
+    std::chrono::nanoseconds rtt_variance{0};  ///< RFC 9002 rttvar
+    std::uint64_t congestion_window = 0;       ///< bytes the congestion controller lets be in flight
+    std::uint64_t slow_start_threshold = 0;    ///< bytes; UINT64_MAX while still in slow start
+    std::uint64_t bytes_in_flight = 0;         ///< sent and neither acknowledged nor declared lost
+    std::uint64_t delivery_rate = 0;           ///< bytes per second the peer acknowledged recently
+    std::uint64_t max_udp_payload = 0;         ///< the largest packet size the path is known to carry
+    std::uint64_t packets_sent = 0;            ///< QUIC packets written
+    std::uint64_t packets_received = 0;        ///< datagrams received for this connection
+    std::uint64_t bytes_sent = 0;              ///< UDP payload bytes written
+    std::uint64_t bytes_received = 0;          ///< UDP payload bytes received
+    /// Packets declared lost. With ngtcp2 0.12: packets that carried stream data (ngtcp2 0.12
+    /// counts no others); with ngtcp2 1.x: every lost packet.
+    std::uint64_t packets_lost = 0;
+    /// Bytes the peer may send on the whole connection beyond what the application has read: the
+    /// receive window as it has grown (connection_options::max_connection_receive_window bounds it).
+    std::uint64_t connection_receive_window = 0;
+    /// The largest receive window any stream has grown to (bounded by
+    /// connection_options::max_stream_receive_window).
+    std::uint64_t stream_receive_window = 0;
+    /// The most a stream may hold written but unacknowledged, now (grows with the congestion
+    /// window up to connection_options::max_stream_send_buffer).
+    std::uint64_t stream_send_buffer = 0;
+    /// Bytes the peer still lets us send on the connection (its MAX_DATA minus what we sent).
+    std::uint64_t connection_send_credit = 0;
+    congestion_control algorithm = congestion_control::cubic;  ///< the congestion controller in use
+};
+
+}  // namespace h3co

@@ -1,0 +1,52 @@
+// Tools for testing HTTP/3 peers and h3co itself. Not for applications: these send what a correct
+// client never sends, and look at the engine from outside.
+#pragma once
+
+#include <h3co/detail/handle_access.hpp>
+#include <h3co/detail/live_count.hpp>
+#include <h3co/detail/stream_ops.hpp>
+#include <h3co/message.hpp>
+#include <h3co/connection.hpp>
+#include <h3co/request_stream.hpp>
+
+namespace h3co::testing {
+
+/// Sends exactly `raw` on `stream` as the request's header block: pseudo-headers, case and
+/// characters as given, unchecked. For testing how servers treat malformed requests.
+/// Completion: void(std::error_code).
+template <class Executor, class CompletionToken = detail::default_token_t<Executor>>
+auto send_raw_header(basic_request_stream<Executor>& stream, const fields& raw,
+                     CompletionToken&& token = CompletionToken{}) {
+    return detail::initiate_stream_op<detail::status_signature>(
+        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(),
+        [raw](detail::stream_machine& m, detail::stream_state& st, auto op) {
+            m.send_raw_request_header(st, raw, std::move(op));
+        });
+}
+
+/// Takes `stream` out of HTTP/3 framing instead of sending a header: afterwards write() and
+/// finish() put bytes on the QUIC stream exactly as given, and read_some() returns the server's
+/// bytes unparsed, frames included. For testing how servers treat frame sequences a correct client
+/// never sends (DATA before HEADERS, unknown frame types). Completes with error::already_open once
+/// a header was sent. Completion: void(std::error_code).
+template <class Executor, class CompletionToken = detail::default_token_t<Executor>>
+auto start_raw(basic_request_stream<Executor>& stream, CompletionToken&& token = CompletionToken{}) {
+    return detail::initiate_stream_op<detail::status_signature>(
+        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(),
+        [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.start_raw(st, std::move(op)); });
+}
+
+/// Request streams whose state is alive in this process, in any connection: a test that ends with
+/// the same count it started with has leaked none.
+inline long live_stream_states() noexcept {
+    return detail::live_count<detail::stream_state>().load(std::memory_order_relaxed);
+}
+
+/// What identifies the connection behind `conn`: two handles on one connection give the same value
+/// (the pooled client hands out several).
+template <class Executor>
+const void* connection_identity(const basic_connection<Executor>& conn) noexcept {
+    return detail::handle_access::impl(conn).get();
+}
+
+}  // namespace h3co::testing
