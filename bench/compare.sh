@@ -9,17 +9,20 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/stack.sh                      # H3CO_STACK=1.x: ngtcp2 1.11 / nghttp3 1.8
+h3co_stack_select "${H3CO_STACK:-0.12}"
+build="build-bench$h3co_stack_suffix"
 
-./scripts/bootstrap.sh >&2
+./scripts/bootstrap.sh --stack "$h3co_stack" >&2
 
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${h3co_stack_cmake_args[@]}" \
     -DH3CO_BUILD_TESTS=OFF -DH3CO_BUILD_EXAMPLES=OFF -DH3CO_SANITIZE=OFF >&2
-cmake --build build-bench -j2 --target h3co_bench >&2
+cmake --build "$build" -j2 --target h3co_bench >&2
 
-bench=build-bench/bench/h3co_bench
+bench="$build/bench/h3co_bench"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "# machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# h3co $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(dpkg-query -W -f='libngtcp2-dev ${Version}, ' libngtcp2-dev 2>/dev/null)$(dpkg-query -W -f='libnghttp3-dev ${Version}' libnghttp3-dev 2>/dev/null)"
+echo "# h3co $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(h3co_stack_versions)"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bench" compare "$@"
 echo

@@ -3,8 +3,9 @@
 # libngtcp2-dev, and extract it into DESTDIR (default: <repo>/.deps/ngtcp2-src).
 #
 # deb-src entries are derived from the machine's own `deb` entries and written
-# into a private apt configuration under <DESTDIR>/../apt, so the system apt
-# setup is never modified. No mirror host name is written anywhere in the repo.
+# into a private apt configuration under <DESTDIR>/../apt (cmake/private-apt.sh),
+# so the system apt setup is never modified. No mirror host name is written
+# anywhere in the repo.
 #
 # Idempotent: when DESTDIR/.h3co-version already holds the installed version,
 # nothing is done (no network access).
@@ -32,59 +33,12 @@ fi
 command -v dpkg-source >/dev/null || die "dpkg-source not found (install dpkg-dev)"
 command -v apt-get >/dev/null || die "apt-get not found"
 
-# --- private apt configuration -------------------------------------------------
+# --- private apt configuration (cmake/private-apt.sh) --------------------------
+# shellcheck source=private-apt.sh
+source "$repo_root/cmake/private-apt.sh"
 apt_dir="$work/apt"
-rm -rf "$apt_dir"
-mkdir -p "$apt_dir/sources.list.d" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-: > "$apt_dir/sources.list"        # empty: everything goes through sources.list.d
-
-# One-line format: "deb [opts] URI SUITE COMPONENTS..." -> "deb-src ...".
-n=0
-shopt -s nullglob
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -f "$f" ]] || continue
-    out="$apt_dir/sources.list.d/h3co-$n.list"; n=$((n + 1))
-    sed -n -E 's/^[[:space:]]*deb([[:space:]]+)/deb-src\1/p' "$f" > "$out"
-done
-# deb822 format: keep stanzas whose Types include "deb", rewrite Types to deb-src,
-# drop disabled stanzas. Continuation lines (leading space) are kept verbatim.
-for f in /etc/apt/sources.list.d/*.sources; do
-    out="$apt_dir/sources.list.d/h3co-$n.sources"; n=$((n + 1))
-    awk '
-        function flush() {
-            if (buf != "" && has_deb && !disabled) printf "%s\n", buf
-            buf = ""; has_deb = 0; disabled = 0
-        }
-        /^[[:space:]]*$/ { flush(); next }
-        /^#/ { next }
-        /^[Tt]ypes:/ {
-            line = $0; sub(/^[Tt]ypes:[[:space:]]*/, "", line)
-            nt = split(line, t, /[[:space:]]+/)
-            for (i = 1; i <= nt; i++) if (t[i] == "deb") has_deb = 1
-            buf = buf "Types: deb-src\n"; next
-        }
-        /^[Ee]nabled:[[:space:]]*[Nn][Oo]/ { disabled = 1 }
-        { buf = buf $0 "\n" }
-        END { flush() }
-    ' "$f" > "$out"
-done
-shopt -u nullglob
-if ! grep -qs -E '^(deb-src|Types: deb-src)' "$apt_dir"/sources.list.d/*; then
-    die "no 'deb' entries found in /etc/apt/sources.list or /etc/apt/sources.list.d/"
-fi
-
-apt_opts=(
-    -o "Dir::Etc::SourceList=$apt_dir/sources.list"
-    -o "Dir::Etc::SourceParts=$apt_dir/sources.list.d"
-    -o "Dir::State::Lists=$apt_dir/lists"
-    -o "Dir::Cache=$apt_dir/cache"
-    -o "Debug::NoLocking=1"
-)
-# As root, apt drops to the _apt user for downloads, which cannot write into a
-# root-owned private dir; download as the invoking user instead (no warning).
-if [[ "$(id -u)" -eq 0 ]]; then
-    apt_opts+=(-o "APT::Sandbox::User=root")
-fi
+h3co_private_apt "$apt_dir" deb-src
+apt_opts=("${h3co_apt_opts[@]}")
 
 log "updating private source index (from the machine's own apt sources)"
 apt-get "${apt_opts[@]}" -q update >&2 || die "apt-get update (private deb-src config) failed"

@@ -5,7 +5,8 @@
 # Installs:
 #   <includedir>/h3co/**.{hpp,ipp}                the library
 #   <includedir>/h3co-ngtcp2-crypto/ngtcp2/*.h    the crypto helper's public headers
-#                                                 (from Debian's ngtcp2 source package)
+#                                                 (from the ngtcp2 source it was built
+#                                                 from: H3CO_NGTCP2_SOURCE_DIR, either stack)
 #   <libdir>/libh3co_ngtcp2_crypto_boringssl.a    the crypto helper
 #   <libdir>/cmake/h3co/h3co{Config,ConfigVersion,Targets,FindDependencies}.cmake
 include_guard(GLOBAL)

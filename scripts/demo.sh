@@ -5,16 +5,20 @@
 # Each server prints the body bytes it receives as they arrive; each client
 # prints the response status. Ports are chosen by the OS (--port 0).
 # Installs whatever is missing first (scripts/bootstrap.sh).
+# H3CO_STACK=1.x builds against ngtcp2 1.11 / nghttp3 1.8 (in build-demo-1.x/) instead of
+# Debian 12's ngtcp2 0.12 / nghttp3 0.8 (scripts/stack.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
+source scripts/stack.sh
+h3co_stack_select "${H3CO_STACK:-0.12}"
 
-./scripts/bootstrap.sh
+./scripts/bootstrap.sh --stack "$h3co_stack"
 
-build="$root/build-demo"
-echo "== building the examples in build-demo/ =="
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+build="$root/build-demo$h3co_stack_suffix"
+echo "== building the examples in ${build##*/}/ ($(h3co_stack_versions)) =="
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${h3co_stack_cmake_args[@]}" \
     -DH3CO_BUILD_EXAMPLES=ON -DH3CO_BUILD_TESTS=OFF -DH3CO_BUILD_BENCH=OFF
 cmake --build "$build" -j2
 

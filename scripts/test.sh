@@ -1,14 +1,36 @@
 #!/usr/bin/env bash
-# Build h3co and run its test suite twice:
-#   1. build/       RelWithDebInfo
-#   2. build-asan/  Debug at -O1 with -DH3CO_SANITIZE=ON (AddressSanitizer,
-#                   LeakSanitizer, UBSan). Skip with H3CO_SKIP_ASAN=1.
+# Build h3co and run its test suite:
+#   1. plain, on each stack of H3CO_STACKS:
+#        build/          RelWithDebInfo, ngtcp2 0.12 + nghttp3 0.8 (Debian 12's packages)
+#        build-1.x/      RelWithDebInfo, ngtcp2 1.11 + nghttp3 1.8 (.deps/stack-1.x)
+#      each followed by a short smoke run of the benchmark
+#   2. build-asan/ (or build-asan-1.x/): Debug at -O1 with -DH3CO_SANITIZE=ON
+#      (AddressSanitizer, LeakSanitizer, UBSan) on one stack: 1.x when H3CO_STACKS has
+#      it, else 0.12 (H3CO_ASAN_STACK chooses). Skip with H3CO_SKIP_ASAN=1.
+#
+#   H3CO_STACKS="0.12 1.x"  which stacks (scripts/stack.sh). Default: H3CO_STACK when set,
+#                           else "0.12" until h3co compiles against 1.x; then the default
+#                           becomes "0.12 1.x" (stacks_default below).
 # Installs whatever is missing first (scripts/bootstrap.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/stack.sh
 
-./scripts/bootstrap.sh --test-tools
+stacks_default="0.12"
+read -r -a stacks <<<"${H3CO_STACKS:-${H3CO_STACK:-$stacks_default}}"
+((${#stacks[@]})) || { echo "test.sh: H3CO_STACKS is empty" >&2; exit 2; }
+asan_stack=0.12
+for st in "${stacks[@]}"; do
+    h3co_stack_select "$st"   # exits on an unknown stack name
+    [[ "$st" != 1.x ]] || asan_stack=1.x
+done
+asan_stack="${H3CO_ASAN_STACK:-$asan_stack}"
+h3co_stack_select "$asan_stack"
+
+bootstrap_args=(--test-tools)
+for st in "${stacks[@]}" "$asan_stack"; do bootstrap_args+=(--stack "$st"); done
+./scripts/bootstrap.sh "${bootstrap_args[@]}"
 
 jobs=2
 summary=()
@@ -34,21 +56,27 @@ run_pass() {
     summary+=("$name: OK")
 }
 
-run_pass release build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+for st in "${stacks[@]}"; do
+    h3co_stack_select "$st"
+    echo
+    echo "== test.sh: stack $st: $(h3co_stack_versions) =="
+    dir="build$h3co_stack_suffix"
+    run_pass "release$h3co_stack_suffix" "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${h3co_stack_cmake_args[@]}"
 
-# The benchmark is not a test: run it once at a tiny size so that it cannot rot. No speed is
-# asserted; it only has to finish and report (a few seconds; bounded by timeout).
-if [[ -x build/bench/h3co_bench ]]; then
-    echo "== test.sh: bench smoke run (build/bench/h3co_bench, 1 MiB) =="
-    if timeout 60 build/bench/h3co_bench all --bytes 1M --count 20 --handshakes 5 --timeout 20 &&
-       timeout 60 build/bench/h3co_bench compare --bytes 1M --runs 1 --timeout 20; then
-        summary+=("bench smoke: OK")
-    else
-        summary+=("bench smoke: FAILED"); failed=1
+    # The benchmark is not a test: run it once at a tiny size so that it cannot rot. No speed is
+    # asserted; it only has to finish and report (a few seconds; bounded by timeout).
+    if [[ -x "$dir/bench/h3co_bench" ]]; then
+        echo "== test.sh: bench smoke run ($dir/bench/h3co_bench, 1 MiB) =="
+        if timeout 60 "$dir/bench/h3co_bench" all --bytes 1M --count 20 --handshakes 5 --timeout 20 &&
+           timeout 60 "$dir/bench/h3co_bench" compare --bytes 1M --runs 1 --timeout 20; then
+            summary+=("bench smoke$h3co_stack_suffix: OK")
+        else
+            summary+=("bench smoke$h3co_stack_suffix: FAILED"); failed=1
+        fi
+    elif [[ -d bench ]]; then
+        summary+=("bench smoke$h3co_stack_suffix: h3co_bench not built"); failed=1
     fi
-elif [[ -d bench ]]; then
-    summary+=("bench smoke: h3co_bench not built"); failed=1
-fi
+done
 
 if [[ "${H3CO_SKIP_ASAN:-0}" == 1 ]]; then
     summary+=("asan: skipped (H3CO_SKIP_ASAN=1)")
@@ -60,7 +88,11 @@ else
     # catch_discover_tests runs the instrumented test binary at build time.
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-    run_pass asan build-asan \
+    h3co_stack_select "$asan_stack"
+    echo
+    echo "== test.sh: sanitizers on stack $asan_stack: $(h3co_stack_versions) =="
+    run_pass "asan$h3co_stack_suffix" "build-asan$h3co_stack_suffix" \
+        "${h3co_stack_cmake_args[@]}" \
         -DCMAKE_BUILD_TYPE=Debug \
         "-DCMAKE_C_FLAGS_DEBUG=-g -O1" \
         "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
