@@ -4,8 +4,9 @@
 #
 #   scripts/bootstrap.sh               what the library, examples and bench need
 #   scripts/bootstrap.sh --test-tools  also what only the test run needs: Doxygen
-#                                      (the API reference target) and Chromium
-#                                      (the browser upload test)
+#                                      (the API reference target), Chromium
+#                                      (the browser upload test) and GNU time
+#                                      (peak RSS in cli.h3get_fileserver)
 #
 # apt is only touched when a package is missing, so repeated runs are fast and
 # work offline. The ngtcp2 source is fetched once per installed libngtcp2-dev
@@ -21,7 +22,7 @@ packages=(
     dpkg-dev openssl
 )
 if [[ "${1:-}" == --test-tools ]]; then
-    packages+=(doxygen chromium)
+    packages+=(doxygen chromium time)
 fi
 
 missing=()

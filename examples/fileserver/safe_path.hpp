@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>  // struct open_how, RESOLVE_BENEATH (Linux 5.6)
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -131,7 +132,13 @@ inline int open_beneath(int root_fd, const std::string& relative, int flags, mod
             return fd >= 0 ? fd : -errno;
         }
         unique_fd next(::openat(dir.get(), segment.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!next) return -errno;
+        if (!next) {
+            // A symlink where a directory is expected reads as ENOTDIR: say ELOOP (refused) instead.
+            const int err = errno;
+            struct stat info {};
+            const bool link = ::fstatat(dir.get(), segment.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(info.st_mode);
+            return -(err == ENOTDIR && link ? ELOOP : err);
+        }
         dir = std::move(next);
         start = end + 1;
     }
