@@ -106,6 +106,18 @@ h3co::response_head send_bodyless(asio::io_context& io, h3co::request_stream& st
     return test::run(io, exchange(stream, req));
 }
 
+/// Reads a response body to its end: the error that ended it (h3co::error::eof for a complete
+/// one) and the number of bytes.
+asio::awaitable<std::pair<std::error_code, long long>> read_body(h3co::request_stream& stream) {
+    std::vector<char> buf(256 * 1024);
+    long long received = 0;
+    for (;;) {
+        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), as_tuple(asio::use_awaitable));
+        received += static_cast<long long>(n);
+        if (ec) co_return std::pair<std::error_code, long long>{ec, received};
+    }
+}
+
 /// The bytes read so far from the file `path` through any descriptor of this process (the server's
 /// open file), from /proc/self/fdinfo; nullopt while no descriptor has it open.
 std::optional<long long> file_position(const fs::path& path) {
@@ -208,18 +220,28 @@ TEST_CASE("fileserver: GET reads the file only as fast as the client takes it", 
     CHECK(*stalled_at < (2ll << 20));
 
     // Reading resumes it, to the end.
-    auto read_all = [](h3co::request_stream& s) -> asio::awaitable<std::pair<std::error_code, long long>> {
-        std::vector<char> buf(256 * 1024);
-        long long received = 0;
-        for (;;) {
-            auto [ec, n] = co_await s.read_some(asio::buffer(buf), as_tuple(asio::use_awaitable));
-            received += static_cast<long long>(n);
-            if (ec) co_return std::pair<std::error_code, long long>{ec, received};
-        }
-    };
-    const auto [ec, received] = test::run(fs_.io, read_all(get));
+    const auto [ec, received] = test::run(fs_.io, read_body(get));
     CHECK(ec == h3co::error::eof);
     CHECK(received == size);
+}
+
+TEST_CASE("fileserver: a file that shrinks while it is sent resets the stream, never ends it short", "[fileserver]") {
+    file_server fs_;
+    const auto file = fs_.root.path / "shrinking.bin";
+    std::ofstream(file).close();
+    fs::resize_file(file, 64ll << 20);
+
+    auto conn = fs_.connect();
+    auto get = test::run(fs_.io, conn.open_request_stream());
+    const h3co::request req{.method = "GET", .url = fs_.url("/shrinking.bin"), .headers = {}};
+    CHECK(send_bodyless(fs_.io, get, req).status == 200);
+    REQUIRE(run_until(fs_.io, [&] { return file_position(file).value_or(0) > 0; }));  // held by flow control
+    fs::resize_file(file, 1 << 20);
+
+    const auto [ec, received] = test::run(fs_.io, read_body(get));
+    CHECK(ec == h3co::h3_error::internal_error);  // the handler threw after its header: a reset
+    CHECK(received <= (1 << 20));
+    REQUIRE(run_until(fs_.io, [&] { return fs_.handlers_done == 1; }));
 }
 
 TEST_CASE("fileserver: check_path refuses every way up and decodes the rest", "[fileserver]") {

@@ -180,7 +180,9 @@ private:
 
         const auto size = static_cast<std::uint64_t>(info.st_size);
         const h3co::fields headers{{"content-length", std::to_string(size)}, {"content-type", content_type(relative)}};
-        if (auto [ec] = co_await res.send_header(200, headers, as_tuple(asio::use_awaitable)); ec || head_only) co_return 200;
+        auto [ec] = co_await res.send_header(200, headers, as_tuple(asio::use_awaitable));
+        if (ec) co_return 0;
+        if (head_only) co_return 200;
 
         std::vector<char> buf(64 * 1024);
         for (std::uint64_t left = size; left > 0;) {
@@ -189,8 +191,8 @@ private:
             // Shorter than its content-length (truncated meanwhile, or an I/O error): throwing makes
             // h3co reset the stream, so the client cannot take what it got for the whole file.
             if (n <= 0) throw std::runtime_error("the file ended before its size: " + relative);
-            auto [ec, written] = co_await res.write(asio::buffer(buf.data(), static_cast<std::size_t>(n)), as_tuple(asio::use_awaitable));
-            if (ec) co_return 200;  // the client went away or stopped reading
+            auto [wec, written] = co_await res.write(asio::buffer(buf.data(), static_cast<std::size_t>(n)), as_tuple(asio::use_awaitable));
+            if (wec) co_return 200;  // the client went away or stopped reading
             left -= written;
         }
         co_return 200;
