@@ -147,7 +147,8 @@ private:
             status = co_await put(*st, path.relative, req, res);
         else
             status = co_await refuse(res, 405, "use GET, HEAD, PUT or POST");
-        if (st->log) *st->log << method << ' ' << req.path() << ' ' << (status ? std::to_string(status) : "(ended early)") << std::endl;
+        if (st->log)
+            *st->log << method << ' ' << req.path() << ' ' << (status ? std::to_string(status) : "(ended early)") << std::endl;
     }
 
     // Strings reach these coroutines as string_views or named values, never as std::string
@@ -191,7 +192,8 @@ private:
             // Shorter than its content-length (truncated meanwhile, or an I/O error): throwing makes
             // h3co reset the stream, so the client cannot take what it got for the whole file.
             if (n <= 0) throw std::runtime_error("the file ended before its size: " + relative);
-            auto [wec, written] = co_await res.write(asio::buffer(buf.data(), static_cast<std::size_t>(n)), as_tuple(asio::use_awaitable));
+            const auto chunk = asio::buffer(buf.data(), static_cast<std::size_t>(n));
+            auto [wec, written] = co_await res.write(chunk, as_tuple(asio::use_awaitable));
             if (wec) co_return 200;  // the client went away or stopped reading
             left -= written;
         }
@@ -218,7 +220,8 @@ private:
         for (;;) {
             auto [ec, n] = co_await req.read_some(asio::buffer(buf), as_tuple(asio::use_awaitable));
             if (n > 0) {
-                if (!write_all(temp.fd(), buf.data(), n)) co_return co_await refuse_errno(res, errno, "writing: ", errno == ENOSPC ? 507 : 500);
+                if (!write_all(temp.fd(), buf.data(), n))
+                    co_return co_await refuse_errno(res, errno, "writing: ", errno == ENOSPC ? 507 : 500);
                 stored += n;
             }
             if (ec == h3co::error::eof) break;
