@@ -5,8 +5,9 @@
 #   scripts/bootstrap.sh               what the library, examples and bench need, for the
 #                                      default stack (ngtcp2 0.12 + nghttp3 0.8 from Debian 12)
 #   scripts/bootstrap.sh --test-tools  also what only the test run needs: Doxygen
-#                                      (the API reference target) and Chromium
-#                                      (the browser upload test)
+#                                      (the API reference target), Chromium
+#                                      (the browser upload test) and GNU time
+#                                      (peak RSS in cli.h3get_fileserver)
 #   scripts/bootstrap.sh --stack 1.x   set up the ngtcp2 1.11 + nghttp3 1.8 stack instead:
 #                                      Debian 13's packages unpacked into .deps/stack-1.x
 #                                      (cmake/fetch-stack-1x.sh); nothing is installed into
@@ -50,7 +51,7 @@ packages=(
     dpkg-dev openssl xz-utils
 )
 if ((test_tools)); then
-    packages+=(doxygen chromium)
+    packages+=(doxygen chromium time)
 fi
 
 missing=()

@@ -1,0 +1,35 @@
+// fileserver: a small HTTP/3 file server. GET and HEAD serve the files under --root; PUT and POST
+// store a file there (streamed to disk, renamed into place once complete). The request handling is
+// in file_handler.hpp (paths: safe_path.hpp), which any h3co::server can use.
+//
+//   fileserver --root DIR --cert cert.pem --key key.pem [--address ::] [--port 8443] [--port-file F]
+//
+//   h3upload --cacert ca.pem photo.jpg https://localhost:8443/photo.jpg    (201 Created)
+//   h3get --cacert ca.pem -o copy.jpg https://localhost:8443/photo.jpg
+#include <h3co/h3co.hpp>
+
+#include "../common/cli.hpp"
+#include "file_handler.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+    examples::cli args(argc, argv,
+                       {{"address", "::"}, {"port", "8443"}, {"cert", "cert.pem"}, {"key", "key.pem"}, {"port-file", ""},
+                        {"root", "."}},
+                       "fileserver: GET / HEAD the files under --root, PUT / POST files into it, over HTTP/3");
+    asio::io_context io;
+    h3co::server server(io.get_executor(), h3co::server_tls::from_pem_files(args["cert"], args["key"]));
+    server.handle("/", fileserver::file_handler(args["root"], fileserver::resolver::openat2, &std::cerr));
+
+    const auto endpoint = server.listen(args["address"], static_cast<std::uint16_t>(std::stoi(args["port"])));
+    examples::write_port_file(args["port-file"], endpoint.port());
+    std::cerr << "serving " << args["root"] << " on " << endpoint << '\n';
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](std::error_code, int) { server.close(); io.stop(); });
+    io.run();
+}
