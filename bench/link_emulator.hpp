@@ -72,6 +72,13 @@ inline std::uint64_t now_ns() noexcept {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+/// CLOCK_REALTIME in nanoseconds (what SO_TIMESTAMPNS stamps).
+inline std::uint64_t realtime_now_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 inline constexpr std::uint64_t default_seed = 20241201;
 inline constexpr std::size_t max_datagram = 65536;
 /// The smallest queue the default (one bandwidth-delay product) gives, so that a link with RTT 0
@@ -554,6 +561,9 @@ struct link_config {
     std::size_t ring_bytes = 0;    ///< packet memory per direction; 0: sized from the configuration
     std::size_t batch = 64;        ///< datagrams per recvmmsg / sendmmsg
     int socket_buffer = 4 << 20;   ///< SO_RCVBUF / SO_SNDBUF asked for
+    /// While datagrams are held, wake at most once per tick: a datagram leaves up to a tick after
+    /// its release time (never before). 0: wake for every release and every arrival.
+    std::uint64_t tick_ns = 100'000;
 };
 
 /// Packet memory a direction needs: what the rate delivers while datagrams wait in the queue, on
@@ -592,10 +602,12 @@ public:
         srelease_.resize(cfg_.batch);
         try {
             ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-            if (ep_ < 0) throw_errno("epoll_create1");
+            stop_ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+            if (ep_ < 0 || stop_ep_ < 0) throw_errno("epoll_create1");
             stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
             if (stop_fd_ < 0) throw_errno("eventfd");
             watch(stop_fd_, tag_stop);
+            watch(stop_fd_, tag_stop, stop_ep_);
             front_ = open_socket(loopback(server_.ss_family, port));
             watch(front_, tag_front);
         } catch (...) {
@@ -624,9 +636,14 @@ public:
             if (!step(std::chrono::nanoseconds(deadline - now))) break;
     }
 
-    /// One round of run(): sends what is due, waits (at most `max_wait`) for a datagram, stop() or
-    /// the next release time, and reads what came. False once stop() has been called. Tests call
-    /// this directly to drive the emulator on their own thread.
+    /// One round of run(): sends what is due, waits (at most `max_wait`) for the next release
+    /// time, a datagram or stop(), and reads what came. False once stop() has been called. Tests
+    /// call this directly to drive the emulator on their own thread.
+    ///
+    /// While it holds datagrams, the emulator wakes at most once per tick (link_config::tick_ns)
+    /// and is deaf to arrivals in between: they wait in the socket, stamped by the kernel, and the
+    /// model uses those stamps, so only release times are rounded up to the tick. Holding nothing,
+    /// it sleeps until a datagram comes.
     bool step(std::chrono::nanoseconds max_wait) {
         if (stopping_) return false;
         std::uint64_t now = now_ns();
@@ -635,27 +652,13 @@ public:
         now = now_ns();
         const std::uint64_t wait_limit = now + static_cast<std::uint64_t>(std::max<std::int64_t>(max_wait.count(), 0));
         const std::uint64_t next = std::min({next_release(to_server), next_release(to_client), wait_limit});
-        timespec ts{};
-        if (next > now) {
-            const std::uint64_t wait = next - now;
-            ts.tv_sec = static_cast<time_t>(wait / 1'000'000'000u);
-            ts.tv_nsec = static_cast<long>(wait % 1'000'000'000u);
-        }
-        std::array<epoll_event, 16> evs{};
-        const int n = ::epoll_pwait2(ep_, evs.data(), static_cast<int>(evs.size()), &ts, nullptr);
-        if (n < 0 && errno != EINTR) throw_errno("epoll_pwait2");
-        for (int i = 0; i < n; ++i) {
-            const std::uint64_t tag = evs[static_cast<std::size_t>(i)].data.u64;
-            if (tag == tag_stop) {
-                std::uint64_t v = 0;
-                [[maybe_unused]] const auto r = ::read(stop_fd_, &v, sizeof v);
-                stopping_ = true;
-            } else if (tag == tag_front) {
-                receive(front_, to_server, 0);
-            } else {
-                const auto f = static_cast<std::size_t>(tag - tag_flow0);
-                receive(flows_[f].fd, to_client, f);
-            }
+        if (cfg_.tick_ns > 0 && held(to_server) + held(to_client) > 0) {
+            wait_and_dispatch(stop_ep_, std::min(std::max(next, last_wake_ + cfg_.tick_ns), wait_limit), now);
+            last_wake_ = now_ns();
+            wait_and_dispatch(ep_, 0, 0);  // what arrived meanwhile
+        } else {
+            wait_and_dispatch(ep_, next, now);
+            last_wake_ = now_ns();
         }
         return !stopping_;
     }
@@ -706,11 +709,38 @@ private:
 
     [[noreturn]] static void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
-    void watch(int fd, std::uint64_t tag) {
+    /// Waits on `ep` until `until` (CLOCK_MONOTONIC ns; `until` <= `now`: just looks), then
+    /// handles what is ready: stop, or datagrams on the client side or a flow socket.
+    void wait_and_dispatch(int ep, std::uint64_t until, std::uint64_t now) {
+        timespec ts{};
+        if (until > now) {
+            const std::uint64_t wait = until - now;
+            ts.tv_sec = static_cast<time_t>(wait / 1'000'000'000u);
+            ts.tv_nsec = static_cast<long>(wait % 1'000'000'000u);
+        }
+        std::array<epoll_event, 16> evs;
+        const int n = ::epoll_pwait2(ep, evs.data(), static_cast<int>(evs.size()), &ts, nullptr);
+        if (n < 0 && errno != EINTR) throw_errno("epoll_pwait2");
+        for (int i = 0; i < n; ++i) {
+            const std::uint64_t tag = evs[static_cast<std::size_t>(i)].data.u64;
+            if (tag == tag_stop) {
+                std::uint64_t v = 0;
+                [[maybe_unused]] const auto r = ::read(stop_fd_, &v, sizeof v);
+                stopping_ = true;
+            } else if (tag == tag_front) {
+                receive(front_, to_server, 0);
+            } else {
+                const auto f = static_cast<std::size_t>(tag - tag_flow0);
+                receive(flows_[f].fd, to_client, f);
+            }
+        }
+    }
+
+    void watch(int fd, std::uint64_t tag, int ep = -1) {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = tag;
-        if (::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl");
+        if (::epoll_ctl(ep < 0 ? ep_ : ep, EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl");
     }
 
     /// A non-blocking UDP socket bound to `local`, with big buffers, drop counts and GRO.
@@ -723,6 +753,7 @@ private:
         if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
         const int on = 1;
         ::setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+        ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);  // arrival times, however late we read
         ::setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on);  // best effort: without it, datagrams come one by one
         if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), address_length(local)) != 0) {
             const int e = errno;
@@ -737,7 +768,7 @@ private:
         for (std::size_t i = 0; i < flow_count_; ++i)
             if (flows_[i].fd >= 0) ::close(flows_[i].fd);
         flow_count_ = 0;
-        for (int* fd : {&front_, &stop_fd_, &ep_})
+        for (int* fd : {&front_, &stop_fd_, &ep_, &stop_ep_})
             if (*fd >= 0) {
                 ::close(*fd);
                 *fd = -1;
@@ -789,18 +820,28 @@ private:
                 h.msg_namelen = sizeof(sockaddr_storage);
                 h.msg_iov = &riov_[i];
                 h.msg_iovlen = 1;
-                h.msg_control = rctrl_[i].data();
-                h.msg_controllen = rctrl_[i].size();
+                h.msg_control = rctrl_[i].bytes;
+                h.msg_controllen = sizeof rctrl_[i].bytes;
             }
             const int n = ::recvmmsg(fd, rmsgs_.data(), static_cast<unsigned>(n_batch), MSG_DONTWAIT, nullptr);
             if (n <= 0) return;  // drained (EAGAIN), or an ICMP error on a flow socket: nothing to read
+            // The kernel stamps each datagram on arrival (CLOCK_REALTIME); the model runs on
+            // CLOCK_MONOTONIC. Arrival = the stamp moved onto the monotonic clock, never later than
+            // now: if this thread was late to read, the datagrams still arrived when they did.
             const std::uint64_t now = now_ns();
+            const auto real_to_mono = static_cast<std::int64_t>(now) - static_cast<std::int64_t>(realtime_now_ns());
             for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
                 const msghdr& h = rmsgs_[i].msg_hdr;
                 const std::size_t len = rmsgs_[i].msg_len;
                 std::size_t segment = len;
+                std::uint64_t arrival = now;
                 for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm; cm = CMSG_NXTHDR(const_cast<msghdr*>(&h), cm)) {
-                    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+                    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_TIMESTAMPNS) {
+                        timespec ts{};
+                        std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+                        const std::int64_t mono = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec + real_to_mono;
+                        if (mono > 0) arrival = std::min(now, static_cast<std::uint64_t>(mono));
+                    } else if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
                         int gso = 0;
                         std::memcpy(&gso, CMSG_DATA(cm), sizeof gso);
                         if (gso > 0) segment = static_cast<std::size_t>(gso);
@@ -822,7 +863,7 @@ private:
                         ++ds.count.received;
                         ++ds.count.no_flow;
                     } else {
-                        admit(ds, static_cast<std::uint16_t>(f), data + off, size, now);
+                        admit(ds, static_cast<std::uint16_t>(f), data + off, size, arrival);
                     }
                     off += size;
                 } while (off < len);
@@ -927,13 +968,17 @@ private:
     std::unique_ptr<flow[]> flows_;
     std::size_t flow_count_ = 0, last_flow_ = 0;
     std::uint32_t front_drops_seen_ = 0;
-    int ep_ = -1, stop_fd_ = -1, front_ = -1;
+    int ep_ = -1, stop_ep_ = -1, stop_fd_ = -1, front_ = -1;  // stop_ep_: the stop eventfd alone
     bool stopping_ = false;
+    std::uint64_t last_wake_ = 0;
     std::unique_ptr<std::byte[]> rbuf_;
     std::vector<mmsghdr> rmsgs_;
     std::vector<iovec> riov_;
     std::vector<sockaddr_storage> rnames_;
-    std::vector<std::array<char, 64>> rctrl_;
+    struct alignas(cmsghdr) control_buffer {
+        char bytes[128];  // SO_TIMESTAMPNS (32) + SO_RXQ_OVFL (24) + UDP_GRO (24), with room
+    };
+    std::vector<control_buffer> rctrl_;
     std::vector<mmsghdr> smsgs_;
     std::vector<iovec> siov_;
     std::vector<std::uint64_t> srelease_;
@@ -944,7 +989,7 @@ private:
 
 /// What the --link-* flags say (as written), and what they mean.
 struct link_flags {
-    std::string rtt = "0", rate = "0", loss = "0", queue = "1bdp", jitter = "0", reorder = "0", reorder_gap = "1ms";
+    std::string rtt = "0", rate = "0", loss = "0", queue = "1bdp", jitter = "0", reorder = "0", reorder_gap = "1ms", tick = "100us";
     std::uint64_t seed = default_seed;
     bool given = false;  ///< any --link-* flag: run through the emulator
 
@@ -957,6 +1002,7 @@ struct link_flags {
         else if (name == "--link-jitter") jitter = value;
         else if (name == "--link-reorder") reorder = value;
         else if (name == "--link-reorder-gap") reorder_gap = value;
+        else if (name == "--link-tick") tick = value;
         else if (name == "--link-seed") seed = std::stoull(value, nullptr, 0);
         else return false;
         given = true;
@@ -965,7 +1011,7 @@ struct link_flags {
 
     std::vector<std::string> args() const {
         return {"--link-rtt", rtt, "--link-rate", rate, "--link-loss", loss, "--link-queue", queue, "--link-jitter", jitter,
-                "--link-reorder", reorder, "--link-reorder-gap", reorder_gap, "--link-seed", std::to_string(seed)};
+                "--link-reorder", reorder, "--link-reorder-gap", reorder_gap, "--link-tick", tick, "--link-seed", std::to_string(seed)};
     }
 
     /// The same link both ways: each direction gets RTT/2, the rate, the queue, loss, jitter and
@@ -984,6 +1030,7 @@ struct link_flags {
         c.to_server = d;
         c.to_client = d;
         c.seed = seed;
+        c.tick_ns = parse_duration(tick);
         return c;
     }
 
@@ -998,10 +1045,10 @@ struct link_flags {
             else if (d.queue.bytes) s += ", queue " + std::to_string(d.queue.bytes) + " B (" + queue + ")";
             else s += ", queue unlimited";
         }
-        char buf[160];
-        std::snprintf(buf, sizeof buf, ", loss %g %%, jitter %s, reorder %g %% (gap %s), seed %llu", d.loss * 100,
+        char buf[256];
+        std::snprintf(buf, sizeof buf, ", loss %g %%, jitter %s, reorder %g %% (gap %s), tick %s, seed %llu", d.loss * 100,
                       format_duration(d.jitter_ns).c_str(), d.reorder * 100, format_duration(d.reorder_gap_ns).c_str(),
-                      static_cast<unsigned long long>(c.seed));
+                      format_duration(c.tick_ns).c_str(), static_cast<unsigned long long>(c.seed));
         return s + buf;
     }
 };
