@@ -39,9 +39,10 @@ run_pass release build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 # The benchmark is not a test: run it once at a tiny size so that it cannot rot. No speed is
 # asserted; it only has to finish and report (a few seconds; bounded by timeout).
 if [[ -x build/bench/h3co_bench ]]; then
-    echo "== test.sh: bench smoke run (build/bench/h3co_bench, 1 MiB) =="
+    echo "== test.sh: bench smoke run (build/bench/h3co_bench, 1 MiB; once through the link emulator) =="
     if timeout 60 build/bench/h3co_bench all --bytes 1M --count 20 --handshakes 5 --timeout 20 &&
-       timeout 60 build/bench/h3co_bench compare --bytes 1M --runs 1 --timeout 20; then
+       timeout 60 build/bench/h3co_bench compare --bytes 1M --runs 1 --timeout 20 &&
+       timeout 60 build/bench/h3co_bench compare --bytes 1M --runs 1 --timeout 20 --link-rtt 10ms --link-rate 100mbit; then
         summary+=("bench smoke: OK")
     else
         summary+=("bench smoke: FAILED"); failed=1
