@@ -460,8 +460,14 @@ public:
     }
     std::uint64_t count() const noexcept { return total_; }
     double max_us() const noexcept { return static_cast<double>(max_ns_) / 1000.0; }
-    /// The upper edge (us) of the bucket that holds the p-th percentile; NaN when empty.
+    /// The upper edge (us) of the bucket that holds the p-th percentile, at most the maximum;
+    /// NaN when empty.
     double percentile_us(double p) const noexcept {
+        return std::min(bucket_edge_us(p), max_us());
+    }
+
+private:
+    double bucket_edge_us(double p) const noexcept {
         if (total_ == 0) return NAN;
         const auto want = static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(total_)));
         std::uint64_t seen = 0;
@@ -476,7 +482,6 @@ public:
         return max_us();
     }
 
-private:
     static constexpr std::size_t buckets = 1000 + 999 + 1;
     std::array<std::uint64_t, buckets> counts_{};
     std::uint64_t total_ = 0;

@@ -73,9 +73,10 @@ private:
 
 /// Sends datagrams of `size` bytes (>= 16) to `to` at `offered_bps` for `seconds`, and receives
 /// them on `rx` until nothing has come for `quiet_ns` after the sender stopped (at most `seconds` +
-/// `quiet_ns` + 10 s in all).
+/// `quiet_ns` + 10 s in all). With `gso` > 1 the sender hands the kernel up to `gso` datagrams per
+/// message (UDP_SEGMENT), as h3co does; the emulator receives such a run as one message (UDP_GRO).
 inline selftest_result run_selftest(selftest_receiver& rx, const sockaddr_storage& to, double offered_bps, double seconds,
-                                    std::size_t size, std::uint64_t quiet_ns) {
+                                    std::size_t size, std::uint64_t quiet_ns, std::size_t gso = 1) {
     constexpr std::size_t batch = 64;
     size = std::clamp<std::size_t>(size, 16, 65000);
     selftest_result res;
@@ -98,11 +99,35 @@ inline selftest_result run_selftest(selftest_receiver& rx, const sockaddr_storag
         std::vector<std::byte> data(batch * size, std::byte{0x5a});
         std::array<mmsghdr, batch> msgs{};
         std::array<iovec, batch> iov{};
-        for (std::size_t i = 0; i < batch; ++i) {
-            iov[i] = {data.data() + i * size, size};
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
+        struct alignas(cmsghdr) segment_control {
+            char bytes[CMSG_SPACE(sizeof(std::uint16_t))];
+        };
+        std::array<segment_control, batch> ctrl{};
+        const std::size_t per_message = std::clamp<std::size_t>(gso, 1, std::min<std::size_t>(batch, 65000 / size));
+        // Message m carries datagrams [m * per_message, (m + 1) * per_message) of the batch.
+        auto prepare = [&](std::size_t k) {  // k datagrams; returns the number of messages
+            std::size_t m = 0;
+            for (std::size_t first = 0; first < k; first += per_message, ++m) {
+                const std::size_t n = std::min(per_message, k - first);
+                iov[m] = {data.data() + first * size, n * size};
+                msghdr& h = msgs[m].msg_hdr;
+                h = {};
+                h.msg_iov = &iov[m];
+                h.msg_iovlen = 1;
+                if (per_message > 1) {
+                    h.msg_control = ctrl[m].bytes;
+                    h.msg_controllen = sizeof ctrl[m].bytes;
+                    cmsghdr* cm = CMSG_FIRSTHDR(&h);
+                    cm->cmsg_level = SOL_UDP;
+                    cm->cmsg_type = UDP_SEGMENT;
+                    cm->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+                    const auto seg = static_cast<std::uint16_t>(size);
+                    std::memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+                }
+                msgs[m].msg_len = static_cast<unsigned>(n);  // datagrams in it (read back below)
+            }
+            return m;
+        };
         // Paced by time slots: slot i is due at start + i / rate. The sender wakes at most every
         // 200 us and sends what is due then; if it fell behind by more than 1 ms of slots (it was
         // not scheduled), it skips the missed slots rather than catch up in one burst, which would
@@ -128,10 +153,15 @@ inline selftest_result run_selftest(selftest_receiver& rx, const sockaddr_storag
                 std::memcpy(data.data() + i * size, &seq, 8);
                 std::memcpy(data.data() + i * size + 8, &stamp, 8);
             }
-            const int r = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(k), 0);
+            const std::size_t m = prepare(k);
+            std::array<unsigned, batch> datagrams_in{};
+            for (std::size_t i = 0; i < m; ++i) datagrams_in[i] = msgs[i].msg_len;
+            const int r = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(m), 0);
             if (r > 0) {
-                sent += static_cast<std::uint64_t>(r);
-                slot += static_cast<std::uint64_t>(r);
+                std::uint64_t done = 0;
+                for (std::size_t i = 0; i < static_cast<std::size_t>(r); ++i) done += datagrams_in[i];
+                sent += done;
+                slot += done;
             } else if (errno != EINTR) {
                 ++errors;  // e.g. ECONNREFUSED: the emulator is gone
                 if (errors > 1000) break;

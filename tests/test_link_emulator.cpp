@@ -520,3 +520,16 @@ TEST_CASE("link emulator: run() on its own thread serves several clients and sto
     CHECK(link.counters(bl::link_emulator::to_server).forwarded == 2);
     CHECK(link.counters(bl::link_emulator::to_client).forwarded == 2);
 }
+
+TEST_CASE("lateness histogram: percentiles are the holding bucket's upper edge, never above the maximum", "[link]") {
+    bl::lateness_histogram h;
+    CHECK(std::isnan(h.percentile_us(50)));
+    for (std::uint64_t us = 1; us <= 100; ++us) h.add(us * 1000 + 500);  // 1.5 us .. 100.5 us
+    CHECK(h.count() == 100);
+    CHECK(h.percentile_us(50) == Approx(51));   // the 50th value, 50.5 us, is in [50, 51)
+    CHECK(h.percentile_us(99) == Approx(100));  // 99.5 us, in [99, 100)
+    CHECK(h.percentile_us(100) == Approx(100.5));  // capped at the maximum, 100.5 us
+    h.add(2'400'000);  // 2.4 ms: 1 ms buckets
+    CHECK(h.percentile_us(100) == Approx(2400));
+    CHECK(h.max_us() == Approx(2400));
+}
