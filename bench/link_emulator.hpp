@@ -499,7 +499,7 @@ struct direction_counters {
     std::uint64_t overflow = 0;        ///< dropped because the emulator's own ring was full (should be 0)
     std::uint64_t send_errors = 0;     ///< the emulator's send failed (e.g. nobody listening)
     std::uint64_t kernel_drops = 0;    ///< dropped by the kernel before the emulator read them (SO_RXQ_OVFL)
-    std::uint64_t no_flow = 0;         ///< from a new client address beyond max_flows
+    std::uint64_t no_flow = 0;         ///< from a new client address beyond max_flows, or whose socket failed
     lateness_histogram lateness;       ///< time from release time to the sendmmsg that sent it
 };
 
@@ -799,15 +799,17 @@ private:
             if (same_address(flows_[i].client, from)) return static_cast<long>(last_flow_ = i);
         if (flow_count_ >= cfg_.max_flows || from.ss_family != server_.ss_family) return -1;
         flow& f = flows_[flow_count_];
-        f.fd = open_socket(loopback(server_.ss_family, 0));
-        if (::connect(f.fd, reinterpret_cast<const sockaddr*>(&server_), address_length(server_)) != 0) {
-            ::close(f.fd);
+        try {
+            f.fd = open_socket(loopback(server_.ss_family, 0));
+            if (::connect(f.fd, reinterpret_cast<const sockaddr*>(&server_), address_length(server_)) != 0) throw_errno("connect");
+            watch(f.fd, tag_flow0 + flow_count_);
+        } catch (const std::system_error&) {  // e.g. out of descriptors: this client is not served
+            if (f.fd >= 0) ::close(f.fd);
             f.fd = -1;
             return -1;
         }
         f.client = from;
         f.client_len = address_length(from);
-        watch(f.fd, tag_flow0 + flow_count_);
         last_flow_ = flow_count_++;
         return static_cast<long>(last_flow_);
     }
