@@ -1218,6 +1218,10 @@ int run_link_selftest(const config& c) {
                     fmt(offered / 1e6, 1).c_str(), fmt(res.sent_bps() / 1e6, 1).c_str(), fmt(static_cast<double>(res.sent), 0).c_str(),
                     fmt(res.delivered_bps / 1e6, 1).c_str(),
                     d.rate_bps ? (" (" + fmt(res.delivered_bps / rate * 100, 1) + " % of the link)").c_str() : "");
+        if (res.sent_bps() < 0.97 * offered)
+            std::printf("  note: the sender got out only %s %% of the offered rate (not scheduled often enough, or its\n"
+                        "  sends are the limit): this phase says nothing about rates above what was sent\n",
+                        fmt(res.sent_bps() / offered * 100, 0).c_str());
         std::printf("  the emulator received %s, forwarded %s; dropped by the queue %s, lost at random %s, reordered %s; "
                     "its ring overflowed %s, its sockets dropped %s (kernel)\n",
                     fmt(link.num("up_received"), 0).c_str(), fmt(link.num("up_forwarded"), 0).c_str(), fmt(link.num("up_queue_drops"), 0).c_str(),

@@ -565,7 +565,7 @@ struct link_config {
     std::size_t max_flows = 256;   ///< client addresses served at once (one upstream socket each)
     std::size_t ring_bytes = 0;    ///< packet memory per direction; 0: sized from the configuration
     std::size_t batch = 64;        ///< datagrams per recvmmsg / sendmmsg
-    int socket_buffer = 4 << 20;   ///< SO_RCVBUF / SO_SNDBUF asked for
+    int socket_buffer = 16 << 20;  ///< SO_RCVBUF / SO_SNDBUF asked for (FORCE when allowed)
     /// While datagrams are held, wake at most once per tick: a datagram leaves up to a tick after
     /// its release time (never before). 0: wake for every release and every arrival.
     std::uint64_t tick_ns = 100'000;
