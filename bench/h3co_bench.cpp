@@ -851,6 +851,29 @@ json_record link_report(const bench::link::link_emulator& emu) {
     return r;
 }
 
+/// What the peers' own sockets dropped (their receive buffers overflowed): the server's socket
+/// receives what goes to the server, the clients' sockets what goes to the clients. Sampled from
+/// /proc/net/udp while the emulator runs (cumulative per socket; the highest value seen is kept),
+/// so a drop in the last sampling period before a socket closes can be missed.
+struct peer_drops {
+    std::uint64_t server = 0;
+    std::vector<std::uint64_t> clients;  // per flow
+
+    void sample(const bench::link::link_emulator& emu) {
+        std::vector<std::uint16_t> ports{bench::link::address_port(emu.server())};
+        for (std::size_t i = 0; i < emu.flows(); ++i) ports.push_back(bench::link::address_port(emu.flow_client(i)));
+        const auto drops = bench::udp_socket_drops(ports);
+        server = std::max(server, drops[0]);
+        clients.resize(emu.flows(), 0);
+        for (std::size_t i = 0; i < clients.size(); ++i) clients[i] = std::max(clients[i], drops[i + 1]);
+    }
+    std::uint64_t client_total() const {
+        std::uint64_t t = 0;
+        for (auto d : clients) t += d;
+        return t;
+    }
+};
+
 int run_link(const config& c) {
     if (c.link_target.empty()) throw std::invalid_argument("link: --link-target HOST:PORT is required (the server, on loopback)");
     if (c.role == "link") ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the orchestrator died: stop too
@@ -866,9 +889,17 @@ int run_link(const config& c) {
     if (c.role != "link")
         std::fprintf(stderr, "h3co_bench link: 127.0.0.1:%u -> %s: %s (SIGINT/SIGTERM stops)\n", static_cast<unsigned>(emu.port()),
                      c.link_target.c_str(), c.link.describe().c_str());
-    emu.run(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(c.timeout_s + 30)));
+    // Runs in slices of 50 ms, and samples the peers' sockets' drop counters between them.
+    peer_drops peers;
+    const auto deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(c.timeout_s + 30));
+    while (!emu.stopped() && clock_type::now() < deadline) {
+        emu.run(50ms);
+        peers.sample(emu);
+    }
     g_link = nullptr;
     json_record r = link_report(emu);
+    r.set("up_peer_drops", static_cast<double>(peers.server));
+    r.set("down_peer_drops", static_cast<double>(peers.client_total()));
     add_self_usage(r);
     std::printf("%s\n", r.dump().c_str());
     std::fflush(stdout);
@@ -1073,9 +1104,10 @@ std::string fmt(double v, int prec = 2) {
 }
 
 /// The link emulator's numbers that --csv and --json carry for each run.
-constexpr const char* link_keys[] = {"up_forwarded",  "up_queue_drops",   "up_lost",     "up_reordered",
-                                     "up_kernel_drops", "up_late_p99_us", "down_forwarded", "down_queue_drops",
-                                     "down_lost",     "down_reordered",   "down_kernel_drops", "down_late_p99_us"};
+constexpr const char* link_keys[] = {"up_forwarded",    "up_queue_drops",   "up_lost",          "up_reordered",
+                                     "up_kernel_drops", "up_late_p99_us",   "up_peer_drops",    "down_forwarded",
+                                     "down_queue_drops", "down_lost",       "down_reordered",   "down_kernel_drops",
+                                     "down_late_p99_us", "down_peer_drops"};
 
 json_record to_json(const row& r, const std::string& kind) {
     json_record j;
@@ -1140,7 +1172,8 @@ void print_table(const std::vector<row>& rows) {
 void print_link_runs(const config& c, const std::vector<row>& all) {
     std::printf("\nlink: %s; emulated by a third process (h3co_bench --role link)\n", c.link.describe().c_str());
     std::printf("link counters per run, datagrams to server | to client: forwarded / dropped by the queue / lost at random /\n"
-                "reordered; the emulator's release lateness p99 (us), kernel drops at its sockets, its CPU s:\n");
+                "reordered; the emulator's release lateness p99 (us), kernel drops at its sockets, its CPU s; and what the\n"
+                "peers' own sockets dropped (their receive buffers were full; not the link's doing):\n");
     auto dir = [](const json_record& j, const std::string& p) {
         std::string s = fmt(j.num(p + "forwarded"), 0) + " / " + fmt(j.num(p + "queue_drops"), 0) + " / " + fmt(j.num(p + "lost"), 0) +
                         " / " + fmt(j.num(p + "reordered"), 0);
@@ -1151,9 +1184,11 @@ void print_link_runs(const config& c, const std::vector<row>& all) {
     for (const auto& r : all) {
         if (!r.link.has("role")) continue;
         const double late = std::max(r.link.num("up_late_p99_us", 0), r.link.num("down_late_p99_us", 0));
-        std::printf("  run %d %-10s %s -> %s: %s | %s; late p99 %s us, kernel drops %s, CPU %s s\n", r.run, r.workload.c_str(),
-                    r.client.c_str(), r.server.c_str(), dir(r.link, "up_").c_str(), dir(r.link, "down_").c_str(), fmt(late, 0).c_str(),
-                    fmt(r.link.num("up_kernel_drops") + r.link.num("down_kernel_drops"), 0).c_str(), fmt(r.link_cpu, 2).c_str());
+        std::printf("  run %d %-10s %s -> %s: %s | %s; late p99 %s us, kernel drops %s, CPU %s s; drops in the peers' own sockets: "
+                    "server %s, client %s\n",
+                    r.run, r.workload.c_str(), r.client.c_str(), r.server.c_str(), dir(r.link, "up_").c_str(), dir(r.link, "down_").c_str(),
+                    fmt(late, 0).c_str(), fmt(r.link.num("up_kernel_drops") + r.link.num("down_kernel_drops"), 0).c_str(),
+                    fmt(r.link_cpu, 2).c_str(), fmt(r.link.num("up_peer_drops"), 0).c_str(), fmt(r.link.num("down_peer_drops"), 0).c_str());
     }
 }
 

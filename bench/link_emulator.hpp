@@ -678,6 +678,12 @@ public:
     const direction_counters& counters(direction d) const noexcept { return dirs_[d].count; }
     /// Client addresses seen (upstream sockets opened).
     std::size_t flows() const noexcept { return flow_count_; }
+    /// The client address of flow `i` (< flows()).
+    const sockaddr_storage& flow_client(std::size_t i) const noexcept { return flows_[i].client; }
+    /// Where it forwards to.
+    const sockaddr_storage& server() const noexcept { return server_; }
+    /// Whether stop() has been seen (run() and step() return at once from then on).
+    bool stopped() const noexcept { return stopping_; }
     const link_config& config() const noexcept { return cfg_; }
     /// The seed of direction `d`'s random stream, from the link's seed.
     static std::uint64_t direction_seed(std::uint64_t seed, direction d) noexcept { return mix_seed(seed, d == to_server ? 1 : 2); }

@@ -2,8 +2,9 @@
 # h3co and gtls (ngtcp2's example peers) side by side through the emulated link, over a matrix of
 #   RTT (0 10 50 200 ms) x rate (100mbit 1gbit) x loss (0 0.1% 1%) x direction (upload download)
 # and one markdown table at the end: h3co->h3co and gtls->gtls MB/s, their ratio, each as % of the
-# link's rate, peak RSS per side, and what the emulator dropped (queue / random) in the data
-# direction. Each row is one `h3co_bench compare --pairs h3co-h3co,gtls-gtls` run.
+# link's rate, peak RSS per side, and the datagrams lost in the data direction: dropped by the
+# emulator's queue, lost at random, and dropped by the receiving peer's own socket (its buffer was
+# full: not the link's doing). Each row is one `h3co_bench compare --pairs h3co-h3co,gtls-gtls` run.
 #
 # Bytes per row, so that a row takes seconds, not minutes: --seconds (4) times the rate the link
 # allows (the rate, or with loss the Mathis et al. bound 1200 B / RTT x 1.22 / sqrt(loss), RTT at
@@ -39,7 +40,7 @@ while (($#)); do
         --max-bytes) max_bytes="$(numfmt --from=iec "$2")"; shift 2 ;;
         --dry-run) dry_run=1; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n "2,21p" "$0"; exit 0 ;;
         *) echo "link_matrix.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
     esac
 done
@@ -99,7 +100,7 @@ for dir in $directions; do
                 "$bench" compare --pairs h3co-h3co,gtls-gtls --directions "$dir" --runs "$runs" --bytes "$bytes" \
                     --timeout "$timeout_s" --csv --link-rtt "${rtt}ms" --link-rate "$rate" --link-loss "$loss" \
                     "${extra[@]}" >"$log" 2>&1 || true  # a failed pair shows as FAIL in its row
-                # Medians per pair; the emulator's drops in the data direction, averaged over runs.
+                # Medians per pair; drops in the data direction, averaged over runs.
                 # Exit status 3: a pair failed or is missing.
                 rc=0
                 row="$(awk -F, -v dir="$dir" -v bps="$bps" '
@@ -112,13 +113,13 @@ for dir in $directions; do
                             crss[pair] = $col["client_maxrss_kib"]; srss[pair] = $col["server_maxrss_kib"]
                         } else if ($col["kind"] == "run") {
                             p = (dir == "upload") ? "link_up_" : "link_down_"
-                            q[pair] += $col[p "queue_drops"]; l[pair] += $col[p "lost"]; n[pair]++
+                            q[pair] += $col[p "queue_drops"]; l[pair] += $col[p "lost"]; s[pair] += $col[p "peer_drops"]; n[pair]++
                         }
                     }
                     function mb(x) { return (ok[x] == 1) ? sprintf("%.1f", mbs[x]) : "FAIL" }
                     function pct(x) { return (ok[x] == 1) ? sprintf("%.0f %%", mbs[x] * 8e6 / bps * 100) : "-" }
                     function rss(x) { return (ok[x] == 1) ? sprintf("%.1f / %.1f", crss[x] / 1024, srss[x] / 1024) : "-" }
-                    function drops(x) { return n[x] ? sprintf("%.0f / %.0f", q[x] / n[x], l[x] / n[x]) : "-" }
+                    function drops(x) { return n[x] ? sprintf("%.0f / %.0f / %.0f", q[x] / n[x], l[x] / n[x], s[x] / n[x]) : "-" }
                     END {
                         h = "h3co-h3co"; g = "gtls-gtls"
                         ratio = (ok[h] == 1 && ok[g] == 1 && mbs[g] > 0) ? sprintf("%.2f", mbs[h] / mbs[g]) : "-"
@@ -138,7 +139,7 @@ done
 
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| direction | RTT ms | rate | loss | MiB | h3co→h3co MB/s | gtls→gtls MB/s | h3co / gtls | h3co % of link | gtls % of link | h3co RSS cli / srv MiB | gtls RSS cli / srv MiB | link drops queue / random: h3co; gtls |"
+echo "| direction | RTT ms | rate | loss | MiB | h3co→h3co MB/s | gtls→gtls MB/s | h3co / gtls | h3co % of link | gtls % of link | h3co RSS cli / srv MiB | gtls RSS cli / srv MiB | drops queue / random / receiver socket: h3co; gtls |"
 echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
 printf '%s\n' "${table[@]}"
 exit "$failed"
