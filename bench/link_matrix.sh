@@ -40,7 +40,7 @@ while (($#)); do
         --max-bytes) max_bytes="$(numfmt --from=iec "$2")"; shift 2 ;;
         --dry-run) dry_run=1; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n "2,21p" "$0"; exit 0 ;;
+        -h|--help) sed -n "2,18p" "$0"; exit 0 ;;
         *) echo "link_matrix.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
     esac
 done
