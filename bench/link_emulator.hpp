@@ -645,10 +645,11 @@ public:
     /// time, a datagram or stop(), and reads what came. False once stop() has been called. Tests
     /// call this directly to drive the emulator on their own thread.
     ///
-    /// While it holds datagrams, the emulator wakes at most once per tick (link_config::tick_ns)
-    /// and is deaf to arrivals in between: they wait in the socket, stamped by the kernel, and the
-    /// model uses those stamps, so only release times are rounded up to the tick. Holding nothing,
-    /// it sleeps until a datagram comes.
+    /// When its next release is due within a tick (link_config::tick_ns) of its last wake-up, the
+    /// emulator sleeps until that tick is over, deaf to arrivals: they wait in the socket, stamped
+    /// by the kernel, and the model uses those stamps, so only release times are rounded up, by at
+    /// most a tick. Otherwise it sleeps until the next release or a datagram, whichever is first
+    /// (a datagram that comes may be due before the ones it holds).
     bool step(std::chrono::nanoseconds max_wait) {
         if (stopping_) return false;
         std::uint64_t now = now_ns();
@@ -657,8 +658,9 @@ public:
         now = now_ns();
         const std::uint64_t wait_limit = now + static_cast<std::uint64_t>(std::max<std::int64_t>(max_wait.count(), 0));
         const std::uint64_t next = std::min({next_release(to_server), next_release(to_client), wait_limit});
-        if (cfg_.tick_ns > 0 && held(to_server) + held(to_client) > 0) {
-            wait_and_dispatch(stop_ep_, std::min(std::max(next, last_wake_ + cfg_.tick_ns), wait_limit), now);
+        const std::uint64_t tick_end = last_wake_ + cfg_.tick_ns;
+        if (cfg_.tick_ns > 0 && next < tick_end && now < tick_end) {
+            wait_and_dispatch(stop_ep_, std::min(tick_end, wait_limit), now);
             last_wake_ = now_ns();
             wait_and_dispatch(ep_, 0, 0);  // what arrived meanwhile
         } else {

@@ -533,3 +533,51 @@ TEST_CASE("lateness histogram: percentiles are the holding bucket's upper edge, 
     CHECK(h.percentile_us(100) == Approx(2400));
     CHECK(h.max_us() == Approx(2400));
 }
+
+TEST_CASE("link emulator: holding a datagram due later does not hold back one due sooner", "[link]") {
+    // To the server without delay, to the client 500 ms. While the emulator holds a datagram for
+    // the client, datagrams for the server must still go at once, not when the held one is due.
+    udp_socket server, client;
+    bl::link_config cfg = both_ways(plain(0));
+    cfg.to_client = plain(500 * ms_ns);
+    bl::link_emulator link(cfg, server.address());
+    const auto to_link = bl::loopback(AF_INET, link.port());
+    std::thread relay([&] { link.run(30s); });
+    struct stop_and_join {
+        bl::link_emulator& l;
+        std::thread& t;
+        ~stop_and_join() {
+            if (t.joinable()) {
+                l.stop();
+                t.join();
+            }
+        }
+    } guard{link, relay};
+
+    const auto a = probe(0, 100);
+    client.send_to(to_link, a.data(), a.size());
+    udp_socket::datagram got_a;
+    REQUIRE(server.receive(got_a, 5000ms));
+    const auto b = probe(1000, 100);
+    server.send_to(got_a.from, b.data(), b.size());  // held 500 ms on its way to the client
+    // Ten datagrams for the server over the next 200 ms (the waits only pace them): each goes
+    // straight through, all long before the one held for the client.
+    std::vector<udp_socket::datagram> ups;
+    for (std::uint32_t i = 1; i <= 10; ++i) {
+        const auto c = probe(i, 100);
+        client.send_to(to_link, c.data(), c.size());
+        udp_socket::datagram d;
+        REQUIRE(server.receive(d, 5000ms));
+        ups.push_back(d);
+        udp_socket::datagram none;
+        client.receive(none, 20ms);
+    }
+    udp_socket::datagram got_b;
+    REQUIRE(client.receive(got_b, 5000ms));
+    REQUIRE(seq_of(got_b) == 1000);
+    REQUIRE(got_b.kernel_ns >= sent_ns_of(got_b) + 500 * ms_ns);
+    for (const auto& d : ups) {
+        INFO("datagram " << seq_of(d));
+        CHECK(d.kernel_ns < got_b.kernel_ns);
+    }
+}
