@@ -190,8 +190,8 @@ link emulator (any of these: every pair runs through it; each direction gets the
   --link-reorder P   share of datagrams held back --link-reorder-gap (default 1ms) so later ones
                      overtake them (default 0)
   --link-seed N      seed of the emulator's random choices (default 20241201)
-  --link-tick D      while it holds datagrams, the emulator wakes at most once per D: a datagram
-                     leaves up to D after its time, never before (default 100us; 0: every time)
+  --link-tick D      under steady traffic the emulator wakes once per D: a datagram leaves up to
+                     D after its time, never before (default 100us; 0: for every datagram)
   --link-target H:P  link mode: where to forward
   --seconds S        link-selftest: seconds of sending per phase (default 2)
   --datagram N       link-selftest: datagram size (default 1200)

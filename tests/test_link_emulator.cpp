@@ -29,16 +29,17 @@ std::uint64_t realtime_ns() {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-/// A non-blocking UDP socket on 127.0.0.1:0 whose datagrams carry the kernel's receive time.
+/// A non-blocking UDP socket on 127.0.0.1:0 (or [::1]:0) whose datagrams carry the kernel's
+/// receive time.
 class udp_socket {
 public:
-    udp_socket() {
-        fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    explicit udp_socket(int family = AF_INET) : family_(family) {
+        fd_ = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         REQUIRE(fd_ >= 0);
         const int buf = 4 << 20, on = 1;
         if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
         ::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-        const auto local = bl::loopback(AF_INET, 0);
+        const auto local = bl::loopback(family, 0);
         REQUIRE(::bind(fd_, reinterpret_cast<const sockaddr*>(&local), bl::address_length(local)) == 0);
     }
     udp_socket(const udp_socket&) = delete;
@@ -51,7 +52,7 @@ public:
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
         return bl::address_port(a);
     }
-    sockaddr_storage address() const { return bl::loopback(AF_INET, port()); }
+    sockaddr_storage address() const { return bl::loopback(family_, port()); }
 
     void send_to(const sockaddr_storage& to, const void* data, std::size_t n) {
         REQUIRE(::sendto(fd_, data, n, 0, reinterpret_cast<const sockaddr*>(&to), bl::address_length(to)) == static_cast<ssize_t>(n));
@@ -95,6 +96,7 @@ public:
     }
 
 private:
+    int family_ = AF_INET;
     int fd_ = -1;
 };
 
@@ -580,4 +582,27 @@ TEST_CASE("link emulator: holding a datagram due later does not hold back one du
         INFO("datagram " << seq_of(d));
         CHECK(d.kernel_ns < got_b.kernel_ns);
     }
+}
+
+TEST_CASE("link emulator: relays over IPv6 loopback too", "[link]") {
+    udp_socket server(AF_INET6), client(AF_INET6);
+    bl::link_emulator link(both_ways(plain(1 * ms_ns)), server.address());
+    const auto to_link = bl::loopback(AF_INET6, link.port());
+    for (std::uint32_t i = 0; i < 20; ++i) {
+        const auto p = probe(i, 300);
+        client.send_to(to_link, p.data(), p.size());
+    }
+    const auto up = relay_until(link, server, 20);
+    REQUIRE(up.size() == 20);
+    for (const auto& dg : up) {
+        REQUIRE(dg.from.ss_family == AF_INET6);
+        server.send_to(dg.from, dg.data.data(), dg.data.size());
+    }
+    const auto down = relay_until(link, client, 20);
+    REQUIRE(down.size() == 20);
+    for (std::uint32_t i = 0; i < 20; ++i) {
+        CHECK(seq_of(up[i]) == i);
+        CHECK(seq_of(down[i]) == i);
+    }
+    CHECK_THROWS_AS(bl::link_emulator(both_ways(plain()), bl::parse_endpoint("192.0.2.1:443")), std::invalid_argument);  // loopback only
 }
