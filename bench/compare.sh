@@ -4,7 +4,8 @@
 #                          download, --runs times with the pairs alternated; medians and ratios
 #   2. h3co_bench all      h3co only: upload, download, 16 parallel streams, 1 KiB chunk latency,
 #                          handshakes/s
-# Extra arguments go to both (e.g. --bytes 256M --runs 5, --csv, --json).
+# Extra arguments go to both (e.g. --bytes 256M --runs 5, --csv, --json; --link-rtt 50ms
+# --link-rate 100mbit runs every pair through the link emulator, see bench/README.md).
 # Installs what is missing first (scripts/bootstrap.sh, which also installs gtlsserver/gtlsclient).
 set -euo pipefail
 

@@ -3,12 +3,19 @@
 //
 //   h3co_bench upload|download|parallel|clients|chunks|handshakes|all [flags]
 //   h3co_bench compare [flags]           h3co and gtls clients x servers, upload and download
+//   h3co_bench link --link-target H:P    the link emulator alone, in the foreground
+//   h3co_bench link-selftest [flags]     UDP through the link emulator: delivered rate, delay, drops
+//
+// With any --link-* flag, every client talks to its server through the link emulator
+// (link_emulator.hpp), which runs as a third child process (this program with --role link).
 //
 // Each workload runs the server in one process and the client in another (this program spawned
 // with --role server / --role client), so CPU seconds and peak RSS are per side. A child reports
 // its numbers (getrusage(RUSAGE_SELF)) as one line of JSON on stdout. `--help` lists the flags.
 #include <h3co/h3co.hpp>
 
+#include "link_emulator.hpp"
+#include "link_selftest.hpp"
 #include "process.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -17,8 +24,11 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cinttypes>
 #include <cmath>
 #include <cstdint>
@@ -69,6 +79,12 @@ struct config {
     std::size_t udp_payload = 0, send_buffer = 0, stream_window = 0, conn_window = 0;
     std::size_t gso = 0, socket_buffer = SIZE_MAX, sendmmsg = 0, recvmmsg = 0;
     int gro = -1, ecn = -1;  // -1: library default
+    // The emulated link (--link-*); with any of them given, every pair runs through it.
+    bench::link::link_flags link;
+    std::string link_target;       // role/mode link: HOST:PORT the emulator forwards to
+    double selftest_seconds = 2;   // link-selftest: seconds of sending per phase
+    std::size_t datagram = 1200;   // link-selftest: datagram size
+    std::string offer;             // link-selftest: one offered rate instead of 90 % and 110 % of the link's
 
     h3co::connection_options options() const {
         h3co::connection_options o;
@@ -129,6 +145,10 @@ modes:
   all          all of the above (default)
   compare      h3co and gtls clients x servers, upload and download of --bytes, --runs times,
                pairs alternated; medians and h3co/gtls ratios
+  link         the link emulator alone: forwards from 127.0.0.1:--port (0: any; printed) to
+               --link-target HOST:PORT (loopback) until SIGINT/SIGTERM or --timeout
+  link-selftest  UDP datagrams through the emulator at 90 % and 110 % of --link-rate (or at --offer):
+               delivered rate, one-way delay p50/p99, drops, the emulator's lateness and CPU
 flags:
   --bytes N          transfer size, with K/M/G suffix (default 1G)
   --write-size N     client/server write() size (default 64K)
@@ -160,6 +180,25 @@ flags:
   --directions LIST  compare: upload,download (default both)
   --gtlsserver PATH / --gtlsclient PATH   the ngtcp2 example peers
   --tmpdir DIR       compare: where the upload file for gtlsclient goes (default: $TMPDIR or /tmp)
+link emulator (any of these: every pair runs through it; each direction gets the same settings):
+  --link-rtt D       round-trip propagation delay, half each way (default 0), e.g. 50ms
+  --link-rate R      bottleneck rate each way, e.g. 500kbit, 100mbit, 1gbit (default 0: none)
+  --link-queue Q     bottleneck queue limit: 1bdp (default; rate x RTT, at least 64 KiB), 0.5bdp,
+                     50ms (of the rate), 100p (packets), 256K (bytes), none
+  --link-loss P      random loss per datagram, e.g. 1% or 0.01 (default 0)
+  --link-jitter D    extra delay, uniform in [0, D] (never reorders) (default 0)
+  --link-reorder P   share of datagrams held back --link-reorder-gap (default 1ms) so later ones
+                     overtake them (default 0)
+  --link-seed N      seed of the emulator's random choices (default 20241201)
+  --link-tick D      under steady traffic the emulator wakes once per D: a datagram leaves up to
+                     D after its time, never before (default 100us; 0: for every datagram)
+  --link-target H:P  link mode: where to forward
+  --seconds S        link-selftest: seconds of sending per phase (default 2)
+  --datagram N       link-selftest: datagram size (default 1200)
+  --offer R          link-selftest: one phase at this offered rate (e.g. 3gbit; with --link-rate 0:
+                     how fast the emulator relays without a bottleneck)
+  --gso N            link-selftest: the test sender hands the kernel N datagrams per send (UDP GSO,
+                     as h3co sends; default 1)
 MB/s is 10^6 bytes per second of body, over the client's wall time (first connect to last byte).
 )";
 
@@ -210,10 +249,21 @@ config parse_args(int argc, char** argv) {
         else if (a == "--ecn") c.ecn = std::stoi(value());
         else if (a == "--sendmmsg") c.sendmmsg = parse_size(value());
         else if (a == "--recvmmsg") c.recvmmsg = parse_size(value());
+        else if (a == "--link-target") c.link_target = value();
+        else if (a == "--seconds") c.selftest_seconds = std::stod(value());
+        else if (a == "--datagram") c.datagram = parse_size(value());
+        else if (a == "--offer") c.offer = value();
+        else if (a.rfind("--link-", 0) == 0) {
+            const std::string v = value();
+            if (!c.link.set(a, v)) throw std::invalid_argument("unknown flag " + a);
+        }
         else throw std::invalid_argument("unknown flag " + a);
     }
     if (c.mode == "compare" && !runs_given) c.runs = 3;
     if (c.chunk_size < 8) throw std::invalid_argument("--chunk-size must be >= 8");
+    (void)c.link.resolve();  // a bad --link-* value fails here, not in a child
+    if (c.selftest_seconds <= 0 || c.selftest_seconds > 600 || c.datagram < 16 || c.datagram > 65000)
+        throw std::invalid_argument("bad --seconds or --datagram");
     if (c.write_size == 0 || c.streams < 1 || c.clients < 1 ||
         (c.body != "direct" && c.body != "pipe" && c.body != "pipe-copy") || c.runs < 1 || c.chunk_rate <= 0) throw std::invalid_argument("bad flag value");
     return c;
@@ -244,6 +294,16 @@ public:
         return it == str_.end() ? std::string{} : it->second;
     }
     bool has(const std::string& k) const { return num_.count(k) || str_.count(k); }
+    const std::vector<std::string>& keys() const { return keys_; }
+    /// The value of `k` as a CSV field.
+    std::string field(const std::string& k) const {
+        if (auto it = str_.find(k); it != str_.end()) return it->second;
+        const double v = num(k);
+        if (std::isnan(v)) return {};
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.6g", v);
+        return buf;
+    }
 
     std::string dump() const {
         std::string out = "{";
@@ -757,6 +817,96 @@ int run_client(const config& c) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Link role: the emulator in a process of its own, so that it has its own CPU and its own rusage,
+// and reports its counters like the other children (one JSON line when it gets SIGTERM).
+
+std::atomic<bench::link::link_emulator*> g_link{nullptr};
+
+void stop_link_on_signal(int) {
+    if (auto* l = g_link.load()) l->stop();  // one write to an eventfd: async-signal-safe
+}
+
+json_record link_report(const bench::link::link_emulator& emu) {
+    using bench::link::link_emulator;
+    json_record r;
+    r.set("role", "link");
+    for (const auto& [d, prefix] : {std::pair{link_emulator::to_server, "up_"}, std::pair{link_emulator::to_client, "down_"}}) {
+        const auto& k = emu.counters(d);
+        const std::string p = prefix;
+        r.set(p + "received", static_cast<double>(k.received));
+        r.set(p + "forwarded", static_cast<double>(k.forwarded));
+        r.set(p + "bytes_forwarded", static_cast<double>(k.bytes_forwarded));
+        r.set(p + "queue_drops", static_cast<double>(k.queue_drops));
+        r.set(p + "lost", static_cast<double>(k.lost));
+        r.set(p + "reordered", static_cast<double>(k.reordered));
+        r.set(p + "overflow", static_cast<double>(k.overflow));
+        r.set(p + "send_errors", static_cast<double>(k.send_errors));
+        r.set(p + "kernel_drops", static_cast<double>(k.kernel_drops));
+        r.set(p + "no_flow", static_cast<double>(k.no_flow));
+        r.set(p + "late_p50_us", k.lateness.percentile_us(50));
+        r.set(p + "late_p99_us", k.lateness.percentile_us(99));
+        r.set(p + "late_max_us", k.lateness.count() ? k.lateness.max_us() : NAN);
+    }
+    r.set("flows", static_cast<double>(emu.flows()));
+    return r;
+}
+
+/// What the peers' own sockets dropped (their receive buffers overflowed): the server's socket
+/// receives what goes to the server, the clients' sockets what goes to the clients. Sampled from
+/// /proc/net/udp while the emulator runs (cumulative per socket; the highest value seen is kept),
+/// so a drop in the last sampling period before a socket closes can be missed.
+struct peer_drops {
+    std::uint64_t server = 0;
+    std::vector<std::uint64_t> clients;  // per flow
+
+    void sample(const bench::link::link_emulator& emu) {
+        std::vector<std::uint16_t> ports{bench::link::address_port(emu.server())};
+        for (std::size_t i = 0; i < emu.flows(); ++i) ports.push_back(bench::link::address_port(emu.flow_client(i)));
+        const auto drops = bench::udp_socket_drops(ports);
+        server = std::max(server, drops[0]);
+        clients.resize(emu.flows(), 0);
+        for (std::size_t i = 0; i < clients.size(); ++i) clients[i] = std::max(clients[i], drops[i + 1]);
+    }
+    std::uint64_t client_total() const {
+        std::uint64_t t = 0;
+        for (auto d : clients) t += d;
+        return t;
+    }
+};
+
+int run_link(const config& c) {
+    if (c.link_target.empty()) throw std::invalid_argument("link: --link-target HOST:PORT is required (the server, on loopback)");
+    if (c.role == "link") ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the orchestrator died: stop too
+    bench::link::link_emulator emu(c.link.resolve(), bench::link::parse_endpoint(c.link_target), c.port);
+    g_link = &emu;
+    struct sigaction sa{};
+    sa.sa_handler = stop_link_on_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+    std::printf("PORT %u\n", static_cast<unsigned>(emu.port()));
+    std::fflush(stdout);
+    if (c.role != "link")
+        std::fprintf(stderr, "h3co_bench link: 127.0.0.1:%u -> %s: %s (SIGINT/SIGTERM stops)\n", static_cast<unsigned>(emu.port()),
+                     c.link_target.c_str(), c.link.describe().c_str());
+    // Runs in slices of 50 ms, and samples the peers' sockets' drop counters between them.
+    peer_drops peers;
+    const auto deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(c.timeout_s + 30));
+    while (!emu.stopped() && clock_type::now() < deadline) {
+        emu.run(50ms);
+        peers.sample(emu);
+    }
+    g_link = nullptr;
+    json_record r = link_report(emu);
+    r.set("up_peer_drops", static_cast<double>(peers.server));
+    r.set("down_peer_drops", static_cast<double>(peers.client_total()));
+    add_self_usage(r);
+    std::printf("%s\n", r.dump().c_str());
+    std::fflush(stdout);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Orchestrator: a row per (workload, pair, run) and the medians over runs.
 
 struct row {
@@ -768,6 +918,8 @@ struct row {
     double wall_s = NAN, mbps = NAN;
     double client_cpu = NAN, server_cpu = NAN, client_rss_kib = NAN, server_rss_kib = NAN;
     double lat_p50 = NAN, lat_p99 = NAN, lat_max = NAN, lat_count = NAN, hs_per_s = NAN;
+    json_record link;       // the link emulator's report (runs through --link-*)
+    double link_cpu = NAN;  // its CPU seconds (wait4)
 };
 
 std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
@@ -805,6 +957,19 @@ std::uint16_t start_gtls_server(const config& c, bench::child_process& p, const 
     return 0;
 }
 
+/// The link emulator child, forwarding to 127.0.0.1:`target`; returns the port clients use instead
+/// (0 on failure).
+std::uint16_t start_link(const config& c, std::uint16_t target, bench::child_process& p) {
+    std::vector<std::string> argv{self_exe(), "--role", "link", "--link-target", "127.0.0.1:" + std::to_string(target),
+                                  "--port", "0", "--timeout", std::to_string(c.timeout_s)};
+    const auto flags = c.link.args();
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    p.spawn(argv, true);
+    std::string line;
+    if (!p.read_line(line, 10s) || line.rfind("PORT ", 0) != 0) return 0;
+    return static_cast<std::uint16_t>(std::stoi(line.substr(5)));
+}
+
 row run_pair(const config& c, const std::string& workload, const std::string& client, const std::string& server, int run) {
     row r{.workload = workload, .client = client, .server = server, .run = run};
     const std::string log = c.tmpdir + "/h3co_bench." + std::to_string(::getpid()) + ".log";
@@ -815,24 +980,35 @@ row run_pair(const config& c, const std::string& workload, const std::string& cl
         r.error = server + " server did not start: " + bench::read_text(log);
         return r;
     }
+    // Where the client connects: the server, or the link emulator in front of it.
+    bench::child_process lnk;
+    std::uint16_t to = port;
+    if (c.link.given) {
+        to = start_link(c, port, lnk);
+        if (to == 0) {
+            srv.stop(5000ms);
+            r.error = "the link emulator did not start";
+            return r;
+        }
+    }
     const std::string mode = workload;  // upload, download, parallel, clients, chunks, handshakes
     bench::child_process cli;
     if (client == "h3co") {
         config cc = c;
-        cc.port = port;
-        std::vector<std::string> argv{self_exe(), "--role", "client", "--mode", mode, "--port", std::to_string(port)};
+        cc.port = to;
+        std::vector<std::string> argv{self_exe(), "--role", "client", "--mode", mode, "--port", std::to_string(to)};
         const auto flags = cc.child_flags();
         argv.insert(argv.end(), flags.begin(), flags.end());
         cli.spawn(argv, true);
     } else {
-        const std::string authority = "https://127.0.0.1:" + std::to_string(port);
+        const std::string authority = "https://127.0.0.1:" + std::to_string(to);
         std::vector<std::string> argv{c.gtlsclient, "-q", "--no-quic-dump", "--no-http-dump", "--exit-on-all-streams-close",
                                       "--timeout=30s"};
         if (workload == "upload") {
             argv.insert(argv.end(), {"-m", "POST", "-d", c.tmpdir + "/h3co_bench_upload.bin", "127.0.0.1",
-                                     std::to_string(port), authority + "/0"});
+                                     std::to_string(to), authority + "/0"});
         } else {
-            argv.insert(argv.end(), {"127.0.0.1", std::to_string(port), authority + "/" + std::to_string(c.bytes)});
+            argv.insert(argv.end(), {"127.0.0.1", std::to_string(to), authority + "/" + std::to_string(c.bytes)});
         }
         cli.spawn(argv, false, log);
     }
@@ -841,6 +1017,12 @@ row run_pair(const config& c, const std::string& workload, const std::string& cl
         r.error = "client timed out";
     }
     srv.stop(5000ms);
+    if (c.link.given) {
+        lnk.stop(5000ms);
+        r.link = json_record::parse(lnk.json_line());
+        r.link_cpu = lnk.cpu_seconds();
+        if (!r.link.has("role") && r.error.empty()) r.error = "no report from the link emulator";
+    }
     r.wall_s = cli.wall_seconds();
     r.client_cpu = cli.cpu_seconds();
     r.client_rss_kib = cli.max_rss_kib();
@@ -898,6 +1080,7 @@ row run_pair(const config& c, const std::string& workload, const std::string& cl
 row median_row(const std::vector<row>& rows) {
     row m = rows.front();
     m.run = 0;
+    m.link = {};  // the emulator's counters are per run
     auto med = [&](double row::*f) {
         std::vector<double> v;
         for (const auto& r : rows)
@@ -908,7 +1091,7 @@ row median_row(const std::vector<row>& rows) {
     for (const auto& r : rows)
         if (!r.ok && m.error.empty()) m.error = r.error;
     for (auto f : {&row::wall_s, &row::mbps, &row::client_cpu, &row::server_cpu, &row::client_rss_kib, &row::server_rss_kib,
-                   &row::lat_p50, &row::lat_p99, &row::lat_max, &row::lat_count, &row::hs_per_s})
+                   &row::lat_p50, &row::lat_p99, &row::lat_max, &row::lat_count, &row::hs_per_s, &row::link_cpu})
         m.*f = med(f);
     return m;
 }
@@ -919,6 +1102,12 @@ std::string fmt(double v, int prec = 2) {
     std::snprintf(buf, sizeof buf, "%.*f", prec, v);
     return buf;
 }
+
+/// The link emulator's numbers that --csv and --json carry for each run.
+constexpr const char* link_keys[] = {"up_forwarded",    "up_queue_drops",   "up_lost",          "up_reordered",
+                                     "up_kernel_drops", "up_late_p99_us",   "up_peer_drops",    "down_forwarded",
+                                     "down_queue_drops", "down_lost",       "down_reordered",   "down_kernel_drops",
+                                     "down_late_p99_us", "down_peer_drops"};
 
 json_record to_json(const row& r, const std::string& kind) {
     json_record j;
@@ -939,13 +1128,18 @@ json_record to_json(const row& r, const std::string& kind) {
     j.set("lat_p99_us", r.lat_p99);
     j.set("lat_max_us", r.lat_max);
     j.set("handshakes_per_s", r.hs_per_s);
+    if (!std::isnan(r.link_cpu)) j.set("link_cpu_s", r.link_cpu);
+    for (const char* k : link_keys)
+        if (r.link.has(k)) j.set(std::string("link_") + k, r.link.num(k));
     if (!r.error.empty()) j.set("error", r.error);
     return j;
 }
 
 void print_csv_header() {
     std::cout << "kind,workload,client,server,run,ok,bytes,wall_s,mb_per_s,client_cpu_s,server_cpu_s,client_maxrss_kib,"
-                 "server_maxrss_kib,lat_p50_us,lat_p99_us,lat_max_us,handshakes_per_s\n";
+                 "server_maxrss_kib,lat_p50_us,lat_p99_us,lat_max_us,handshakes_per_s,link_cpu_s";
+    for (const char* k : link_keys) std::cout << ",link_" << k;
+    std::cout << '\n';
 }
 
 void print_csv(const row& r, const std::string& kind) {
@@ -953,7 +1147,9 @@ void print_csv(const row& r, const std::string& kind) {
     std::cout << kind << ',' << r.workload << ',' << r.client << ',' << r.server << ',' << r.run << ',' << (r.ok ? 1 : 0) << ','
               << r.bytes << ',' << v(r.wall_s) << ',' << v(r.mbps, 2) << ',' << v(r.client_cpu) << ',' << v(r.server_cpu) << ','
               << v(r.client_rss_kib, 0) << ',' << v(r.server_rss_kib, 0) << ',' << v(r.lat_p50, 1) << ',' << v(r.lat_p99, 1)
-              << ',' << v(r.lat_max, 1) << ',' << v(r.hs_per_s, 1) << '\n';
+              << ',' << v(r.lat_max, 1) << ',' << v(r.hs_per_s, 1) << ',' << v(r.link_cpu);
+    for (const char* k : link_keys) std::cout << ',' << v(r.link.num(k), 0);
+    std::cout << '\n';
 }
 
 void print_table(const std::vector<row>& rows) {
@@ -970,6 +1166,125 @@ void print_table(const std::vector<row>& rows) {
                     fmt(r.mbps, 1).c_str(), fmt(r.wall_s, 2).c_str(), fmt(r.client_cpu, 2).c_str(), fmt(r.server_cpu, 2).c_str(),
                     fmt(r.client_rss_kib / 1024, 1).c_str(), fmt(r.server_rss_kib / 1024, 1).c_str(), notes.c_str());
     }
+}
+
+/// What link was emulated, and per run what the emulator did in each direction.
+void print_link_runs(const config& c, const std::vector<row>& all) {
+    std::printf("\nlink: %s; emulated by a third process (h3co_bench --role link)\n", c.link.describe().c_str());
+    std::printf("link counters per run, datagrams to server | to client: forwarded / dropped by the queue / lost at random /\n"
+                "reordered; the emulator's release lateness p99 (us), kernel drops at its sockets, its CPU s; and what the\n"
+                "peers' own sockets dropped (their receive buffers were full; not the link's doing):\n");
+    auto dir = [](const json_record& j, const std::string& p) {
+        std::string s = fmt(j.num(p + "forwarded"), 0) + " / " + fmt(j.num(p + "queue_drops"), 0) + " / " + fmt(j.num(p + "lost"), 0) +
+                        " / " + fmt(j.num(p + "reordered"), 0);
+        for (const char* extra : {"overflow", "send_errors", "no_flow"})
+            if (j.num(p + extra, 0) > 0) s += " (" + std::string(extra) + " " + fmt(j.num(p + extra), 0) + ")";
+        return s;
+    };
+    for (const auto& r : all) {
+        if (!r.link.has("role")) continue;
+        const double late = std::max(r.link.num("up_late_p99_us", 0), r.link.num("down_late_p99_us", 0));
+        std::printf("  run %d %-10s %s -> %s: %s | %s; late p99 %s us, kernel drops %s, CPU %s s; drops in the peers' own sockets: "
+                    "server %s, client %s\n",
+                    r.run, r.workload.c_str(), r.client.c_str(), r.server.c_str(), dir(r.link, "up_").c_str(), dir(r.link, "down_").c_str(),
+                    fmt(late, 0).c_str(), fmt(r.link.num("up_kernel_drops") + r.link.num("down_kernel_drops"), 0).c_str(),
+                    fmt(r.link_cpu, 2).c_str(), fmt(r.link.num("up_peer_drops"), 0).c_str(), fmt(r.link.num("down_peer_drops"), 0).c_str());
+    }
+}
+
+/// link-selftest: UDP through the emulator (a child process, as in compare) at 90 % and 110 % of
+/// the link's rate, or at --offer. Shows what the emulator delivers and how late it releases.
+int run_link_selftest(const config& c) {
+    using namespace bench::link;
+    const link_config lc = c.link.resolve();
+    const direction_config& d = lc.to_server;
+    std::vector<std::pair<std::string, double>> phases;
+    if (!c.offer.empty()) {
+        phases.emplace_back("offered", static_cast<double>(parse_rate(c.offer)));
+    } else if (d.rate_bps) {
+        phases.emplace_back("under", 0.9 * static_cast<double>(d.rate_bps));
+        phases.emplace_back("over", 1.1 * static_cast<double>(d.rate_bps));
+    } else {
+        throw std::invalid_argument("link-selftest: give --link-rate (phases at 90 % and 110 % of it) or --offer RATE");
+    }
+    const double rate = static_cast<double>(d.rate_bps);
+    const double queue_s = d.rate_bps ? (d.queue.packets ? static_cast<double>(d.queue.packets * c.datagram) : static_cast<double>(d.queue.bytes)) * 8 / rate : 0;
+    const std::uint64_t quiet_ns = d.delay_ns + d.jitter_ns + d.reorder_gap_ns + static_cast<std::uint64_t>(queue_s * 1e9) + 300'000'000;
+    const double serialization_us = d.rate_bps ? static_cast<double>(c.datagram) * 8e6 / rate : 0;
+    if (c.format == "table")
+        std::printf("link-selftest: %s\n  %zu-byte datagrams (%zu per send), %g s of sending per phase; one-way delay from the sender's clock to the\n"
+                    "  receiving socket's kernel timestamp; expected at least %.3f ms (delay %.3f + one datagram's sending time %.3f)\n",
+                    c.link.describe().c_str(), c.datagram, std::max<std::size_t>(c.gso, 1), c.selftest_seconds, static_cast<double>(d.delay_ns) / 1e6 + serialization_us / 1000,
+                    static_cast<double>(d.delay_ns) / 1e6, serialization_us / 1000);
+    bool ok = true;
+    std::vector<json_record> records;
+    for (const auto& [name, offered] : phases) {
+        selftest_receiver rx;
+        bench::child_process lnk;
+        const std::uint16_t port = start_link(c, rx.port(), lnk);
+        if (port == 0) throw std::runtime_error("the link emulator did not start");
+        const selftest_result res = run_selftest(rx, loopback(AF_INET, port), offered, c.selftest_seconds, c.datagram, quiet_ns,
+                                                 std::max<std::size_t>(c.gso, 1));
+        lnk.stop(5000ms);
+        const json_record link = json_record::parse(lnk.json_line());
+        if (!link.has("role") || res.received == 0) ok = false;
+        json_record j;
+        j.set("phase", name);
+        j.set("offered_mbit_s", offered / 1e6);
+        j.set("sent_mbit_s", res.sent_bps() / 1e6);
+        j.set("delivered_mbit_s", res.delivered_bps / 1e6);
+        j.set("link_mbit_s", rate / 1e6);
+        j.set("sent", static_cast<double>(res.sent));
+        j.set("received", static_cast<double>(res.received));
+        j.set("out_of_order", static_cast<double>(res.out_of_order));
+        j.set("receiver_drops", static_cast<double>(res.receiver_drops));
+        j.set("delay_min_ms", res.delay_min_us / 1000);
+        j.set("delay_p50_ms", res.delay_p50_us / 1000);
+        j.set("delay_p99_ms", res.delay_p99_us / 1000);
+        j.set("delay_max_ms", res.delay_max_us / 1000);
+        for (const char* k : {"up_received", "up_forwarded", "up_queue_drops", "up_lost", "up_reordered", "up_overflow", "up_kernel_drops",
+                              "up_late_p50_us", "up_late_p99_us", "up_late_max_us"})
+            j.set(std::string("link_") + k, link.num(k));
+        j.set("link_cpu_s", lnk.cpu_seconds());
+        records.push_back(j);
+        if (c.format != "table") continue;
+        const double cpu_share = res.seconds > 0 ? lnk.cpu_seconds() / res.seconds * 100 : NAN;
+        std::printf("\nphase %s: offered %s Mbit/s, sent %s Mbit/s (%s datagrams), delivered %s Mbit/s%s\n", name.c_str(),
+                    fmt(offered / 1e6, 1).c_str(), fmt(res.sent_bps() / 1e6, 1).c_str(), fmt(static_cast<double>(res.sent), 0).c_str(),
+                    fmt(res.delivered_bps / 1e6, 1).c_str(),
+                    d.rate_bps ? (" (" + fmt(res.delivered_bps / rate * 100, 1) + " % of the link)").c_str() : "");
+        if (res.sent_bps() < 0.97 * offered)
+            std::printf("  note: the sender got out only %s %% of the offered rate (not scheduled often enough, or its\n"
+                        "  sends are the limit): this phase says nothing about rates above what was sent\n",
+                        fmt(res.sent_bps() / offered * 100, 0).c_str());
+        std::printf("  the emulator received %s, forwarded %s; dropped by the queue %s, lost at random %s, reordered %s; "
+                    "its ring overflowed %s, its sockets dropped %s (kernel)\n",
+                    fmt(link.num("up_received"), 0).c_str(), fmt(link.num("up_forwarded"), 0).c_str(), fmt(link.num("up_queue_drops"), 0).c_str(),
+                    fmt(link.num("up_lost"), 0).c_str(), fmt(link.num("up_reordered"), 0).c_str(), fmt(link.num("up_overflow"), 0).c_str(),
+                    fmt(link.num("up_kernel_drops"), 0).c_str());
+        std::printf("  receiver: %s datagrams, %s out of order, %s dropped by its socket\n", fmt(static_cast<double>(res.received), 0).c_str(),
+                    fmt(static_cast<double>(res.out_of_order), 0).c_str(), fmt(static_cast<double>(res.receiver_drops), 0).c_str());
+        std::printf("  one-way delay ms: min %s, p50 %s, p99 %s, max %s%s\n", fmt(res.delay_min_us / 1000, 3).c_str(),
+                    fmt(res.delay_p50_us / 1000, 3).c_str(), fmt(res.delay_p99_us / 1000, 3).c_str(), fmt(res.delay_max_us / 1000, 3).c_str(),
+                    offered > rate && d.rate_bps ? (" (above the rate, the queue fills: up to " + fmt(queue_s * 1000, 1) + " ms more)").c_str() : "");
+        std::printf("  emulator: released late by p50 %s us, p99 %s us, max %s us; CPU %s s (%s %% of one core over %s s of sending)\n",
+                    fmt(link.num("up_late_p50_us"), 0).c_str(), fmt(link.num("up_late_p99_us"), 0).c_str(), fmt(link.num("up_late_max_us"), 0).c_str(),
+                    fmt(lnk.cpu_seconds(), 2).c_str(), fmt(cpu_share, 0).c_str(), fmt(res.seconds, 2).c_str());
+    }
+    if (c.format == "json") {
+        std::cout << "[\n";
+        for (std::size_t i = 0; i < records.size(); ++i) std::cout << (i ? ",\n  " : "  ") << records[i].dump();
+        std::cout << "\n]\n";
+    } else if (c.format == "csv" && !records.empty()) {
+        const auto& keys = records.front().keys();
+        for (std::size_t k = 0; k < keys.size(); ++k) std::cout << (k ? "," : "") << keys[k];
+        std::cout << '\n';
+        for (const auto& r : records) {
+            for (std::size_t k = 0; k < keys.size(); ++k) std::cout << (k ? "," : "") << r.field(keys[k]);
+            std::cout << '\n';
+        }
+    }
+    return ok ? 0 : 1;
 }
 
 int orchestrate(config c) {
@@ -1097,6 +1412,7 @@ int orchestrate(config c) {
             std::printf("\nratios (medians):\n");
             for (const auto& [name, v] : ratios) std::printf("  %-44s %s\n", name.c_str(), fmt(v, 2).c_str());
         }
+        if (c.link.given) print_link_runs(c, all);
     }
     const bool ok = std::all_of(medians.begin(), medians.end(), [](const row& r) { return r.ok; });
     return ok ? 0 : 1;
@@ -1109,7 +1425,9 @@ int main(int argc, char** argv) {
         const config c = parse_args(argc, argv);
         if (c.role == "server") return run_server(c);
         if (c.role == "client") return run_client(c);
+        if (c.role == "link" || (c.role.empty() && c.mode == "link")) return run_link(c);
         if (!c.role.empty()) throw std::invalid_argument("unknown role " + c.role);
+        if (c.mode == "link-selftest") return run_link_selftest(c);
         return orchestrate(c);
     } catch (const std::exception& e) {
         std::cerr << "h3co_bench: " << e.what() << "\n(--help lists the modes and flags)\n";

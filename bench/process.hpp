@@ -209,6 +209,30 @@ inline bool udp_port_bound(std::uint16_t port) {
     return false;
 }
 
+/// Drops counted on the loopback UDP sockets bound to `ports` (the last column of /proc/net/udp and
+/// /proc/net/udp6: datagrams the kernel dropped because the socket's buffer was full), summed per
+/// port, in the order of `ports`. A port with no socket counts 0.
+inline std::vector<std::uint64_t> udp_socket_drops(const std::vector<std::uint16_t>& ports) {
+    std::vector<std::uint64_t> drops(ports.size(), 0);
+    for (const char* table : {"/proc/net/udp", "/proc/net/udp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        std::getline(in, line);  // header
+        for (int lines = 0; lines < 100000 && std::getline(in, line); ++lines) {
+            std::istringstream fields(line);
+            std::string sl, local, field, last;
+            fields >> sl >> local;
+            while (fields >> field) last = field;
+            const auto colon = local.rfind(':');
+            if (colon == std::string::npos || last.empty()) continue;
+            const auto port = static_cast<std::uint16_t>(std::stoul(local.substr(colon + 1), nullptr, 16));
+            for (std::size_t i = 0; i < ports.size(); ++i)
+                if (ports[i] == port) drops[i] += std::stoull(last);
+        }
+    }
+    return drops;
+}
+
 inline std::string read_text(const std::string& path, std::size_t max = 4000) {
     std::ifstream in(path);
     std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

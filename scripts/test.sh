@@ -66,9 +66,10 @@ for st in "${stacks[@]}"; do
     # The benchmark is not a test: run it once at a tiny size so that it cannot rot. No speed is
     # asserted; it only has to finish and report (a few seconds; bounded by timeout).
     if [[ -x "$dir/bench/h3co_bench" ]]; then
-        echo "== test.sh: bench smoke run ($dir/bench/h3co_bench, 1 MiB) =="
+        echo "== test.sh: bench smoke run ($dir/bench/h3co_bench, 1 MiB; once through the link emulator) =="
         if timeout 60 "$dir/bench/h3co_bench" all --bytes 1M --count 20 --handshakes 5 --timeout 20 &&
-           timeout 60 "$dir/bench/h3co_bench" compare --bytes 1M --runs 1 --timeout 20; then
+           timeout 60 "$dir/bench/h3co_bench" compare --bytes 1M --runs 1 --timeout 20 &&
+           timeout 60 "$dir/bench/h3co_bench" compare --bytes 1M --runs 1 --timeout 20 --link-rtt 10ms --link-rate 100mbit; then
             summary+=("bench smoke$h3co_stack_suffix: OK")
         else
             summary+=("bench smoke$h3co_stack_suffix: FAILED"); failed=1
