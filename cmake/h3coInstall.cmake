@@ -28,7 +28,7 @@ install(FILES "${H3CO_NGTCP2_SOURCE_DIR}/crypto/includes/ngtcp2/ngtcp2_crypto.h"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/h3co-ngtcp2-crypto/ngtcp2"
         COMPONENT h3co_development)
 
-install(TARGETS h3co h3co_ngtcp2_crypto_boringssl
+install(TARGETS h3co h3co_compiled h3co_ngtcp2_crypto_boringssl
         EXPORT h3coTargets
         ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT h3co_development)
 

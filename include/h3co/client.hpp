@@ -2,9 +2,11 @@
 // any async source, such as a pipe, and completes with the response while the body may still flow.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/client_response.hpp>
 #include <h3co/connection.hpp>
 #include <h3co/detail/body_pump.hpp>
+#include <h3co/detail/erased_initiate.hpp>
 #include <h3co/error.hpp>
 #include <h3co/pipe.hpp>
 #include <h3co/url.hpp>
@@ -63,21 +65,9 @@ public:
     /// on it closes the connection for everyone (the pool then connects anew).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto connection_for(const std::string& url, CompletionToken&& token = CompletionToken{}) {
-        using result_type = std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>;
-        auto coro = [](std::shared_ptr<shared> st, std::string url) -> asio::awaitable<result_type, Executor> {
-            co_return co_await get_session(st, url);
-        };
-        return asio::async_initiate<CompletionToken, void(std::error_code, basic_connection<Executor>)>(
-            [coro](auto handler, std::shared_ptr<shared> st, std::string url) {
-                auto handler_ex = asio::get_associated_executor(handler, st->executor);
-                auto ex = st->executor;
-                asio::co_spawn(ex, coro(std::move(st), std::move(url)),
-                               asio::bind_executor(handler_ex, [h = std::move(handler)](std::exception_ptr ep, result_type r) mutable {
-                                   if (ep) r.first = make_error_code(error::protocol_error);
-                                   std::move(h)(r.first, basic_connection<Executor>(std::move(r.second), false));
-                               }));
-            },
-            token, state_, url);
+        return detail::initiate_erased<void(std::error_code, basic_connection<Executor>)>(
+            std::forward<CompletionToken>(token), state_->executor,
+            [st = state_, url](connection_op op) mutable { launch_connection_for(std::move(st), std::move(url), std::move(op)); });
     }
 
     /// Closes every pooled connection.
@@ -98,18 +88,7 @@ private:
 
     using session_result = std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>;
 
-    static asio::awaitable<session_result, Executor> get_session(std::shared_ptr<shared> st, std::string url) {
-        auto parts = parse_authority(url);
-        if (!parts) co_return session_result{make_error_code(error::invalid_request), nullptr};
-        const std::string key = parts->host + ":" + std::to_string(parts->port);
-        if (auto it = st->pool.find(key); it != st->pool.end()) {
-            if (!it->second->terminated() && !it->second->going_away()) co_return session_result{{}, it->second};
-            st->pool.erase(it);
-        }
-        auto r = co_await detail::connect_attempts<Executor>(st->executor, parts->host, parts->port, st->tls, st->options);
-        if (!r.first) st->pool[key] = r.second;
-        co_return r;
-    }
+    static asio::awaitable<session_result, Executor> get_session(std::shared_ptr<shared> st, std::string url);
 
     using response_result = std::pair<std::error_code, basic_client_response<Executor>>;
 
@@ -121,52 +100,117 @@ private:
 
     template <class BodySource>
     static asio::awaitable<response_result, Executor> run(std::shared_ptr<shared> st, h3co::request req,
-                                                           std::optional<BodySource> body) {
-        const auto token = asio::use_awaitable_t<Executor>{};
-        response_result out;
-        auto [ec, session] = co_await get_session(st, req.url);
-        if (ec) co_return failed(ec);
-        // The pool owns the connection, so no basic_connection handle (which would close it) is made.
-        auto [open_ec, stream] = co_await basic_connection<Executor>::open_request_stream_on(
-            session, asio::experimental::as_tuple(token));
-        if (open_ec) co_return failed(open_ec);
-        auto [send_ec] = co_await stream.send_header(std::move(req), asio::experimental::as_tuple(token));
-        if (send_ec) co_return failed(send_ec);
-        if (body) {
-            asio::co_spawn(st->executor, detail::pump_body<Executor>(std::move(*body), stream.share()),
-                           [](std::exception_ptr) {});
-        } else {
-            auto [fin_ec] = co_await stream.finish(asio::experimental::as_tuple(token));
-            if (fin_ec) co_return failed(fin_ec);
-        }
-        auto [resp_ec, head] = co_await stream.read_response(asio::experimental::as_tuple(token));
-        if (resp_ec) co_return failed(resp_ec);
-        out.second.status = head.status;
-        out.second.headers = std::move(head.headers);
-        out.second.body = std::move(stream);
-        co_return out;
-    }
+                                                           std::optional<BodySource> body);
+
+    using connection_op = detail::pending_op<std::error_code, basic_connection<Executor>>;
+    using response_op = detail::pending_op<std::error_code, basic_client_response<Executor>>;
+
+    static void launch_connection_for(std::shared_ptr<shared> st, std::string url, connection_op op);
 
     template <class BodySource, class CompletionToken>
     auto start(const h3co::request& req, std::optional<BodySource> body, CompletionToken&& token) {
-        return asio::async_initiate<CompletionToken, void(std::error_code, basic_client_response<Executor>)>(
-            [](auto handler, std::shared_ptr<shared> st, h3co::request req, std::optional<BodySource> body) {
-                auto handler_ex = asio::get_associated_executor(handler, st->executor);
-                auto ex = st->executor;
-                asio::co_spawn(ex, run<BodySource>(std::move(st), std::move(req), std::move(body)),
-                               asio::bind_executor(handler_ex, [h = std::move(handler)](std::exception_ptr ep,
-                                                                                        response_result r) mutable {
-                                   if (ep) r.first = make_error_code(error::protocol_error);
-                                   std::move(h)(r.first, std::move(r.second));
-                               }));
-            },
-            token, state_, req, std::move(body));
+        return detail::initiate_erased<void(std::error_code, basic_client_response<Executor>)>(
+            std::forward<CompletionToken>(token), state_->executor,
+            [st = state_, req, body = std::move(body)](response_op op) mutable {
+                launch<BodySource>(std::move(st), std::move(req), std::move(body), std::move(op));
+            });
     }
+
+    template <class BodySource>
+    static void launch(std::shared_ptr<shared> st, h3co::request req, std::optional<BodySource> body, response_op op);
 
     std::shared_ptr<shared> state_;
 };
+
+/// \cond H3CO_INTERNAL
+// The members below are defined outside the class so that they are not inline: in compiled mode
+// (H3CO_SEPARATE_COMPILATION) they are then compiled once, in <h3co/src.hpp>, for the default executor.
+
+template <class Executor>
+auto basic_client<Executor>::get_session(std::shared_ptr<shared> st, std::string url)
+    -> asio::awaitable<session_result, Executor> {
+    auto parts = parse_authority(url);
+    if (!parts) co_return session_result{make_error_code(error::invalid_request), nullptr};
+    const std::string key = parts->host + ":" + std::to_string(parts->port);
+    if (auto it = st->pool.find(key); it != st->pool.end()) {
+        if (!it->second->terminated() && !it->second->going_away()) co_return session_result{{}, it->second};
+        st->pool.erase(it);
+    }
+    auto r = co_await detail::connect_attempts<Executor>(st->executor, parts->host, parts->port, st->tls, st->options);
+    if (!r.first) st->pool[key] = r.second;
+    co_return r;
+}
+
+template <class Executor>
+template <class BodySource>
+auto basic_client<Executor>::run(std::shared_ptr<shared> st, h3co::request req, std::optional<BodySource> body)
+    -> asio::awaitable<response_result, Executor> {
+    const auto token = asio::use_awaitable_t<Executor>{};
+    response_result out;
+    auto [ec, session] = co_await get_session(st, req.url);
+    if (ec) co_return failed(ec);
+    // The pool owns the connection, so no basic_connection handle (which would close it) is made.
+    auto [open_ec, stream] = co_await basic_connection<Executor>::open_request_stream_on(
+        session, asio::experimental::as_tuple(token));
+    if (open_ec) co_return failed(open_ec);
+    auto [send_ec] = co_await stream.send_header(std::move(req), asio::experimental::as_tuple(token));
+    if (send_ec) co_return failed(send_ec);
+    if (body) {
+        asio::co_spawn(st->executor, detail::pump_body<Executor>(std::move(*body), stream.share()),
+                       [](std::exception_ptr) {});
+    } else {
+        auto [fin_ec] = co_await stream.finish(asio::experimental::as_tuple(token));
+        if (fin_ec) co_return failed(fin_ec);
+    }
+    auto [resp_ec, head] = co_await stream.read_response(asio::experimental::as_tuple(token));
+    if (resp_ec) co_return failed(resp_ec);
+    out.second.status = head.status;
+    out.second.headers = std::move(head.headers);
+    out.second.body = std::move(stream);
+    co_return out;
+}
+
+template <class Executor>
+void basic_client<Executor>::launch_connection_for(std::shared_ptr<shared> st, std::string url, connection_op op) {
+    auto ex = st->executor;
+    asio::co_spawn(ex, get_session(std::move(st), std::move(url)),
+                   [op = std::move(op)](std::exception_ptr ep, session_result r) mutable {
+                       if (ep) r.first = make_error_code(error::protocol_error);
+                       op.complete(r.first, basic_connection<Executor>(std::move(r.second), false));
+                   });
+}
+
+/// Runs the request as a coroutine of its own; `op` gets the response (or why there is none).
+template <class Executor>
+template <class BodySource>
+void basic_client<Executor>::launch(std::shared_ptr<shared> st, h3co::request req, std::optional<BodySource> body,
+                                    response_op op) {
+    auto ex = st->executor;
+    asio::co_spawn(ex, run<BodySource>(std::move(st), std::move(req), std::move(body)),
+                   [op = std::move(op)](std::exception_ptr ep, response_result r) mutable {
+                       if (ep) r.first = make_error_code(error::protocol_error);
+                       op.complete(r.first, std::move(r.second));
+                   });
+}
+
+/// \endcond
 
 /// basic_client on asio::any_io_executor.
 using client = basic_client<>;
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_client<asio::any_io_executor>;
+extern template void basic_client<asio::any_io_executor>::launch<basic_pipe_reader<asio::any_io_executor>>(
+    std::shared_ptr<basic_client<asio::any_io_executor>::shared>, h3co::request,
+    std::optional<basic_pipe_reader<asio::any_io_executor>>, basic_client<asio::any_io_executor>::response_op);
+namespace detail {
+extern template asio::awaitable<void, asio::any_io_executor>
+pump_body<asio::any_io_executor, basic_pipe_reader<asio::any_io_executor>>(basic_pipe_reader<asio::any_io_executor>,
+                                                                        basic_http_stream<asio::any_io_executor>);
+}  // namespace detail
+}  // namespace h3co
+#endif

@@ -1,7 +1,9 @@
 // A client's HTTP/3 connection to one server, and connect() to make one.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/detail/async_support.hpp>
+#include <h3co/detail/erased_initiate.hpp>
 #include <h3co/detail/handle_access.hpp>
 #include <h3co/detail/io/client_session.hpp>
 #include <h3co/options.hpp>
@@ -73,22 +75,18 @@ public:
     /// open_request_stream() on an engine the caller keeps alive (used by the pooling client).
     template <class CompletionToken>
     static auto open_request_stream_on(std::shared_ptr<detail::client_session<Executor>> impl, CompletionToken&& token) {
-        return asio::async_initiate<CompletionToken, void(std::error_code, basic_request_stream<Executor>)>(
-            [](auto handler, std::shared_ptr<detail::client_session<Executor>> impl) {
-                auto ex = impl->get_executor();
-                auto handler_ex = asio::get_associated_executor(handler, ex);
-                auto slot = asio::get_associated_cancellation_slot(handler);
-                auto adapt = asio::bind_cancellation_slot(
-                    slot, asio::bind_executor(handler_ex, [h = std::move(handler), ex](
-                                                              std::error_code ec,
-                                                              std::shared_ptr<detail::stream_state> st) mutable {
-                        std::move(h)(ec, basic_request_stream<Executor>(std::move(st), ex));
-                    }));
-                asio::dispatch(ex, [impl, ex, adapt = std::move(adapt)]() mutable {
-                    impl->open_stream(detail::session::open_op(std::move(adapt), ex));
+        using stream_op = detail::pending_op<std::error_code, basic_request_stream<Executor>>;
+        auto ex = impl->get_executor();
+        return detail::initiate_erased<void(std::error_code, basic_request_stream<Executor>)>(
+            std::forward<CompletionToken>(token), ex, [impl = std::move(impl), ex](stream_op op) mutable {
+                asio::dispatch(ex, [impl = std::move(impl), ex, op = std::move(op)]() mutable {
+                    impl->open_stream(detail::session::open_op(
+                        [op = std::move(op), ex](std::error_code ec, std::shared_ptr<detail::stream_state> st) mutable {
+                            op.complete(ec, basic_request_stream<Executor>(std::move(st), ex));
+                        },
+                        ex));
                 });
-            },
-            token, std::move(impl));
+            });
     }
     /// \endcond
 
@@ -161,6 +159,18 @@ asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Execut
     co_return result{last, nullptr};
 }
 
+/// Runs connect_attempts as a coroutine of its own; `op` gets the connection.
+template <class Executor>
+void launch_connect(Executor ex, std::string host, std::uint16_t port, std::shared_ptr<tls_context> tls,
+                    connection_options options, pending_op<std::error_code, basic_connection<Executor>> op) {
+    asio::co_spawn(ex, connect_attempts<Executor>(ex, std::move(host), port, std::move(tls), options),
+                   [op = std::move(op)](std::exception_ptr ep,
+                                        std::pair<std::error_code, std::shared_ptr<client_session<Executor>>> r) mutable {
+                       if (ep) r.first = make_error_code(error::protocol_error);
+                       op.complete(r.first, basic_connection<Executor>(std::move(r.second)));
+                   });
+}
+
 }  // namespace detail
 
 /// Connects to `host`:`port` over QUIC and completes the HTTP/3 set-up. The server's certificate is
@@ -173,20 +183,12 @@ template <class Executor, class CompletionToken = detail::default_token_t<Execut
 auto connect(const Executor& ex, std::string host, std::uint16_t port, const client_tls& tls,
              const connection_options& options, CompletionToken&& token = CompletionToken{}) {
     auto tls_ctx = detail::tls_context::make_client(tls);  // configuration errors throw here, at the call
-    return asio::async_initiate<CompletionToken, void(std::error_code, basic_connection<Executor>)>(
-        [](auto handler, Executor ex, std::string host, std::uint16_t port, std::shared_ptr<detail::tls_context> tls_ctx,
-           connection_options options) {
-            auto handler_ex = asio::get_associated_executor(handler, ex);
-            asio::co_spawn(ex, detail::connect_attempts<Executor>(ex, std::move(host), port, std::move(tls_ctx), options),
-                           asio::bind_executor(handler_ex, [h = std::move(handler)](
-                                                               std::exception_ptr ep,
-                                                               std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>
-                                                                   r) mutable {
-                               if (ep) r.first = make_error_code(error::protocol_error);
-                               std::move(h)(r.first, basic_connection<Executor>(std::move(r.second)));
-                           }));
-        },
-        token, ex, std::move(host), port, std::move(tls_ctx), options);
+    using connect_op = detail::pending_op<std::error_code, basic_connection<Executor>>;
+    return detail::initiate_erased<void(std::error_code, basic_connection<Executor>)>(
+        std::forward<CompletionToken>(token), ex,
+        [ex, host = std::move(host), port, tls_ctx = std::move(tls_ctx), options](connect_op op) mutable {
+            detail::launch_connect<Executor>(ex, std::move(host), port, std::move(tls_ctx), options, std::move(op));
+        });
 }
 
 /// connect() with default connection options.
@@ -199,3 +201,21 @@ auto connect(const Executor& ex, std::string host, std::uint16_t port, const cli
 }
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_connection<asio::any_io_executor>;
+namespace detail {
+extern template class connection_driver<asio::any_io_executor>;
+extern template class client_session<asio::any_io_executor>;
+extern template asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<asio::any_io_executor>>>,
+                                asio::any_io_executor>
+connect_attempts<asio::any_io_executor>(asio::any_io_executor, std::string, std::uint16_t, std::shared_ptr<tls_context>,
+                                        connection_options);
+extern template void launch_connect<asio::any_io_executor>(
+    asio::any_io_executor, std::string, std::uint16_t, std::shared_ptr<tls_context>, connection_options,
+    pending_op<std::error_code, basic_connection<asio::any_io_executor>>);
+}  // namespace detail
+}  // namespace h3co
+#endif

@@ -3,6 +3,7 @@
 // Models Asio's AsyncReadStream and AsyncWriteStream, so asio::async_read / async_write work on it.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/detail/async_support.hpp>
 #include <h3co/detail/handle_access.hpp>
 #include <h3co/detail/stream_ops.hpp>
@@ -150,3 +151,10 @@ protected:
 using http_stream = basic_http_stream<>;
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_http_stream<asio::any_io_executor>;
+}  // namespace h3co
+#endif

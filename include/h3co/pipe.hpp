@@ -2,7 +2,9 @@
 // request body. One coroutine writes and closes; the request reads it as the body goes out.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/detail/async_support.hpp>
+#include <h3co/detail/erased_initiate.hpp>
 #include <h3co/detail/pipe_state.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -53,16 +55,16 @@ public:
     /// Completion: void(std::error_code, std::size_t).
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
-        return asio::async_initiate<CompletionToken, detail::io_signature>(
-            [](auto handler, std::shared_ptr<detail::pipe_state> state, Executor ex, MutableBufferSequence b) {
-                asio::dispatch(ex, [state, ex, b, h = std::move(handler)]() mutable {
-                    std::weak_ptr<detail::pipe_state> weak = state;
-                    state->start_read(b, detail::pipe_state::io_op(std::move(h), ex, [weak](auto) {
+        return detail::initiate_erased<detail::io_signature>(
+            std::forward<CompletionToken>(token), executor_,
+            [state = state_, ex = executor_, buffers](detail::pipe_state::io_op op) mutable {
+                op.on_cancel([weak = std::weak_ptr<detail::pipe_state>(state), ex](auto) {
+                    asio::dispatch(ex, [weak] {
                         if (auto s = weak.lock()) s->cancel_read();
-                    }));
+                    });
                 });
-            },
-            token, state_, executor_, buffers);
+                asio::dispatch(ex, [state, buffers, op = std::move(op)]() mutable { state->start_read(buffers, std::move(op)); });
+            });
     }
 
     /// async_read_some() under the name h3co's streams use.
@@ -79,16 +81,16 @@ public:
     /// at a time. Completion: void(std::error_code, asio::const_buffer).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto async_read_view(CompletionToken&& token = CompletionToken{}) {
-        return asio::async_initiate<CompletionToken, void(std::error_code, asio::const_buffer)>(
-            [](auto handler, std::shared_ptr<detail::pipe_state> state, Executor ex) {
-                asio::dispatch(ex, [state, ex, h = std::move(handler)]() mutable {
-                    std::weak_ptr<detail::pipe_state> weak = state;
-                    state->start_view(detail::pipe_state::view_op(std::move(h), ex, [weak](auto) {
+        return detail::initiate_erased<void(std::error_code, asio::const_buffer)>(
+            std::forward<CompletionToken>(token), executor_,
+            [state = state_, ex = executor_](detail::pipe_state::view_op op) mutable {
+                op.on_cancel([weak = std::weak_ptr<detail::pipe_state>(state), ex](auto) {
+                    asio::dispatch(ex, [weak] {
                         if (auto s = weak.lock()) s->cancel_read();
-                    }));
+                    });
                 });
-            },
-            token, state_, executor_);
+                asio::dispatch(ex, [state, op = std::move(op)]() mutable { state->start_view(std::move(op)); });
+            });
     }
 
     /// Gives back the view from async_read_view(), of which the first `n` bytes were used (the
@@ -146,22 +148,17 @@ public:
     /// std::size_t); error::broken_pipe once the reader is closed, error::not_writable after close().
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
-        return asio::async_initiate<CompletionToken, detail::io_signature>(
-            [](auto handler, std::shared_ptr<detail::pipe_state> state, Executor ex, ConstBufferSequence b) {
-                if (!state) {
-                    auto work_ex = asio::get_associated_executor(handler, ex);
-                    return asio::post(work_ex, [h = std::move(handler)]() mutable {
-                        std::move(h)(make_error_code(error::not_writable), 0);
-                    });
-                }
-                asio::dispatch(ex, [state, ex, b, h = std::move(handler)]() mutable {
-                    std::weak_ptr<detail::pipe_state> weak = state;
-                    state->start_write(b, detail::pipe_state::io_op(std::move(h), ex, [weak](auto) {
+        return detail::initiate_erased<detail::io_signature>(
+            std::forward<CompletionToken>(token), executor_,
+            [state = state_, ex = executor_, buffers](detail::pipe_state::io_op op) mutable {
+                if (!state) return op.complete(make_error_code(error::not_writable), 0);
+                op.on_cancel([weak = std::weak_ptr<detail::pipe_state>(state), ex](auto) {
+                    asio::dispatch(ex, [weak] {
                         if (auto s = weak.lock()) s->cancel_write();
-                    }));
+                    });
                 });
-            },
-            token, state_, executor_, buffers);
+                asio::dispatch(ex, [state, buffers, op = std::move(op)]() mutable { state->start_write(buffers, std::move(op)); });
+            });
     }
 
     /// AsyncWriteStream: same as write() (a pipe write takes everything it can wait for).
@@ -208,3 +205,11 @@ auto make_pipe(const Executor& executor, std::size_t capacity = default_pipe_cap
 }
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_pipe_reader<asio::any_io_executor>;
+extern template class basic_pipe_writer<asio::any_io_executor>;
+}  // namespace h3co
+#endif

@@ -2,6 +2,7 @@
 // send_header, read_response (the server may refuse before any body moves), write, finish.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/http_stream.hpp>
 #include <h3co/message.hpp>
 
@@ -60,3 +61,10 @@ public:
 using request_stream = basic_request_stream<>;
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_request_stream<asio::any_io_executor>;
+}  // namespace h3co
+#endif

@@ -1,6 +1,7 @@
 // What a server handler answers with: the status and fields, the body, or the whole stream taken over.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/detail/async_support.hpp>
 #include <h3co/detail/stream_ops.hpp>
 #include <h3co/http_stream.hpp>
@@ -80,3 +81,10 @@ private:
 using response = basic_response<>;
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_response<asio::any_io_executor>;
+}  // namespace h3co
+#endif

@@ -2,6 +2,7 @@
 // answers, or takes the stream over.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/detail/io/server_core.hpp>
 #include <h3co/detail/router.hpp>
 #include <h3co/options.hpp>
@@ -110,3 +111,15 @@ private:
 using server = basic_server<>;
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_server<asio::any_io_executor>;
+namespace detail {
+extern template class connection_driver<asio::any_io_executor>;
+extern template class server_session<asio::any_io_executor>;
+extern template class server_core<asio::any_io_executor>;
+}  // namespace detail
+}  // namespace h3co
+#endif

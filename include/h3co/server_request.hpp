@@ -1,6 +1,7 @@
 // What a server handler receives: the request's head, and its body to read as it arrives.
 #pragma once
 
+#include <h3co/detail/config.hpp>
 #include <h3co/detail/async_support.hpp>
 #include <h3co/http_stream.hpp>
 #include <h3co/message.hpp>
@@ -69,3 +70,10 @@ private:
 using server_request = basic_server_request<>;
 
 }  // namespace h3co
+
+#if defined(H3CO_SEPARATE_COMPILATION)
+// Compiled once, in <h3co/src.hpp>, for the default executor.
+namespace h3co {
+extern template class basic_server_request<asio::any_io_executor>;
+}  // namespace h3co
+#endif

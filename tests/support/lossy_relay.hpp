@@ -76,6 +76,12 @@ public:
         impl_->dir(direction::to_server).policy.blackhole = on;
         impl_->dir(direction::to_client).policy.blackhole = on;
     }
+    /// Once `d` has carried `datagrams` more datagrams, stops forwarding in both directions for
+    /// `duration`, then resumes: a path cut in the middle of a transfer, however fast it goes.
+    void cut_after(direction d, std::uint32_t datagrams, std::chrono::milliseconds duration) {
+        impl_->dir(d).cut_after = datagrams;
+        impl_->cut_duration = duration;
+    }
     const fault_policy& policy(direction d) const { return impl_->dir(d).policy; }
 
     const relay_counters& counters(direction d) const { return impl_->dir(d).count; }
@@ -98,6 +104,7 @@ private:
         fault_policy policy;
         relay_counters count;
         std::optional<datagram> held;  // a reordered datagram waiting for the next one
+        std::uint32_t cut_after = 0;   // see lossy_relay::cut_after (0: no cut planned)
         std::uint64_t held_generation = 0;
     };
 
@@ -147,6 +154,7 @@ private:
         void on_datagram(direction d, datagram dg) {
             side& s = dir(d);
             ++s.count.received;
+            if (s.cut_after > 0 && --s.cut_after == 0) start_cut();
             const fault_policy& p = s.policy;
             if (p.blackhole) {
                 ++s.count.blackholed;
@@ -201,6 +209,15 @@ private:
             schedule(d, std::move(dg));
         }
 
+        void start_cut() {
+            up.policy.blackhole = down.policy.blackhole = true;
+            auto timer = std::make_shared<asio::steady_timer>(io, cut_duration);
+            timer->async_wait([self = shared_from_this(), timer](std::error_code ec) {
+                if (ec || self->closed) return;
+                self->up.policy.blackhole = self->down.policy.blackhole = false;
+            });
+        }
+
         /// Sends now, or after the policy's delay and jitter.
         void schedule(direction d, datagram dg) {
             side& s = dir(d);
@@ -238,6 +255,7 @@ private:
         std::array<std::uint8_t, 65536> up_buf{}, down_buf{};
         side up, down;
         std::mt19937 rng;
+        std::chrono::milliseconds cut_duration{0};
         bool closed = false;
     };
 

@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -43,6 +44,13 @@ public:
 
     explicit operator bool() const noexcept { return impl_ != nullptr; }
 
+    /// `on_cancel` runs if the handler's cancellation slot is signalled while the operation is
+    /// pending (for an op made without one).
+    template <class OnCancel>
+    void on_cancel(OnCancel&& f) {
+        if (impl_) impl_->connect_cancellation(std::forward<OnCancel>(f));
+    }
+
     /// Posts the handler with `args`; the op becomes empty. No-op when already empty.
     void complete(Args... args) {
         if (!impl_) return;
@@ -54,7 +62,18 @@ private:
     struct base {
         virtual ~base() = default;
         virtual void post(std::unique_ptr<base> self, Args... args) = 0;
+        virtual void run(std::unique_ptr<base> self) = 0;
         virtual void connect_cancellation(std::function<void(asio::cancellation_type)> on_cancel) = 0;
+    };
+
+    /// What is posted: one type per completion signature, not per handler, so that Asio's posting
+    /// machinery is compiled once per executor type rather than once per handler type.
+    struct posted {
+        std::unique_ptr<base> op;
+        void operator()() {
+            base* p = op.get();
+            p->run(std::move(op));
+        }
     };
 
     template <class Handler, class IoExecutor>
@@ -63,6 +82,7 @@ private:
         Handler handler;
         asio::executor_work_guard<work_executor> work;
         asio::associated_cancellation_slot_t<Handler> slot;
+        std::optional<std::tuple<Args...>> results;  ///< set when completed, until the handler runs
 
         impl(Handler h, const IoExecutor& io)
             : handler(std::move(h)),
@@ -80,12 +100,16 @@ private:
 
         void post(std::unique_ptr<base> self, Args... args) override {
             if (slot.is_connected()) slot.clear();
+            results.emplace(std::move(args)...);
             auto executor = work.get_executor();
+            asio::post(executor, posted{std::move(self)});
+        }
+
+        void run(std::unique_ptr<base> self) override {
             auto h = std::move(handler);
+            auto r = std::move(*results);
             self.reset();  // free before the handler runs: the handler may start the next operation
-            asio::post(executor, [h = std::move(h), tuple = std::make_tuple(std::move(args)...)]() mutable {
-                std::apply(std::move(h), std::move(tuple));
-            });
+            std::apply(std::move(h), std::move(r));
         }
     };
 
