@@ -53,7 +53,7 @@ inline void setup_qlog(ngtcp2_settings& settings, native_session& n, const std::
 }
 
 /// Receive windows start at the options' initial sizes. h3co grows them itself as the application
-/// reads (session::credit), so ngtcp2's own auto-tuning is held at the initial sizes: then h3co
+/// reads (session::return_credit, flow_window), so ngtcp2's own auto-tuning is off (0): then h3co
 /// always knows the windows it granted.
 /// `qlog_write` writes a qlog chunk into the connection's file (see quic_callbacks).
 inline void fill(const connection_options& o, bool client, std::uint64_t now, native_session& n,
@@ -63,8 +63,8 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     settings.handshake_timeout = static_cast<ngtcp2_duration>(o.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
     settings.max_tx_udp_payload_size = o.max_udp_payload;
     settings.cc_algo = cc_algo_of(o.congestion_control);
-    settings.max_stream_window = o.stream_receive_window;
-    settings.max_window = o.connection_receive_window;
+    settings.max_stream_window = 0;
+    settings.max_window = 0;
     if (!o.qlog_dir.empty()) setup_qlog(settings, n, o.qlog_dir, client, qlog_write);
     if (std::getenv("H3CO_DEBUG_NGTCP2")) settings.log_printf = &debug_log;
     ngtcp2_transport_params_default(&params);
