@@ -11,7 +11,9 @@
 #include <h3co/pipe.hpp>
 #include <h3co/url.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/detached.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/experimental/as_tuple.hpp>
 
 #include <array>
@@ -145,6 +147,9 @@ template <class Executor>
 template <class BodySource>
 auto basic_client<Executor>::run(std::shared_ptr<shared> st, h3co::request req, std::optional<BodySource> body)
     -> asio::awaitable<response_result, Executor> {
+    // A cancellation of any type reaches the step waiting (connect, stream credit, response); a
+    // request cancelled after its header went out is reset (H3_REQUEST_CANCELLED).
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     const auto token = asio::use_awaitable_t<Executor>{};
     response_result out;
     auto [ec, session] = co_await get_session(st, req.url);
@@ -173,11 +178,13 @@ auto basic_client<Executor>::run(std::shared_ptr<shared> st, h3co::request req, 
 template <class Executor>
 void basic_client<Executor>::launch_connection_for(std::shared_ptr<shared> st, std::string url, connection_op op) {
     auto ex = st->executor;
+    auto signal = detail::forward_cancellation(op, ex);
     asio::co_spawn(ex, get_session(std::move(st), std::move(url)),
-                   [op = std::move(op)](std::exception_ptr ep, session_result r) mutable {
+                   asio::bind_cancellation_slot(signal->slot(), [op = std::move(op), signal](std::exception_ptr ep,
+                                                                                            session_result r) mutable {
                        if (ep) r.first = make_error_code(error::protocol_error);
                        op.complete(r.first, basic_connection<Executor>(std::move(r.second), false));
-                   });
+                   }));
 }
 
 /// Runs the request as a coroutine of its own; `op` gets the response (or why there is none).
@@ -186,11 +193,13 @@ template <class BodySource>
 void basic_client<Executor>::launch(std::shared_ptr<shared> st, h3co::request req, std::optional<BodySource> body,
                                     response_op op) {
     auto ex = st->executor;
+    auto signal = detail::forward_cancellation(op, ex);  // reaches whatever step run() is waiting in
     asio::co_spawn(ex, run<BodySource>(std::move(st), std::move(req), std::move(body)),
-                   [op = std::move(op)](std::exception_ptr ep, response_result r) mutable {
+                   asio::bind_cancellation_slot(signal->slot(), [op = std::move(op), signal](std::exception_ptr ep,
+                                                                                            response_result r) mutable {
                        if (ep) r.first = make_error_code(error::protocol_error);
                        op.complete(r.first, std::move(r.second));
-                   });
+                   }));
 }
 
 /// \endcond

@@ -17,9 +17,12 @@
 #include <asio/co_spawn.hpp>
 #include <asio/ip/udp.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace h3co {
 
@@ -79,12 +82,24 @@ public:
         auto ex = impl->get_executor();
         return detail::initiate_erased<void(std::error_code, basic_request_stream<Executor>)>(
             std::forward<CompletionToken>(token), ex, [impl = std::move(impl), ex](stream_op op) mutable {
-                asio::dispatch(ex, [impl = std::move(impl), ex, op = std::move(op)]() mutable {
+                // A cancelled wait for stream credit leaves nothing behind: any cancellation type.
+                auto key = std::make_shared<char>();
+                op.on_cancel([weak = std::weak_ptr<detail::client_session<Executor>>(impl), key = std::weak_ptr<char>(key),
+                              ex](asio::cancellation_type) {
+                    asio::dispatch(ex, [weak, key] {
+                        auto s = weak.lock();
+                        auto k = key.lock();
+                        if (s && k) s->cancel_open(k.get());
+                    });
+                });
+                asio::dispatch(ex, [impl = std::move(impl), ex, op = std::move(op), key = std::move(key)]() mutable {
                     impl->open_stream(detail::session::open_op(
-                        [op = std::move(op), ex](std::error_code ec, std::shared_ptr<detail::stream_state> st) mutable {
-                            op.complete(ec, basic_request_stream<Executor>(std::move(st), ex));
-                        },
-                        ex));
+                                          [op = std::move(op), ex](std::error_code ec,
+                                                                   std::shared_ptr<detail::stream_state> st) mutable {
+                                              op.complete(ec, basic_request_stream<Executor>(std::move(st), ex));
+                                          },
+                                          ex),
+                                      std::move(key));
                 });
             });
     }
@@ -129,6 +144,19 @@ using connection = basic_connection<>;
 
 namespace detail {
 
+/// True for "localhost" and names under ".localhost" (RFC 6761 §6.3), in any case.
+inline bool is_localhost(std::string_view name) {
+    auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); };
+    auto ends_with = [&](std::string_view suffix) {
+        if (name.size() < suffix.size()) return false;
+        for (std::size_t i = 0; i < suffix.size(); ++i)
+            if (lower(name[name.size() - suffix.size() + i]) != suffix[i]) return false;
+        return true;
+    };
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);  // the absolute form
+    return ends_with("localhost") && (name.size() == 9 || name[name.size() - 10] == '.');
+}
+
 /// Resolves `host` and tries each address in turn until one completes the handshake. A refused
 /// address (ICMP port unreachable on the connected socket) fails fast, so "localhost" resolving to
 /// ::1 first costs nothing when the server listens only on 127.0.0.1.
@@ -136,20 +164,42 @@ template <class Executor>
 asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Executor>>>, Executor> connect_attempts(
     Executor ex, std::string host, std::uint16_t port, std::shared_ptr<tls_context> tls, connection_options options) {
     using result = std::pair<std::error_code, std::shared_ptr<client_session<Executor>>>;
+    // Any cancellation type ends the attempt: nothing of it is left behind for the caller.
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     const auto token = asio::use_awaitable_t<Executor>{};
-    std::error_code ec;
-    asio::ip::basic_resolver<asio::ip::udp, Executor> resolver(ex);
+    const auto aborted = [] { return result{make_error_code(asio::error::operation_aborted), nullptr}; };
     // Literal IPv6 addresses may come bracketed from a URL.
     std::string name = host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
-    auto endpoints = co_await resolver.async_resolve(name, std::to_string(port), asio::redirect_error(token, ec));
-    if (ec) co_return result{make_error_code(error::resolve_failed), nullptr};
+    std::vector<asio::ip::udp::endpoint> endpoints;
+    if (is_localhost(name)) {
+        // RFC 6761 §6.3: "localhost" is loopback, whatever the resolver (or a machine without
+        // /etc/hosts) says; ::1 first, as curl and Chromium do.
+        endpoints = {{asio::ip::address_v6::loopback(), port}, {asio::ip::address_v4::loopback(), port}};
+    } else {
+        std::error_code ec;
+        asio::ip::basic_resolver<asio::ip::udp, Executor> resolver(ex);
+        auto resolved = co_await resolver.async_resolve(name, std::to_string(port), asio::redirect_error(token, ec));
+        const auto state = co_await asio::this_coro::cancellation_state;
+        if (state.cancelled() != asio::cancellation_type::none)
+            co_return aborted();  // Asio's resolver cannot be cancelled: give up once it answers
+        if (ec) co_return result{make_error_code(error::resolve_failed), nullptr};
+        for (const auto& entry : resolved) endpoints.push_back(entry.endpoint());
+    }
     std::error_code last = make_error_code(error::resolve_failed);
-    for (const auto& entry : endpoints) {
+    for (const auto& endpoint : endpoints) {
         auto session = std::make_shared<client_session<Executor>>(ex, options, tls);
         std::error_code attempt;
         auto redirected = asio::redirect_error(token, attempt);
         co_await asio::async_initiate<decltype(redirected), void(std::error_code)>(
-            [&](auto handler) { session->start(entry.endpoint(), name, port, pending_op<std::error_code>(std::move(handler), ex)); },
+            [&](auto handler) {
+                pending_op<std::error_code> op(std::move(handler), ex);
+                op.on_cancel([weak = std::weak_ptr<client_session<Executor>>(session), ex](asio::cancellation_type) {
+                    asio::dispatch(ex, [weak] {
+                        if (auto s = weak.lock()) s->cancel_connect();
+                    });
+                });
+                session->start(endpoint, name, port, std::move(op));
+            },
             redirected);
         if (!attempt) co_return result{{}, std::move(session)};
         last = attempt;
@@ -159,16 +209,20 @@ asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Execut
     co_return result{last, nullptr};
 }
 
-/// Runs connect_attempts as a coroutine of its own; `op` gets the connection.
+/// Runs connect_attempts as a coroutine of its own; `op` gets the connection. Cancelling `op`
+/// cancels the coroutine (on `ex`), whatever step it is at.
 template <class Executor>
 void launch_connect(Executor ex, std::string host, std::uint16_t port, std::shared_ptr<tls_context> tls,
                     connection_options options, pending_op<std::error_code, basic_connection<Executor>> op) {
+    auto signal = forward_cancellation(op, ex);
     asio::co_spawn(ex, connect_attempts<Executor>(ex, std::move(host), port, std::move(tls), options),
-                   [op = std::move(op)](std::exception_ptr ep,
-                                        std::pair<std::error_code, std::shared_ptr<client_session<Executor>>> r) mutable {
-                       if (ep) r.first = make_error_code(error::protocol_error);
-                       op.complete(r.first, basic_connection<Executor>(std::move(r.second)));
-                   });
+                   asio::bind_cancellation_slot(
+                       signal->slot(),
+                       [op = std::move(op), signal](std::exception_ptr ep,
+                                                    std::pair<std::error_code, std::shared_ptr<client_session<Executor>>> r) mutable {
+                           if (ep) r.first = make_error_code(error::protocol_error);
+                           op.complete(r.first, basic_connection<Executor>(std::move(r.second)));
+                       }));
 }
 
 }  // namespace detail

@@ -2,6 +2,8 @@
 // The TLS library's verify codes are mirrored here so that this header needs no TLS include.
 #pragma once
 
+#include <asio/error.hpp>
+
 #include <cstdint>
 #include <string>
 #include <system_error>
@@ -10,7 +12,9 @@ namespace h3co {
 
 /// h3co's own conditions (category "h3co").
 enum class error {
-    eof = 1,                  ///< the peer ended the stream (FIN): no more bytes will come
+    /// The peer ended the stream (FIN): no more bytes will come. Reads report it as Asio's own
+    /// asio::error::eof (see end_of_stream()), which compares equal to this value.
+    eof = 1,
     connection_closed,        ///< the connection is closed; the operation cannot proceed
     idle_timeout,             ///< no packet from the peer within the idle timeout
     handshake_timeout,        ///< the QUIC/TLS handshake did not finish in time
@@ -230,6 +234,10 @@ inline std::error_code make_error_code(h3_error e) noexcept { return {static_cas
 /// `e` as an error_code in tls_category().
 inline std::error_code make_error_code(tls_error e) noexcept { return {static_cast<int>(e), tls_category()}; }
 
+/// The end of a stream, as every h3co read reports it: Asio's own asio::error::eof, so that
+/// asio::async_read, Beast and any other AsyncReadStream consumer see a normal end of data.
+inline std::error_code end_of_stream() noexcept { return asio::error::eof; }
+
 /// The code a peer sent in RESET_STREAM / STOP_SENDING / CONNECTION_CLOSE, as an error_code.
 inline std::error_code make_h3_error_code(std::uint64_t app_error_code) noexcept {
     return {static_cast<int>(app_error_code), h3_category()};
@@ -245,3 +253,14 @@ template <> struct std::is_error_code_enum<h3co::error> : std::true_type {};
 template <> struct std::is_error_code_enum<h3co::quic_error> : std::true_type {};
 template <> struct std::is_error_code_enum<h3co::h3_error> : std::true_type {};
 template <> struct std::is_error_code_enum<h3co::tls_error> : std::true_type {};
+
+namespace h3co {
+
+/// `ec == h3co::error::eof` holds for asio::error::eof as well (what reads report, see
+/// end_of_stream()); every other value compares as its error_code.
+inline bool operator==(const std::error_code& ec, error e) noexcept {
+    if (ec == make_error_code(e)) return true;
+    return e == error::eof && ec == std::error_code(asio::error::eof);
+}
+
+}  // namespace h3co

@@ -65,7 +65,7 @@ public:
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
+            std::forward<CompletionToken>(token), state_, executor_, detail::stream_op_kind::read,
             [buffers](detail::stream_machine& m, detail::stream_state& st, auto op) { m.read(st, buffers, std::move(op)); });
     }
     /// read_some() under its AsyncReadStream name, for asio::async_read and friends.
@@ -81,7 +81,7 @@ public:
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
+            std::forward<CompletionToken>(token), state_, executor_, detail::stream_op_kind::write,
             [buffers](detail::stream_machine& m, detail::stream_state& st, auto op) { m.write(st, buffers, true, std::move(op)); });
     }
     /// Writes at least one byte, as much as fits in the send buffer (AsyncWriteStream).
@@ -89,7 +89,7 @@ public:
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_write_some(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::io_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
+            std::forward<CompletionToken>(token), state_, executor_, detail::stream_op_kind::write,
             [buffers](detail::stream_machine& m, detail::stream_state& st, auto op) { m.write(st, buffers, false, std::move(op)); });
     }
 
@@ -100,7 +100,7 @@ public:
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto finish(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
+            std::forward<CompletionToken>(token), state_, executor_, detail::stream_op_kind::finish,
             [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.finish(st, std::move(op)); });
     }
 

@@ -168,7 +168,7 @@ public:
     }
 
     /// Ends the data: the reader sees h3co::error::eof after the buffered bytes.
-    void close() { close(make_error_code(error::eof)); }
+    void close() { close(end_of_stream()); }
 
     /// Ends the data with an error: the reader sees `reason` (a request body fed by this pipe is
     /// then reset instead of finished).

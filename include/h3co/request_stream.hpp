@@ -36,7 +36,7 @@ public:
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto send_header(const request& req, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
-            std::forward<CompletionToken>(token), this->state_, this->executor_,
+            std::forward<CompletionToken>(token), this->state_, this->executor_, detail::stream_op_kind::header,
             [req](detail::stream_machine& m, detail::stream_state& st, auto op) {
                 m.send_request_header(st, req, std::move(op));
             });
@@ -49,7 +49,7 @@ public:
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto read_response(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<void(std::error_code, response_head)>(
-            std::forward<CompletionToken>(token), this->state_, this->executor_,
+            std::forward<CompletionToken>(token), this->state_, this->executor_, detail::stream_op_kind::response,
             [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.read_response(st, std::move(op)); });
     }
 

@@ -42,7 +42,7 @@ public:
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto send_header(int status, const h3co::fields& headers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
-            std::forward<CompletionToken>(token), state_, executor_,
+            std::forward<CompletionToken>(token), state_, executor_, detail::stream_op_kind::header,
             [status, headers](detail::stream_machine& m, detail::stream_state& st, auto op) {
                 m.send_response_header(st, status, headers, std::move(op));
             });

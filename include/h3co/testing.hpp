@@ -18,7 +18,7 @@ template <class Executor, class CompletionToken = detail::default_token_t<Execut
 auto send_raw_header(basic_request_stream<Executor>& stream, const fields& raw,
                      CompletionToken&& token = CompletionToken{}) {
     return detail::initiate_stream_op<detail::status_signature>(
-        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(),
+        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(), detail::stream_op_kind::header,
         [raw](detail::stream_machine& m, detail::stream_state& st, auto op) {
             m.send_raw_request_header(st, raw, std::move(op));
         });
@@ -32,7 +32,7 @@ auto send_raw_header(basic_request_stream<Executor>& stream, const fields& raw,
 template <class Executor, class CompletionToken = detail::default_token_t<Executor>>
 auto start_raw(basic_request_stream<Executor>& stream, CompletionToken&& token = CompletionToken{}) {
     return detail::initiate_stream_op<detail::status_signature>(
-        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(),
+        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(), detail::stream_op_kind::header,
         [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.start_raw(st, std::move(op)); });
 }
 

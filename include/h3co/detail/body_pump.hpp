@@ -47,7 +47,7 @@ asio::awaitable<void, Executor> pump_body(BodySource body, basic_http_stream<Exe
             if constexpr (lends) body.consume(written);
             if (wec) co_return;  // the stream failed: its error reaches the response reader
         }
-        if (ec == error::eof || ec == asio::error::eof) {
+        if (ec == error::eof) {  // h3co::error::eof, or asio::error::eof from any other source
             co_await stream.finish(token);
             co_return;
         }

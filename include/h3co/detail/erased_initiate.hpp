@@ -6,6 +6,10 @@
 #include <h3co/detail/pending_op.hpp>
 
 #include <asio/async_result.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/dispatch.hpp>
+
+#include <memory>
 
 #include <system_error>
 #include <type_traits>
@@ -32,6 +36,20 @@ auto initiate_erased(CompletionToken&& token, const Executor& io_ex, Launch laun
             std::move(launch)(typename op_for<Signature>::type(std::move(handler), io_ex));
         },
         token, io_ex, std::move(launch));
+}
+
+/// A signal that re-emits `op`'s cancellation on `ex`, for an operation that runs as a coroutine of
+/// its own: co_spawn it with asio::bind_cancellation_slot(signal->slot(), completion), and keep the
+/// signal alive in that completion.
+template <class Executor, class... Args>
+std::shared_ptr<asio::cancellation_signal> forward_cancellation(pending_op<Args...>& op, const Executor& ex) {
+    auto signal = std::make_shared<asio::cancellation_signal>();
+    op.on_cancel([weak = std::weak_ptr<asio::cancellation_signal>(signal), ex](asio::cancellation_type type) {
+        asio::dispatch(ex, [weak, type] {
+            if (auto s = weak.lock()) s->emit(type);
+        });
+    });
+    return signal;
 }
 
 }  // namespace h3co::detail

@@ -104,9 +104,12 @@ public:
     /// GOAWAY: the peer opens no new requests; existing ones go on.
     H3CO_DECL void send_goaway();
 
-    /// Client: allocates a request stream, or queues `op` until the peer grants stream credit.
+    /// Client: allocates a request stream, or queues `op` until the peer grants stream credit;
+    /// `key` names the queued op for cancel_open().
     using open_op = pending_op<std::error_code, std::shared_ptr<stream_state>>;
-    H3CO_DECL void open_stream(open_op op);
+    H3CO_DECL void open_stream(open_op op, std::shared_ptr<void> key = {});
+    /// The queued open_stream() whose key is `key` gives up (operation_aborted).
+    H3CO_DECL void cancel_open(const void* key);
 
 protected:
     H3CO_DECL session(session_role role, const connection_options& options, std::shared_ptr<tls_context> tls);
@@ -187,7 +190,11 @@ private:
     std::size_t last_flush_packets_ = 0;
 
     std::unordered_map<std::int64_t, std::shared_ptr<stream_state>> streams_;
-    std::deque<open_op> openers_;
+    struct opener {
+        open_op op;
+        std::shared_ptr<void> key;
+    };
+    std::deque<opener> openers_;
     std::vector<std::int64_t> raw_streams_;  ///< streams in raw mode (tests only; usually empty)
     std::vector<std::int64_t> lone_fins_;    ///< FINs without data that QUIC has yet to take
     bool openers_pending_ = false;

@@ -13,6 +13,7 @@
 #include <h3co/message.hpp>
 
 #include <asio/buffer.hpp>
+#include <asio/cancellation_type.hpp>
 
 #include <array>
 #include <cstdint>
@@ -50,6 +51,9 @@ public:
 protected:
     ~stream_transport() = default;
 };
+
+/// Which pending operation of a stream a cancellation is aimed at.
+enum class stream_op_kind { header, response, read, write, finish };
 
 class stream_machine {
 public:
@@ -98,8 +102,13 @@ public:
     /// STOP_SENDING with `app_error_code`: a server that has its answer and does not need the rest of
     /// the body. Unread bytes are dropped and their credit returned.
     H3CO_DECL void stop_reading(stream_state& s, std::uint64_t app_error_code);
-    /// A cancelled operation: reset with H3_REQUEST_CANCELLED.
+    /// An abandoned stream: reset with H3_REQUEST_CANCELLED.
     H3CO_DECL void cancel(stream_state& s);
+    /// A cancellation of the pending `kind` operation, as Asio defines its types: terminal resets
+    /// the stream (H3_REQUEST_CANCELLED); total ends the operation with operation_aborted only if
+    /// it had no effect yet (else it goes on); partial also when what it did is well defined (the
+    /// bytes a write buffered stay and go out; a read completes with the bytes it holds).
+    H3CO_DECL void cancel(stream_state& s, stream_op_kind kind, asio::cancellation_type type);
 
     // ---- what the protocol reports (from the session's library callbacks) -------------------------
 

@@ -14,18 +14,19 @@
 
 namespace h3co::detail {
 
-/// `start(stream_machine&, stream_state&, op)` runs on `ex`, with the session alive. Cancelling the
-/// operation resets the stream, on `ex` too: a cancellation signalled from another thread never
-/// touches the engine there.
+/// `start(stream_machine&, stream_state&, op)` runs on `ex`, with the session alive. A cancellation
+/// of the operation (of kind `kind`) goes to the stream machine on `ex` too: one signalled from
+/// another thread never touches the engine there.
 template <class Signature, class Executor, class CompletionToken, class Start>
-auto initiate_stream_op(CompletionToken&& token, std::shared_ptr<stream_state> state, const Executor& ex, Start start) {
+auto initiate_stream_op(CompletionToken&& token, std::shared_ptr<stream_state> state, const Executor& ex,
+                        stream_op_kind kind, Start start) {
     return initiate_erased<Signature>(
         std::forward<CompletionToken>(token), ex,
-        [state = std::move(state), ex, start = std::move(start)](typename op_for<Signature>::type op) mutable {
-            op.on_cancel([weak = std::weak_ptr<stream_state>(state), ex](asio::cancellation_type) {
-                asio::dispatch(ex, [weak] {
+        [state = std::move(state), ex, kind, start = std::move(start)](typename op_for<Signature>::type op) mutable {
+            op.on_cancel([weak = std::weak_ptr<stream_state>(state), ex, kind](asio::cancellation_type type) {
+                asio::dispatch(ex, [weak, kind, type] {
                     if (auto s = weak.lock())
-                        if (auto owner = s->owner.lock()) owner->streams().cancel(*s);
+                        if (auto owner = s->owner.lock()) owner->streams().cancel(*s, kind, type);
                 });
             });
             asio::dispatch(ex, [state = std::move(state), start = std::move(start), op = std::move(op)]() mutable {

@@ -125,9 +125,9 @@ struct h3_callbacks {
         me.goaway_received_ = true;
         // Requests waiting for a stream will never get one on this connection.
         while (!me.openers_.empty()) {
-            auto op = std::move(me.openers_.front());
+            auto o = std::move(me.openers_.front());
             me.openers_.pop_front();
-            op.complete(make_error_code(error::going_away), nullptr);
+            o.op.complete(make_error_code(error::going_away), nullptr);
         }
         return 0;
     }

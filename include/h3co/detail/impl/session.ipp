@@ -378,9 +378,9 @@ H3CO_DECL void session::terminate(std::error_code ec) {
 
 H3CO_DECL void session::fail_everything(std::error_code ec) {
     while (!openers_.empty()) {
-        auto op = std::move(openers_.front());
+        auto o = std::move(openers_.front());
         openers_.pop_front();
-        op.complete(ec, nullptr);
+        o.op.complete(ec, nullptr);
     }
     auto streams = std::move(streams_);
     streams_.clear();
@@ -395,11 +395,19 @@ H3CO_DECL void session::send_goaway() {
     wake_flush();
 }
 
-H3CO_DECL void session::open_stream(open_op op) {
+H3CO_DECL void session::open_stream(open_op op, std::shared_ptr<void> key) {
     if (auto ec = unusable()) return op.complete(ec, nullptr);
     if (goaway_received_) return op.complete(make_error_code(error::going_away), nullptr);
-    openers_.push_back(std::move(op));
+    openers_.push_back({std::move(op), std::move(key)});
     serve_openers();
+}
+
+H3CO_DECL void session::cancel_open(const void* key) {
+    auto it = std::find_if(openers_.begin(), openers_.end(), [key](const opener& o) { return o.key.get() == key; });
+    if (it == openers_.end()) return;
+    auto op = std::move(it->op);
+    openers_.erase(it);
+    op.complete(make_error_code(asio::error::operation_aborted), nullptr);
 }
 
 H3CO_DECL void session::serve_openers() {
@@ -407,7 +415,7 @@ H3CO_DECL void session::serve_openers() {
         std::int64_t id = -1;
         const int rv = ngtcp2_conn_open_bidi_stream(native_->conn, &id, nullptr);
         if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return;  // extend_max_local_streams_bidi retries
-        auto op = std::move(openers_.front());
+        auto op = std::move(openers_.front().op);
         openers_.pop_front();
         if (rv != 0) {
             op.complete(make_error_code(error::protocol_error), nullptr);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace h3co::detail {
 
@@ -91,11 +92,37 @@ H3CO_DECL void stream_machine::stop_reading(stream_state& s, std::uint64_t app_e
     if (s.recv == recv_state::eof || s.recv == recv_state::reset) return;
     transport_.shutdown_stream(s, app_error_code, false, true);
     discard_received(s);
-    fail_recv(s, make_error_code(error::eof));
+    fail_recv(s, h3co::end_of_stream());
 }
 
 H3CO_DECL void stream_machine::cancel(stream_state& s) {
     reset(s, static_cast<std::uint64_t>(h3_error::request_cancelled), make_error_code(asio::error::operation_aborted));
+}
+
+H3CO_DECL void stream_machine::cancel(stream_state& s, stream_op_kind kind, asio::cancellation_type type) {
+    using ct = asio::cancellation_type;
+    if ((type & ct::terminal) != ct::none) return cancel(s);
+    const bool partial_ok = (type & ct::partial) != ct::none;
+    const auto aborted = make_error_code(asio::error::operation_aborted);
+    switch (kind) {
+    case stream_op_kind::response:  // waiting for the response changes nothing
+        if (s.response_op) s.response_op.complete(aborted, {});
+        return;
+    case stream_op_kind::read:  // unread bytes stay for the next read; bytes already handed over are kept
+        if (s.read_op && (s.read_filled == 0 || partial_ok)) {
+            const std::size_t n = std::exchange(s.read_filled, 0);
+            s.read_op.complete(aborted, n);
+        }
+        return;
+    case stream_op_kind::write:  // what was buffered stays and goes out; the rest is not written
+        if (s.write_op && (s.write_progress == 0 || partial_ok)) s.write_op.complete(aborted, s.write_progress);
+        return;
+    case stream_op_kind::finish:  // the FIN was requested and will go: only the wait ends
+        if (s.finish_op && partial_ok) s.finish_op.complete(aborted);
+        return;
+    case stream_op_kind::header:  // completes at once: nothing pending to cancel
+        return;
+    }
 }
 
 // ---- protocol events ----------------------------------------------------------------------------
@@ -289,7 +316,7 @@ H3CO_DECL void stream_machine::serve_response(stream_state& s) {
     if (!s.response_op) return;
     if (s.response_ready()) return s.response_op.complete({}, s.response);
     if (s.recv == recv_state::reset) return s.response_op.complete(s.recv_error, {});
-    if (s.recv == recv_state::eof) return s.response_op.complete(make_error_code(error::eof), {});
+    if (s.recv == recv_state::eof) return s.response_op.complete(h3co::end_of_stream(), {});
     if (s.quic_closed) s.response_op.complete(make_error_code(error::connection_closed), {});
 }
 
@@ -312,7 +339,7 @@ H3CO_DECL void stream_machine::serve_read(stream_state& s) {
     case recv_state::body:
         if (s.quic_closed) s.read_op.complete(make_error_code(error::connection_closed), 0);
         return;
-    case recv_state::eof: return s.read_op.complete(make_error_code(error::eof), 0);
+    case recv_state::eof: return s.read_op.complete(h3co::end_of_stream(), 0);
     case recv_state::reset: return s.read_op.complete(s.recv_error, 0);
     }
 }
