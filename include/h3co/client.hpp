@@ -152,26 +152,34 @@ auto basic_client<Executor>::run(std::shared_ptr<shared> st, h3co::request req, 
     co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     const auto token = asio::use_awaitable_t<Executor>{};
     response_result out;
-    auto [ec, session] = co_await get_session(st, req.url);
-    if (ec) co_return failed(ec);
-    // The pool owns the connection, so no basic_connection handle (which would close it) is made.
-    auto [open_ec, stream] = co_await basic_connection<Executor>::open_request_stream_on(
-        session, asio::experimental::as_tuple(token));
-    if (open_ec) co_return failed(open_ec);
-    auto [send_ec] = co_await stream.send_header(std::move(req), asio::experimental::as_tuple(token));
-    if (send_ec) co_return failed(send_ec);
-    if (body) {
-        asio::co_spawn(st->executor, detail::pump_body<Executor>(std::move(*body), stream.share()),
-                       [](std::exception_ptr) {});
-    } else {
-        auto [fin_ec] = co_await stream.finish(asio::experimental::as_tuple(token));
-        if (fin_ec) co_return failed(fin_ec);
+    // A request that nothing of was processed is tried once more: one that met GOAWAY before its
+    // stream opened (on a new connection), or one without a body refused with H3_REQUEST_REJECTED.
+    for (int attempt = 0;; ++attempt) {
+        const bool may_retry = attempt == 0;
+        auto [ec, session] = co_await get_session(st, req.url);
+        if (ec) co_return failed(ec);
+        // The pool owns the connection, so no basic_connection handle (which would close it) is made.
+        auto [open_ec, stream] = co_await basic_connection<Executor>::open_request_stream_on(
+            session, asio::experimental::as_tuple(token));
+        if (open_ec == error::going_away && may_retry) continue;  // get_session() skips that connection now
+        if (open_ec) co_return failed(open_ec);
+        auto [send_ec] = co_await stream.send_header(req, asio::experimental::as_tuple(token));
+        if (send_ec) co_return failed(send_ec);
+        if (body) {
+            asio::co_spawn(st->executor, detail::pump_body<Executor>(std::move(*body), stream.share()),
+                           [](std::exception_ptr) {});
+        } else {
+            auto [fin_ec] = co_await stream.finish(asio::experimental::as_tuple(token));
+            if (fin_ec) co_return failed(fin_ec);
+        }
+        auto [resp_ec, head] = co_await stream.read_response(asio::experimental::as_tuple(token));
+        if (resp_ec == h3_error::request_rejected && !body && may_retry) continue;
+        if (resp_ec) co_return failed(resp_ec);
+        out.second.status = head.status;
+        out.second.headers = std::move(head.headers);
+        out.second.body = std::move(stream);
+        break;
     }
-    auto [resp_ec, head] = co_await stream.read_response(asio::experimental::as_tuple(token));
-    if (resp_ec) co_return failed(resp_ec);
-    out.second.status = head.status;
-    out.second.headers = std::move(head.headers);
-    out.second.body = std::move(stream);
     co_return out;
 }
 

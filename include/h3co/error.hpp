@@ -32,6 +32,8 @@ enum class error {
     protocol_error,           ///< the QUIC or HTTP/3 library reported a fatal internal error
     operation_in_progress,    ///< another operation of the same kind is pending on this object
     stream_stopped,           ///< the peer stopped reading this stream (STOP_SENDING): nothing more is taken
+    no_interim_response,      ///< the final response arrived: no (more) interim 1xx response will come
+    not_supported,            ///< the peer or the protocol library in use does not support this
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -118,6 +120,8 @@ public:
         case error::protocol_error: return "protocol library error";
         case error::operation_in_progress: return "an operation of this kind is already pending";
         case error::stream_stopped: return "the peer stopped reading this stream (STOP_SENDING)";
+        case error::no_interim_response: return "the final response arrived: no more interim responses";
+        case error::not_supported: return "not supported by the peer or the protocol library in use";
         }
         return "unknown h3co error " + std::to_string(value);
     }

@@ -104,6 +104,21 @@ public:
             [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.finish(st, std::move(op)); });
     }
 
+    /// finish() with trailer fields: they follow the body, and the FIN goes with them.
+    /// Completion: void(std::error_code); error::invalid_request for a field h3co cannot send.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto finish_with_trailers(h3co::fields trailers, CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<detail::status_signature>(
+            std::forward<CompletionToken>(token), state_, executor_, detail::stream_op_kind::finish,
+            [trailers = std::move(trailers)](detail::stream_machine& m, detail::stream_state& st, auto op) mutable {
+                m.finish_with_trailers(st, std::move(trailers), std::move(op));
+            });
+    }
+
+    /// The trailer fields the peer sent after the body (empty if none), complete once a read has
+    /// reported the end of the stream. Call it on the connection's executor.
+    const h3co::fields& trailers() const noexcept { return state_->trailers; }
+
     /// Aborts both directions with an HTTP/3 error code the peer sees (default H3_REQUEST_CANCELLED).
     void reset(h3_error code = h3_error::request_cancelled) {
         if (!state_) return;

@@ -53,6 +53,17 @@ public:
             [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.read_response(st, std::move(op)); });
     }
 
+    /// Waits for the next interim (1xx) response, such as 100 Continue after a request sent with
+    /// `expect: 100-continue`, or 103 Early Hints. Completion: void(std::error_code, response_head);
+    /// error::no_interim_response once the final response has arrived instead (read_response()
+    /// then gets it). read_response() skips interim responses whether or not they were read here.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto read_interim(CompletionToken&& token = CompletionToken{}) {
+        return detail::initiate_stream_op<void(std::error_code, response_head)>(
+            std::forward<CompletionToken>(token), this->state_, this->executor_, detail::stream_op_kind::response,
+            [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.read_interim(st, std::move(op)); });
+    }
+
     /// A second handle on the same stream that never resets it when dropped (for a body pump).
     basic_http_stream<Executor> share() const { return basic_http_stream<Executor>(this->state_, this->executor_, false); }
 };

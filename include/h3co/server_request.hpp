@@ -39,6 +39,9 @@ public:
     const std::string& scheme() const noexcept { return state_->request.scheme; }
     /// The regular fields, pseudo-headers excluded.
     const h3co::fields& headers() const noexcept { return state_->request.headers; }
+    /// The trailer fields the client sent after the body (empty if none), complete once read_some()
+    /// has reported the end of the body. Call it on the connection's executor.
+    const h3co::fields& trailers() const noexcept { return state_->trailers; }
     /// The QUIC stream ID the request came on.
     std::int64_t stream_id() const noexcept { return state_->id; }
     /// The numbers of the connection the request came on (see basic_connection::stats()).

@@ -150,7 +150,9 @@ private:
     H3CO_DECL std::error_code stream_unusable(const stream_state& s) const override;
     H3CO_DECL std::error_code submit_request_header(stream_state& s, const request& req) override;
     H3CO_DECL std::error_code submit_raw_request_header(stream_state& s, const fields& raw) override;
-    H3CO_DECL std::error_code submit_response_header(stream_state& s, int status, const fields& headers) override;
+    H3CO_DECL std::error_code submit_response_header(stream_state& s, int status, const fields& headers,
+                                                     bool body) override;
+    H3CO_DECL std::error_code submit_interim_header(stream_state& s, int status, const fields& headers) override;
     H3CO_DECL void start_raw_stream(stream_state& s) override;
     H3CO_DECL void resume_sending(stream_state& s) override;
     H3CO_DECL void return_credit(stream_state& s, std::size_t n) override;

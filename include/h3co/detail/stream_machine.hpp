@@ -35,7 +35,10 @@ public:
     virtual std::error_code submit_request_header(stream_state& s, const request& req) = 0;
     /// Submits exactly `raw` as the header block (tests of how servers treat malformed requests).
     virtual std::error_code submit_raw_request_header(stream_state& s, const fields& raw) = 0;
-    virtual std::error_code submit_response_header(stream_state& s, int status, const fields& headers) = 0;
+    /// Submits the final response's HEADERS; `body`: a body follows (else the stream ends with them).
+    virtual std::error_code submit_response_header(stream_state& s, int status, const fields& headers, bool body) = 0;
+    /// Submits an interim (1xx) response's HEADERS.
+    virtual std::error_code submit_interim_header(stream_state& s, int status, const fields& headers) = 0;
     /// Takes `s` out of HTTP/3: its bytes go to QUIC as they are.
     virtual void start_raw_stream(stream_state& s) = 0;
     /// Body bytes or a FIN wait in send_buf: let them go.
@@ -70,14 +73,21 @@ public:
     H3CO_DECL void send_request_header(stream_state& s, const request& req, status_op op);
     H3CO_DECL void send_raw_request_header(stream_state& s, const fields& raw, status_op op);
     H3CO_DECL void start_raw(stream_state& s, status_op op);
+    /// The final response. For HEAD requests and 204 / 304 it carries no body: the stream ends with
+    /// the header, and write() fails with error::not_writable.
     H3CO_DECL void send_response_header(stream_state& s, int status, const fields& headers, status_op op);
+    /// An interim response (1xx but 101), before the final one: 103 Early Hints, 100 Continue.
+    H3CO_DECL void send_interim_header(stream_state& s, int status, const fields& headers, status_op op);
     H3CO_DECL void read_response(stream_state& s, head_op op);
+    /// Client: the next interim (1xx) response, or error::no_interim_response once the final one came.
+    H3CO_DECL void read_interim(stream_state& s, head_op op);
 
     template <class MutableBufferSequence>
     void read(stream_state& s, const MutableBufferSequence& buffers, io_op op) {
         if (s.read_op) return op.complete(make_error_code(error::operation_in_progress), 0);
         s.read_buffers.assign(asio::buffer_sequence_begin(buffers), asio::buffer_sequence_end(buffers));
         s.read_op = std::move(op);
+        continue_if_expected(s);
         serve_read(s);
     }
 
@@ -96,12 +106,17 @@ public:
     /// Ends the body: FIN after the buffered bytes. Completes when the peer has acknowledged them
     /// all and the FIN.
     H3CO_DECL void finish(stream_state& s, status_op op);
+    /// finish() with trailer fields after the body.
+    H3CO_DECL void finish_with_trailers(stream_state& s, fields trailers, status_op op);
     /// Aborts both directions with `app_error_code` (RESET_STREAM + STOP_SENDING); pending
     /// operations complete with `reason`.
     H3CO_DECL void reset(stream_state& s, std::uint64_t app_error_code, std::error_code reason);
     /// STOP_SENDING with `app_error_code`: a server that has its answer and does not need the rest of
     /// the body. Unread bytes are dropped and their credit returned.
     H3CO_DECL void stop_reading(stream_state& s, std::uint64_t app_error_code);
+    /// Server: the handler takes the stream over (basic_response::take_over()): from now on the
+    /// body is whatever DATA frames follow, with no message checks (content-length, body limit).
+    H3CO_DECL void take_over(stream_state& s);
     /// An abandoned stream: reset with H3_REQUEST_CANCELLED.
     H3CO_DECL void cancel(stream_state& s);
     /// A cancellation of the pending `kind` operation, as Asio defines its types: terminal resets
@@ -169,6 +184,9 @@ private:
     }
 
     H3CO_DECL void serve_response(stream_state& s);
+    H3CO_DECL void serve_interim(stream_state& s);
+    /// Server: a handler reading a request that asked for 100-continue gets it sent first.
+    H3CO_DECL void continue_if_expected(stream_state& s);
     H3CO_DECL void serve_read(stream_state& s);
     H3CO_DECL void serve_write(stream_state& s);
     H3CO_DECL void serve_finish(stream_state& s);

@@ -5,6 +5,7 @@
 #include <h3co/detail/byte_ring.hpp>
 #include <h3co/detail/flow_window.hpp>
 #include <h3co/detail/h3/fin_tracker.hpp>
+#include <h3co/detail/h3/frame_reader.hpp>
 #include <h3co/detail/live_count.hpp>
 #include <h3co/detail/pending_op.hpp>
 #include <h3co/detail/send_buffer.hpp>
@@ -14,7 +15,9 @@
 #include <asio/buffer.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace h3co::detail {
@@ -59,6 +62,13 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     bool raw = false;
     bool raw_blocked = false;  ///< the peer's stream flow-control window is full
 
+    // Taken over by a server handler: what the client sends next is parsed by h3co (DATA frames'
+    // payload is the body), no longer by nghttp3, so no message check (content-length) applies.
+    // `frames` follows the request stream's framing from its first byte, so the switch can happen
+    // anywhere.
+    bool taken_over = false;
+    frame_reader frames;
+
     // Sending: [0, submitted) of send_buf is handed to nghttp3 and waits for ACK; the rest waits for
     // nghttp3 to ask. nghttp3 keeps pointers into it until ACK: its bytes never move.
     send_buffer send_buf;
@@ -83,6 +93,12 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     response_head response;
     std::size_t header_bytes = 0;
     bool header_overflow = false;
+    bool receiving_trailers = false;         ///< the header block being received is the trailers
+    h3co::fields trailers;                   ///< the peer's trailer fields, once they arrived
+    std::optional<h3co::fields> trailers_to_send;  ///< ours, sent after the body (finish_with_trailers)
+    std::deque<response_head> interim;       ///< client: 1xx responses not yet read (read_interim)
+    bool expect_continue = false;            ///< server: the request asked for 100-continue
+    bool continue_sent = false;              ///< server: 100 was sent (or a final response made it moot)
 
     // Pending operations: at most one of each kind.
     io_op read_op;
@@ -95,6 +111,7 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     bool write_all = true;
     pending_op<std::error_code> finish_op;
     pending_op<std::error_code, response_head> response_op;
+    pending_op<std::error_code, response_head> interim_op;
 
     bool response_ready() const noexcept { return response.status >= 200; }
     bool fully_closed() const noexcept {

@@ -3,6 +3,7 @@
 // files.
 #pragma once
 
+#include <h3co/detail/h3/header_encoding.hpp>
 #include <h3co/detail/h3/received_headers.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/session.hpp>
@@ -11,7 +12,9 @@
 #include <ngtcp2/ngtcp2.h>
 
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace h3co::detail {
 
@@ -28,6 +31,9 @@ struct h3_callbacks {
         cb.begin_headers = &begin_headers;
         cb.recv_header = &recv_header;
         cb.end_headers = &end_headers;
+        cb.begin_trailers = &begin_trailers;
+        cb.recv_trailer = &recv_trailer;
+        cb.end_trailers = &end_trailers;
         cb.end_stream = &end_stream;
         cb.stop_sending = &stop_sending;
         cb.reset_stream = &reset_stream;
@@ -103,6 +109,29 @@ struct h3_callbacks {
         return 0;
     }
 
+    static int begin_trailers(nghttp3_conn*, std::int64_t, void*, void* sud) {
+        if (auto* s = state_of(sud)) begin_received_trailers(*s);
+        return 0;
+    }
+
+    static int recv_trailer(nghttp3_conn*, std::int64_t, std::int32_t, nghttp3_rcbuf* name, nghttp3_rcbuf* value,
+                            std::uint8_t, void* user_data, void* sud) {
+        auto* s = state_of(sud);
+        if (!s) return 0;
+        const auto n = nghttp3_rcbuf_get_buf(name);
+        const auto v = nghttp3_rcbuf_get_buf(value);
+        add_received_trailer(*s, std::string_view(reinterpret_cast<const char*>(n.base), n.len),
+                             std::string_view(reinterpret_cast<const char*>(v.base), v.len),
+                             self(user_data).options_.max_header_bytes);
+        return 0;
+    }
+
+    static int end_trailers(nghttp3_conn*, std::int64_t, int, void* user_data, void* sud) {
+        // An oversized trailer block fails the stream like an oversized header block.
+        if (auto* s = state_of(sud); s && s->header_overflow) self(user_data).machine_.refuse_oversized_headers(*s);
+        return 0;
+    }
+
     static int end_stream(nghttp3_conn*, std::int64_t, void* user_data, void* sud) {
         if (auto* s = state_of(sud)) self(user_data).machine_.end_of_stream(*s);
         return 0;
@@ -138,8 +167,18 @@ struct h3_callbacks {
         auto* s = state_of(sud);
         if (!s) return NGHTTP3_ERR_CALLBACK_FAILURE;
         const auto [count, bytes] = stream_machine::unsent(*s, vec, veccnt);
-        if (self(user_data).machine_.hand_out(*s, bytes)) {
+        auto& me = self(user_data);
+        if (me.machine_.hand_out(*s, bytes)) {
             *pflags |= NGHTTP3_DATA_FLAG_EOF;
+            if (s->trailers_to_send) {  // the FIN goes with the trailers, after the body
+                std::vector<std::string> storage;
+                std::vector<nghttp3_nv> nva;
+                if (!header_encoding::append_fields(*s->trailers_to_send, nva, storage) ||
+                    nghttp3_conn_submit_trailers(me.native_->h3, s->id, nva.data(), nva.size()) != 0)
+                    return NGHTTP3_ERR_CALLBACK_FAILURE;
+                *pflags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
+                s->trailers_to_send.reset();
+            }
             return static_cast<nghttp3_ssize>(count);
         }
         if (count == 0) {

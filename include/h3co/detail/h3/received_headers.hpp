@@ -20,6 +20,24 @@ inline void begin_received_headers(stream_state& s, bool server) {
     s.header_bytes = 0;
 }
 
+/// The trailer block (fields after the body) starts on `s`.
+inline void begin_received_trailers(stream_state& s) {
+    s.trailers.clear();
+    s.header_bytes = 0;
+    s.receiving_trailers = true;
+}
+
+/// One received trailer field, counted against `max_header_bytes` like a header field.
+inline void add_received_trailer(stream_state& s, std::string_view name, std::string_view value,
+                                 std::size_t max_header_bytes) {
+    s.header_bytes += name.size() + value.size() + 32;
+    if (s.header_bytes > max_header_bytes) {
+        s.header_overflow = true;
+        return;
+    }
+    if (!name.empty() && name.front() != ':') s.trailers.push_back({std::string(name), std::string(value)});
+}
+
 /// One received field. Each counts name + value + 32 (RFC 9114 §4.2.2) against
 /// `max_header_bytes`; past it, fields are dropped and header_overflow is set (the stream machine
 /// refuses the block when it ends).

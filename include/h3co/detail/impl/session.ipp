@@ -342,6 +342,15 @@ H3CO_DECL stream_state* session::next_raw_stream() {
 H3CO_DECL void session::close(std::uint64_t now, std::uint64_t app_error_code, std::string_view reason) {
     if (terminated_) return;
     if (!established_) return terminate(make_error_code(error::connection_closed));
+    if (role_ == session_role::client && !goaway_sent_ && native_->h3) {
+        // A client says it is going away too (RFC 9114 §5.2): GOAWAY, in the packets just before the
+        // CONNECTION_CLOSE.
+        goaway_sent_ = true;
+        nghttp3_conn_submit_shutdown_notice(native_->h3);
+        flush_round round;
+        write_packets(now, round);
+        end_flush(now, round);
+    }
     ngtcp2_connection_close_error_set_application_error(
         &native_->ccerr, app_error_code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
     close_with(app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::connection_closed)
@@ -353,9 +362,10 @@ H3CO_DECL void session::close_with(std::error_code ec, std::uint64_t now) {
     if (terminated_) return;
     auto& n = *native_;
     close_error_ = ec;
-    // The close replaces whatever was waiting to be sent.
-    outbox_.clear();
+    // The close goes after what is waiting (a client's GOAWAY), or replaces it if there is no room.
     const std::size_t max_len = NGTCP2_MAX_UDP_PAYLOAD_SIZE;
+    if (!outbox_.has_room(max_len)) outbox_.clear();
+    outbox_.end_run();
     outbox_.reserve(1, max_len);
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
@@ -500,12 +510,22 @@ H3CO_DECL std::error_code session::submit_raw_request_header(stream_state& s, co
     return {};
 }
 
-H3CO_DECL std::error_code session::submit_response_header(stream_state& s, int status, const fields& headers) {
+H3CO_DECL std::error_code session::submit_response_header(stream_state& s, int status, const fields& headers,
+                                                          bool body) {
     std::vector<std::string> storage;
     auto nva = header_encoding::response(status, headers, storage);
     if (!nva) return make_error_code(error::invalid_request);
     nghttp3_data_reader reader{&h3_callbacks::read_body};
-    if (nghttp3_conn_submit_response(native_->h3, s.id, nva->data(), nva->size(), &reader) != 0)
+    if (nghttp3_conn_submit_response(native_->h3, s.id, nva->data(), nva->size(), body ? &reader : nullptr) != 0)
+        return make_error_code(error::invalid_request);
+    return {};
+}
+
+H3CO_DECL std::error_code session::submit_interim_header(stream_state& s, int status, const fields& headers) {
+    std::vector<std::string> storage;
+    auto nva = header_encoding::response(status, headers, storage);
+    if (!nva) return make_error_code(error::invalid_request);
+    if (nghttp3_conn_submit_info(native_->h3, s.id, nva->data(), nva->size()) != 0)
         return make_error_code(error::invalid_request);
     return {};
 }

@@ -11,6 +11,16 @@
 
 namespace h3co::detail {
 
+/// ASCII case-insensitive equality (field values such as "100-Continue").
+inline bool lowercase_equal(std::string_view value, std::string_view lower) {
+    if (value.size() != lower.size()) return false;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const char c = value[i] >= 'A' && value[i] <= 'Z' ? static_cast<char>(value[i] - 'A' + 'a') : value[i];
+        if (c != lower[i]) return false;
+    }
+    return true;
+}
+
 // The codes RFC 9114 §8.1 gives; h3_error has them, but the engine speaks in raw codes.
 inline constexpr std::uint64_t h3_no_error = static_cast<std::uint64_t>(h3_error::no_error);
 
@@ -53,17 +63,52 @@ H3CO_DECL void stream_machine::start_raw(stream_state& s, status_op op) {
 
 H3CO_DECL void stream_machine::send_response_header(stream_state& s, int status, const fields& headers, status_op op) {
     if (!header_may_start(s, op)) return;
-    if (status < 100 || status > 999) return op.complete(make_error_code(error::invalid_request));
-    if (auto ec = transport_.submit_response_header(s, status, headers)) return op.complete(ec);
-    s.send = send_state::open;
+    if (status < 200 || status > 999) return op.complete(make_error_code(error::invalid_request));
+    // RFC 9110 §6.4.1: no content in responses to HEAD, nor in 204 and 304; and a 204 says no
+    // content-length either (§8.6), which clients treat as malformed.
+    if (status == 204 && headers.find("content-length")) return op.complete(make_error_code(error::invalid_request));
+    const bool body = status != 204 && status != 304 && s.request.method != "HEAD";
+    if (auto ec = transport_.submit_response_header(s, status, headers, body)) return op.complete(ec);
+    s.continue_sent = true;  // a final response makes 100 Continue moot
+    s.send = body ? send_state::open : send_state::finished;
     transport_.resume_sending(s);
     op.complete({});
+}
+
+H3CO_DECL void stream_machine::send_interim_header(stream_state& s, int status, const fields& headers, status_op op) {
+    if (!header_may_start(s, op)) return;
+    // 101 Switching Protocols does not exist in HTTP/3 (RFC 9114 §4.5).
+    if (status < 100 || status > 199 || status == 101) return op.complete(make_error_code(error::invalid_request));
+    if (auto ec = transport_.submit_interim_header(s, status, headers)) return op.complete(ec);
+    if (status == 100) s.continue_sent = true;
+    transport_.resume_sending(s);
+    op.complete({});
+}
+
+H3CO_DECL void stream_machine::continue_if_expected(stream_state& s) {
+    if (!server_ || !s.expect_continue || s.continue_sent || s.send != send_state::idle) return;
+    s.continue_sent = true;
+    if (transport_.stream_unusable(s)) return;
+    if (!transport_.submit_interim_header(s, 100, {})) transport_.resume_sending(s);
+}
+
+H3CO_DECL void stream_machine::read_interim(stream_state& s, head_op op) {
+    if (s.interim_op) return op.complete(make_error_code(error::operation_in_progress), {});
+    s.interim_op = std::move(op);
+    serve_interim(s);
 }
 
 H3CO_DECL void stream_machine::read_response(stream_state& s, head_op op) {
     if (s.response_op) return op.complete(make_error_code(error::operation_in_progress), {});
     s.response_op = std::move(op);
     serve_response(s);
+}
+
+H3CO_DECL void stream_machine::finish_with_trailers(stream_state& s, fields trailers, status_op op) {
+    if (s.send != send_state::open || s.raw) return finish(s, std::move(op));  // finish() tells why not
+    if (s.finish_op || s.write_op) return op.complete(make_error_code(error::operation_in_progress));
+    s.trailers_to_send = std::move(trailers);
+    finish(s, std::move(op));
 }
 
 H3CO_DECL void stream_machine::finish(stream_state& s, status_op op) {
@@ -94,6 +139,8 @@ H3CO_DECL void stream_machine::stop_reading(stream_state& s, std::uint64_t app_e
     discard_received(s);
     fail_recv(s, h3co::end_of_stream());
 }
+
+H3CO_DECL void stream_machine::take_over(stream_state& s) { s.taken_over = true; }
 
 H3CO_DECL void stream_machine::cancel(stream_state& s) {
     reset(s, static_cast<std::uint64_t>(h3_error::request_cancelled), make_error_code(asio::error::operation_aborted));
@@ -132,10 +179,18 @@ H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin) {
         refuse_oversized_headers(s);
         return false;
     }
-    if (!server_ && s.response.status < 200) return false;  // interim: wait for more
+    if (!server_ && s.response.status < 200) {  // interim: keep it for read_interim, wait for the final one
+        s.interim.push_back(s.response);
+        serve_interim(s);
+        return false;
+    }
     if (s.recv == recv_state::headers) s.recv = fin ? recv_state::eof : recv_state::body;
-    if (server_) return true;
+    if (server_) {
+        if (auto expect = s.request.headers.find("expect")) s.expect_continue = lowercase_equal(*expect, "100-continue");
+        return true;
+    }
     serve_response(s);
+    serve_interim(s);
     return false;
 }
 
@@ -144,7 +199,7 @@ H3CO_DECL bool stream_machine::body_received(stream_state& s, const std::uint8_t
         consume(s, len);  // nobody will read these bytes (we stopped reading): their credit goes back now
         return true;
     }
-    if (server_ && s.bytes_received + len > max_request_body_) {
+    if (server_ && !s.taken_over && s.bytes_received + len > max_request_body_) {
         refuse_oversized_body(s, len);
         return true;
     }
@@ -170,6 +225,7 @@ H3CO_DECL void stream_machine::raw_received(stream_state& s, const std::uint8_t*
 H3CO_DECL void stream_machine::end_of_stream(stream_state& s) {
     if (s.recv == recv_state::body || s.recv == recv_state::headers) s.recv = recv_state::eof;
     serve_response(s);
+    serve_interim(s);
     serve_read(s);
 }
 
@@ -179,6 +235,7 @@ H3CO_DECL void stream_machine::reset_by_peer(stream_state& s, std::uint64_t app_
     // Bytes already buffered are dropped: a reset stream's data is not to be trusted as complete.
     discard_received(s);
     serve_response(s);
+    serve_interim(s);
     serve_read(s);
 }
 
@@ -208,6 +265,7 @@ H3CO_DECL void stream_machine::closed(stream_state& s, std::uint64_t app_error_c
     if (s.recv == recv_state::headers || s.recv == recv_state::body) fail_recv(s, code);
     s.send_buf.release();  // QUIC is done with the stream: nothing will be sent again
     serve_response(s);
+    serve_interim(s);
     serve_read(s);
     serve_write(s);
     serve_finish(s);
@@ -320,6 +378,18 @@ H3CO_DECL void stream_machine::serve_response(stream_state& s) {
     if (s.quic_closed) s.response_op.complete(make_error_code(error::connection_closed), {});
 }
 
+H3CO_DECL void stream_machine::serve_interim(stream_state& s) {
+    if (!s.interim_op) return;
+    if (!s.interim.empty()) {
+        auto head = std::move(s.interim.front());
+        s.interim.pop_front();
+        return s.interim_op.complete({}, std::move(head));
+    }
+    if (s.response_ready() || s.recv == recv_state::eof) return s.interim_op.complete(make_error_code(error::no_interim_response), {});
+    if (s.recv == recv_state::reset) return s.interim_op.complete(s.recv_error, {});
+    if (s.quic_closed) s.interim_op.complete(make_error_code(error::connection_closed), {});
+}
+
 H3CO_DECL void stream_machine::serve_read(stream_state& s) {
     if (!s.read_op) return;
     if (s.read_filled > 0) return complete_filled_read(s);  // what it holds comes first
@@ -379,6 +449,7 @@ H3CO_DECL void stream_machine::fail_send_ops(stream_state& s, std::error_code ec
 
 H3CO_DECL void stream_machine::fail_recv_ops(stream_state& s, std::error_code ec) {
     if (s.response_op) s.response_op.complete(ec, {});
+    if (s.interim_op) s.interim_op.complete(ec, {});
     if (s.read_op && s.read_filled > 0)
         complete_filled_read(s);  // bytes it holds first; the next read gets the error
     else if (s.read_op && s.recv_buf.empty())

@@ -2,6 +2,7 @@
 // and returns; none runs user code. Included only by the engine's implementation files.
 #pragma once
 
+#include <h3co/detail/h3/frame_reader.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/session.hpp>
 
@@ -101,6 +102,7 @@ struct quic_callbacks {
             me.machine_.raw_received(*s, data, len, fin);
             return 0;
         }
+        if (auto* s = state_of(sud); s && s->taken_over) return taken_over_data(me, *s, data, len, fin);
         const auto consumed = nghttp3_conn_read_stream(n.h3, stream_id, data, len, fin);
         const bool malformed_message =
             consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || consumed == NGHTTP3_ERR_MALFORMED_HTTP_HEADER;
@@ -132,6 +134,37 @@ struct quic_callbacks {
         // Framing and QPACK bytes nghttp3 consumed itself: their credit goes back now. Body bytes'
         // credit goes back as the application reads them.
         me.credit(stream_id, static_cast<std::size_t>(consumed));
+        // A server follows each request's framing (from its first byte: the stream may have been
+        // made by this very chunk), so that a handler can take the stream over at any point.
+        if (me.role_ == session_role::server && ngtcp2_is_bidi_stream(stream_id))
+            if (auto* s = me.find_stream(stream_id)) s->frames.feed(data, len, [](std::uint64_t, const std::uint8_t*, std::size_t) { return true; });
+        return 0;
+    }
+
+    /// A taken-over stream's bytes, parsed here: DATA payload is the body, other frames (trailers,
+    /// unknown and reserved types) are skipped, frames that never belong on a request stream close
+    /// the connection with H3_FRAME_UNEXPECTED (RFC 9114 §7.2).
+    static int taken_over_data(session& me, stream_state& s, const std::uint8_t* data, std::size_t len, bool fin) {
+        auto keep = s.shared_from_this();
+        std::size_t skipped = 0;
+        bool unexpected = false, overflow = false;
+        const auto framing = s.frames.feed(data, len, [&](std::uint64_t type, const std::uint8_t* p, std::size_t n) {
+            if (unexpected_on_request_stream(type)) return !(unexpected = true);
+            if (type != h3_frame_data) {
+                skipped += n;
+                return true;
+            }
+            if (!me.machine_.body_received(s, p, n)) return !(overflow = true);  // flow control forbids it
+            return true;
+        });
+        if (unexpected || overflow) {
+            const auto code = unexpected ? NGHTTP3_H3_FRAME_UNEXPECTED : NGHTTP3_H3_INTERNAL_ERROR;
+            me.last_error_ = make_h3_error_code(code);
+            ngtcp2_connection_close_error_set_application_error(&me.native_->ccerr, code, nullptr, 0);
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
+        me.credit(s.id, static_cast<std::size_t>(framing) + skipped);
+        if (fin) me.machine_.end_of_stream(s);
         return 0;
     }
 
