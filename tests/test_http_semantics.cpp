@@ -512,3 +512,27 @@ TEST_CASE("http: total cancellation of a read or write that did nothing yet leav
     CHECK(f.seen->end == h3co::error::eof);
     CHECK(f.seen->body.size() == sent);
 }
+
+TEST_CASE("http: finish() after the server stopped reading ends, whatever the unread response holds", "[http][stop]") {
+    fixture f;
+    // The handler answers with a body larger than the client's stream window and returns without
+    // reading the request: h3co sends STOP_SENDING (H3_NO_ERROR) for the request body.
+    f.server.handle("/big", [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        co_await res.send_header(200);
+        const std::string body(300 * 1000, 'b');
+        co_await res.write(asio::buffer(body));
+    });
+    f.listen();
+    const auto ec = test::run(f.io, [&]() -> asio::awaitable<std::error_code> {
+        auto conn = co_await f.connect();
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request post_big{.method = "POST", .url = "/big"};
+        co_await stream.send_header(post_big);
+        const auto head = co_await stream.read_response();
+        CHECK(head.status == 200);
+        auto [fin_ec] = co_await stream.finish(tuple);  // the response body is still unread
+        co_return fin_ec;
+    }(), 10s);
+    INFO(ec.message());
+    CHECK((!ec || ec == h3co::error::stream_stopped));
+}
