@@ -8,9 +8,8 @@
 #include <cstring>
 
 using namespace std::chrono_literals;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace backpressure_test {
 
 /// A deterministic byte pattern, generated chunk by chunk (never held whole), and its checksum.
 /// Both work a 64-bit word at a time so that the test measures h3co, not itself.
@@ -86,7 +85,6 @@ struct sink_server {
     }
 };
 
-}  // namespace
 
 TEST_CASE("backpressure: a huge body through the pipe is byte-exact with flat memory", "[backpressure]") {
     const std::size_t total = test::big_transfer_bytes();
@@ -185,3 +183,5 @@ TEST_CASE("backpressure: a slow handler makes the client's writes wait", "[backp
     CHECK(max_ahead <= send_buffer + 2 * window + 64 * 1024 + 16 * 1024 + 64 * 1024);
     CHECK(sink.received->bytes > 0);
 }
+
+}  // namespace backpressure_test

@@ -7,9 +7,8 @@
 #include <random>
 
 using namespace std::chrono_literals;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace bad_input_test {
 
 /// A server with /echo (reads the body, answers 200 with its size) that records how reads ended.
 struct guarded_server {
@@ -93,7 +92,6 @@ outcome bad_then_good(asio::io_context& io, guarded_server& srv, const h3co::fie
     }());
 }
 
-}  // namespace
 
 TEST_CASE("bad input: garbage datagrams are dropped and the server keeps serving", "[bad-input]") {
     asio::io_context io;
@@ -194,3 +192,5 @@ TEST_CASE("bad input: content-length that does not match the body", "[bad-input]
     CHECK((bad.error || bad.status >= 400));
     CHECK(bad.status != 200);
 }
+
+}  // namespace bad_input_test

@@ -13,9 +13,8 @@
 #include <optional>
 
 using namespace std::chrono_literals;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace ecn_test {
 
 /// Forwards datagrams between one client and the server on 127.0.0.1, keeping their ECN marks,
 /// and counts the datagrams of each mark per direction.
@@ -103,7 +102,6 @@ struct sink_server {
 
 constexpr int not_ect = 0, ect0 = 2;
 
-}  // namespace
 
 TEST_CASE("ecn: packets carry ECT(0) both ways, and the marks survive a whole upload", "[ecn]") {
     asio::io_context io;
@@ -131,3 +129,5 @@ TEST_CASE("ecn: switched off, no packet is marked", "[ecn]") {
     CHECK(relay.to_server.count(ect0) == 0);
     CHECK(relay.to_client.count(ect0) == 0);
 }
+
+}  // namespace ecn_test

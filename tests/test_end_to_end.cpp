@@ -7,9 +7,8 @@
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace end_to_end_test {
 
 struct arrival {
     std::string bytes;
@@ -48,7 +47,6 @@ std::string all_chunks(int n) {
     return s;
 }
 
-}  // namespace
 
 TEST_CASE("end to end: pipe-fed body reaches the handler while it is still being produced", "[e2e]") {
     asio::io_context io;
@@ -254,3 +252,5 @@ TEST_CASE("end to end: a pooled connection handle from connection_for leaves the
     }());
     client.close();
 }
+
+}  // namespace end_to_end_test

@@ -13,9 +13,8 @@
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using dir = test::lossy_relay::direction;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace faults_test {
 
 /// `n` pseudo-random bytes, the same for the same seed.
 std::string make_body(std::size_t n, std::uint32_t seed) {
@@ -176,7 +175,6 @@ bool settle_until(asio::io_context& io, Predicate done, clock_type::duration lim
 
 double rate(std::uint64_t part, std::uint64_t whole) { return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
 
-}  // namespace
 
 TEST_CASE("faults: uploads and downloads are byte-exact at 5%, 10% and 25% loss", "[faults]") {
     const double loss = GENERATE(0.05, 0.10, 0.25);
@@ -734,3 +732,5 @@ TEST_CASE("faults: after a blackhole ends a pooled connection, the client's next
     CHECK(got == make_body(100000, download_seed));
     client.close();
 }
+
+}  // namespace faults_test

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace {
+namespace fileserver_test {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -133,7 +133,6 @@ std::optional<long long> file_position(const fs::path& path) {
     return std::nullopt;
 }
 
-}  // namespace
 
 TEST_CASE("fileserver: an upload reset mid-body leaves neither the file nor a temporary behind", "[fileserver]") {
     file_server fs_;
@@ -322,3 +321,5 @@ TEST_CASE("fileserver: open_beneath never leaves the root, with openat2 and with
     CHECK(status("in-link", resolver::nofollow_walk) == 403);
     CHECK(status("sub-link/file.txt", resolver::nofollow_walk) == 403);
 }
+
+}  // namespace fileserver_test

@@ -16,9 +16,8 @@
 
 using namespace std::chrono_literals;
 
-namespace {
+namespace flow_control_test {
 
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr std::uint64_t ms_ns = 1'000'000;
 
 /// What the server's handler saw of one upload, and of its connection at the end.
@@ -113,7 +112,6 @@ std::uint64_t expected_sum(std::uint64_t total) {
     return sum;
 }
 
-}  // namespace
 
 TEST_CASE("flow control: a window doubles when half of it is read within two round trips", "[flow-control]") {
     const std::uint64_t srtt = 50 * ms_ns, max = 1 << 20;
@@ -226,3 +224,5 @@ TEST_CASE("flow control: through a delayed path memory stays bounded by the opti
     // datagrams in flight, and the allocator's slack; far from the 128 MiB that went through.
     if (!test::under_asan) CHECK(growth_mib < 40);
 }
+
+}  // namespace flow_control_test

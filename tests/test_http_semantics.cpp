@@ -10,6 +10,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/read.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,9 +21,8 @@ using namespace asio::experimental::awaitable_operators;
 // Requests are named variables, never temporaries inside a co_await expression: g++ 12 miscompiles
 // class-type temporaries that live across a suspension (docs/getting-started.md).
 
-namespace {
+namespace http_semantics_test {
 
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 /// What a handler saw.
 struct seen_t {
@@ -47,8 +47,7 @@ struct fixture {
 };
 
 /// Polls `done` (a completion posted to this executor) for up to a second.
-template <class Done>
-asio::awaitable<void> until(Done done) {
+asio::awaitable<void> until(std::function<bool()> done) {
     for (int i = 0; i < 200 && !done(); ++i) co_await h3co::sleep_for(5ms);
     REQUIRE(done());
 }
@@ -79,7 +78,6 @@ asio::awaitable<std::pair<int, std::error_code>> go_style_takeover(h3co::connect
     co_return std::pair{head.status, fec};
 }
 
-}  // namespace
 
 TEST_CASE("http: a Go client's takeover (content-length 0, then DATA) reaches the handler byte-exact",
           "[http][takeover]") {
@@ -536,3 +534,5 @@ TEST_CASE("http: finish() after the server stopped reading ends, whatever the un
     INFO(ec.message());
     CHECK((!ec || ec == h3co::error::stream_stopped));
 }
+
+}  // namespace http_semantics_test

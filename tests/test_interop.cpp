@@ -25,7 +25,7 @@
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-namespace {
+namespace interop_test {
 
 constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
@@ -242,7 +242,6 @@ bool run_gtlsclient(std::uint16_t port, const std::string& path, std::vector<std
     return client.exited_with_zero();
 }
 
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // h3co client -> gtlsserver
@@ -447,3 +446,5 @@ TEST_CASE("interop: gtlsclient downloads a 700000-byte chunked response body fro
         CHECK((!*finish_result || *finish_result == h3co::error::connection_closed));
     }
 }
+
+}  // namespace interop_test

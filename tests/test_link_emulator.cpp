@@ -19,7 +19,7 @@
 namespace bl = bench::link;
 using namespace std::chrono_literals;
 
-namespace {
+namespace link_emulator_test {
 
 constexpr std::uint64_t ms_ns = 1'000'000;
 
@@ -147,7 +147,6 @@ bl::link_config both_ways(const bl::direction_config& d, std::uint64_t seed = bl
     return c;
 }
 
-}  // namespace
 
 TEST_CASE("link flags: rates, durations, probabilities and queue limits parse as written", "[link]") {
     CHECK(bl::parse_rate("100mbit") == 100'000'000);
@@ -606,3 +605,5 @@ TEST_CASE("link emulator: relays over IPv6 loopback too", "[link]") {
     }
     CHECK_THROWS_AS(bl::link_emulator(both_ways(plain()), bl::parse_endpoint("192.0.2.1:443")), std::invalid_argument);  // loopback only
 }
+
+}  // namespace link_emulator_test

@@ -7,7 +7,7 @@
 #include <regex>
 #include <sstream>
 
-namespace {
+namespace observability_test {
 
 std::string slurp(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -51,7 +51,6 @@ std::size_t json_seq_records(const std::string& text) {
     return records;
 }
 
-}  // namespace
 
 TEST_CASE("observability: qlog files and NSS key-log lines on both sides", "[observability]") {
     const auto dir = std::filesystem::temp_directory_path() / ("h3co-observe-" + std::to_string(::getpid()));
@@ -107,3 +106,5 @@ TEST_CASE("observability: qlog files and NSS key-log lines on both sides", "[obs
     }
     std::filesystem::remove_all(dir);
 }
+
+}  // namespace observability_test

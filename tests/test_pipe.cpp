@@ -9,7 +9,8 @@
 #include <optional>
 
 using namespace std::chrono_literals;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+namespace pipe_test {
 
 TEST_CASE("pipe: bytes arrive in order and close ends the data with eof", "[pipe]") {
     asio::io_context io;
@@ -214,3 +215,5 @@ TEST_CASE("pipe: bytes buffered before the first view come first, then the write
     test::settle(io, 20ms);
     CHECK(write_done);
 }
+
+}  // namespace pipe_test

@@ -10,9 +10,8 @@
 #include <vector>
 
 using namespace std::chrono_literals;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace raw_frames_test {
 
 // ---- writing frames ---------------------------------------------------------------------------
 
@@ -176,7 +175,6 @@ asio::awaitable<std::string> good_exchange(h3co::connection& conn) {
     co_return reply;
 }
 
-}  // namespace
 
 TEST_CASE("raw frames: the frame writer round-trips through the frame reader", "[raw-frames]") {
     const std::string bytes = frame(0x21, "x") + frame(headers_type, std::string(300, 'h')) + frame(0x1f * 1000 + 0x21, "");
@@ -295,3 +293,5 @@ TEST_CASE("bad input: header names with invalid characters never reach the handl
     }());
     CHECK(*seen == std::vector<std::string>{"x-good"});
 }
+
+}  // namespace raw_frames_test

@@ -8,9 +8,8 @@
 
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace streams_test {
 
 long live_streams() { return h3co::testing::live_stream_states(); }
 
@@ -74,7 +73,6 @@ asio::awaitable<std::string> read_all(auto& stream) {
     }
 }
 
-}  // namespace
 
 TEST_CASE("streams: full duplex echo, the response flows while the request body is still sent", "[streams]") {
     asio::io_context io;
@@ -316,3 +314,5 @@ TEST_CASE("streams: shutdown closes what is still open after its grace period", 
     test::settle(io);
     CHECK(server.connection_count() == 0);
 }
+
+}  // namespace streams_test

@@ -6,9 +6,8 @@
 
 #include <openssl/ssl.h>
 
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace tls_test {
 
 std::error_code connect_error(asio::io_context& io, const std::string& host, std::uint16_t port, const h3co::client_tls& tls) {
     return test::run(io, [&]() -> asio::awaitable<std::error_code> {
@@ -17,7 +16,6 @@ std::error_code connect_error(asio::io_context& io, const std::string& host, std
     }());
 }
 
-}  // namespace
 
 TEST_CASE("tls: a server certificate from an unknown CA is rejected", "[tls]") {
     asio::io_context io;
@@ -93,3 +91,5 @@ TEST_CASE("tls: a QUIC server that does not speak HTTP/3 is an ALPN mismatch", "
     CHECK(ec == h3co::error::alpn_mismatch);
     CHECK_THAT(ec.message(), Catch::Contains("ALPN"));
 }
+
+}  // namespace tls_test

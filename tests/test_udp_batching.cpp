@@ -13,9 +13,8 @@
 #include <cstring>
 #include <vector>
 
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace udp_batching_test {
 
 using udp = asio::ip::udp;
 
@@ -66,7 +65,6 @@ std::vector<std::vector<std::uint8_t>> cut(const std::vector<std::uint8_t>& data
     return out;
 }
 
-}  // namespace
 
 TEST_CASE("udp batching: recvmmsg takes datagrams from several senders in one system call", "[udp]") {
     asio::io_context io;
@@ -135,7 +133,6 @@ TEST_CASE("udp batching: send_runs delivers runs to several peers as the same da
     CHECK(drain(p2) == at_p2);
 }
 
-namespace {
 
 struct batching_case {
     const char* name;
@@ -231,7 +228,6 @@ h3co::connection_options options_for(const batching_case& c) {
     return o;
 }
 
-}  // namespace
 
 TEST_CASE("udp batching: every switch setting carries an upload and a download intact", "[udp][e2e]") {
     const auto c = GENERATE(batching_case{"defaults (sendmmsg, recvmmsg, GSO, GRO)", 16, 8, 16, true},
@@ -264,3 +260,5 @@ TEST_CASE("udp batching: many clients at once on one server, whose sends are gat
         while (done < clients) co_await h3co::sleep_for(std::chrono::milliseconds(10));
     }());
 }
+
+}  // namespace udp_batching_test

@@ -6,6 +6,7 @@
 #include <h3co/testing.hpp>
 
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 
 #include <catch2/catch.hpp>
@@ -14,6 +15,9 @@
 #include <exception>
 #include <optional>
 #include <string>
+
+/// The completion token the tests use to get (error_code, results...) instead of exceptions.
+inline constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 namespace test {
 
