@@ -48,7 +48,7 @@ packages=(
     build-essential cmake pkg-config
     libngtcp2-dev libnghttp3-dev android-libboringssl-dev libasio-dev catch2
     ngtcp2-server ngtcp2-client
-    dpkg-dev openssl xz-utils
+    dpkg-dev openssl xz-utils bc python3
 )
 if ((test_tools)); then
     packages+=(doxygen chromium time)
