@@ -65,7 +65,7 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
     ngtcp2_settings settings;
     ngtcp2_transport_params params;
     transport_config::fill(options_, true, now, n, &quic_callbacks::qlog_write, settings, params);
-    settings.qlog.odcid = dcid;           // qlog names a connection by its original destination CID
+    compat::set_qlog_odcid(settings, dcid);  // qlog names a connection by its original destination CID
     params.initial_max_streams_bidi = 0;  // HTTP/3 servers open no bidirectional streams
     const auto callbacks = quic_callbacks::table(true);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
@@ -90,9 +90,9 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     ngtcp2_settings settings;
     ngtcp2_transport_params params;
     transport_config::fill(options_, false, now, n, &quic_callbacks::qlog_write, settings, params);
-    settings.qlog.odcid = hd.dcid;
+    compat::set_qlog_odcid(settings, hd.dcid);
     params.initial_max_streams_bidi = options_.max_concurrent_streams;
-    params.original_dcid = hd.dcid;
+    compat::set_original_dcid(params, hd.dcid);
     params.stateless_reset_token_present = 1;
     session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(
                               params.stateless_reset_token, n.static_secret.data(), n.static_secret.size(), &scid),
@@ -158,15 +158,13 @@ H3CO_DECL void session::read_packet(const network_path& path, const std::uint8_t
     case NGTCP2_ERR_CRYPTO: {
         std::error_code ec = n.tls->verify_error();
         if (!ec) ec = handshake_error(ngtcp2_conn_get_tls_alert(n.conn));
-        ngtcp2_connection_close_error_set_transport_error_tls_alert(&n.ccerr, ngtcp2_conn_get_tls_alert(n.conn), nullptr,
-                                                                    0);
+        compat::ccerr_set_tls_alert(n.ccerr, ngtcp2_conn_get_tls_alert(n.conn));
         return close_with(ec, now);
     }
     default:
         if (!last_error_) last_error_ = make_error_code(error::protocol_error);
         // A callback that failed because the peer broke HTTP/3 has set the H3 code to close with.
-        if (n.ccerr.type != NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION)
-            ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, rv, nullptr, 0);
+        if (!compat::ccerr_is_application(n.ccerr)) compat::ccerr_set_liberr(n.ccerr, rv);
         return close_with(last_error_, now);
     }
 }
@@ -178,7 +176,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
     if (rv == 0) return;
     if (rv == NGTCP2_ERR_IDLE_CLOSE) return terminate(make_error_code(error::idle_timeout));
     if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) return terminate(make_error_code(error::handshake_timeout));
-    ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, rv, nullptr, 0);
+    compat::ccerr_set_liberr(n.ccerr, rv);
     close_with(make_error_code(error::protocol_error), now);
 }
 
@@ -221,8 +219,8 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
         } else if (window) {
             veccnt = nghttp3_conn_writev_stream(n.h3, &stream_id, &fin, vec.data(), vec.size());
             if (veccnt < 0) {
-                ngtcp2_connection_close_error_set_application_error(
-                    &n.ccerr, nghttp3_err_infer_quic_app_error_code(static_cast<int>(veccnt)), nullptr, 0);
+                compat::ccerr_set_application_error(
+                    n.ccerr, nghttp3_err_infer_quic_app_error_code(static_cast<int>(veccnt)), nullptr, 0);
                 close_with(make_error_code(error::protocol_error), now);
                 return false;
             }
@@ -254,8 +252,7 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
                 }
                 continue;
             default:
-                ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, static_cast<int>(nwrite), nullptr,
-                                                                        0);
+                compat::ccerr_set_liberr(n.ccerr, static_cast<int>(nwrite));
                 close_with(make_error_code(error::protocol_error), now);
                 return false;
             }
@@ -336,8 +333,8 @@ H3CO_DECL stream_state* session::next_raw_stream() {
 H3CO_DECL void session::close(std::uint64_t now, std::uint64_t app_error_code, std::string_view reason) {
     if (terminated_) return;
     if (!established_) return terminate(make_error_code(error::connection_closed));
-    ngtcp2_connection_close_error_set_application_error(
-        &native_->ccerr, app_error_code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
+    compat::ccerr_set_application_error(
+        native_->ccerr, app_error_code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
     close_with(app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::connection_closed)
                                                      : make_h3_error_code(app_error_code),
                now);
@@ -519,11 +516,11 @@ H3CO_DECL void session::shutdown_stream(stream_state& s, std::uint64_t app_error
     if (s.quic_closed || terminated_ || (!send && !recv)) return;
     auto& n = *native_;
     if (send && recv)
-        ngtcp2_conn_shutdown_stream(n.conn, s.id, app_error_code);
+        compat::shutdown_stream(n.conn, s.id, app_error_code);
     else if (send)
-        ngtcp2_conn_shutdown_stream_write(n.conn, s.id, app_error_code);
+        compat::shutdown_stream_write(n.conn, s.id, app_error_code);
     else
-        ngtcp2_conn_shutdown_stream_read(n.conn, s.id, app_error_code);
+        compat::shutdown_stream_read(n.conn, s.id, app_error_code);
     if (!s.raw) nghttp3_conn_shutdown_stream_read(n.h3, s.id);
     wake_flush();
 }
@@ -542,17 +539,16 @@ H3CO_DECL connection_stats session::stats() const {
     out.stream_send_buffer = options_.stream_send_buffer;
     auto* conn = native_->conn;
     if (!conn || terminated_) return out;
-    ngtcp2_conn_stat cs;
-    ngtcp2_conn_get_conn_stat(conn, &cs);
+    const auto cs = compat::path_numbers_of(conn);  // ngtcp2_conn_stat (0.12) or ngtcp2_conn_info (1.x)
     out.smoothed_rtt = std::chrono::nanoseconds(cs.smoothed_rtt);
-    out.min_rtt = std::chrono::nanoseconds(cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt);
+    out.min_rtt = std::chrono::nanoseconds(cs.min_rtt);
     out.latest_rtt = std::chrono::nanoseconds(cs.latest_rtt);
     out.rtt_variance = std::chrono::nanoseconds(cs.rttvar);
     out.congestion_window = cs.cwnd;
     out.slow_start_threshold = cs.ssthresh;
     out.bytes_in_flight = cs.bytes_in_flight;
-    out.delivery_rate = cs.delivery_rate_sec;
-    out.max_udp_payload = cs.max_tx_udp_payload_size;
+    out.delivery_rate = cs.delivery_rate;
+    out.max_udp_payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn);
     out.packets_lost = lost_in_closed_streams_;
     for (const auto& [id, s] : streams_) out.packets_lost += ngtcp2_conn_get_stream_loss_count(conn, id);
     out.connection_send_credit = ngtcp2_conn_get_max_data_left(conn);

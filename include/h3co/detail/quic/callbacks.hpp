@@ -115,7 +115,7 @@ struct quic_callbacks {
                                                       ? error::content_length_mismatch
                                                       : error::invalid_request));
             } else {
-                ngtcp2_conn_shutdown_stream(n.conn, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
+                compat::shutdown_stream(n.conn, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
             }
             me.credit(stream_id, len);
             return 0;
@@ -126,7 +126,7 @@ struct quic_callbacks {
             const auto code = nghttp3_err_infer_quic_app_error_code(static_cast<int>(consumed));
             me.last_error_ = nghttp3_err_is_fatal(static_cast<int>(consumed)) ? make_error_code(error::protocol_error)
                                                                               : make_h3_error_code(code);
-            ngtcp2_connection_close_error_set_application_error(&n.ccerr, code, nullptr, 0);
+            compat::ccerr_set_application_error(n.ccerr, code, nullptr, 0);
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
         // Framing and QPACK bytes nghttp3 consumed itself: their credit goes back now. Body bytes'

@@ -2,6 +2,7 @@
 // congestion control, packet size, qlog. Included only by the engine's implementation files.
 #pragma once
 
+#include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/tls_context.hpp>
 #include <h3co/options.hpp>
@@ -16,15 +17,7 @@
 
 namespace h3co::detail::transport_config {
 
-inline ngtcp2_cc_algo cc_algo_of(congestion_control cc) noexcept {
-    switch (cc) {
-    case congestion_control::reno: return NGTCP2_CC_ALGO_RENO;
-    case congestion_control::cubic: return NGTCP2_CC_ALGO_CUBIC;
-    case congestion_control::bbr: return NGTCP2_CC_ALGO_BBR;
-    case congestion_control::bbr2: return NGTCP2_CC_ALGO_BBR2;
-    }
-    return NGTCP2_CC_ALGO_CUBIC;
-}
+inline ngtcp2_cc_algo cc_algo_of(congestion_control cc) noexcept { return compat::cc_algo(cc); }
 
 /// H3CO_DEBUG_NGTCP2=1 in the environment prints ngtcp2's own frame log to stderr.
 inline void debug_log(void*, const char* format, ...) {
@@ -49,7 +42,7 @@ inline void setup_qlog(ngtcp2_settings& settings, native_session& n, const std::
     name += ".sqlog";
     n.qlog = std::fopen(name.c_str(), "w");
     if (!n.qlog) return;
-    settings.qlog.write = write;
+    compat::set_qlog(settings, write);
 }
 
 /// Receive windows start at the options' initial sizes. h3co grows them itself as the application
