@@ -13,8 +13,8 @@ namespace h3co {
 enum class congestion_control {
     reno,   ///< NewReno (RFC 9002)
     cubic,  ///< CUBIC (RFC 8312), the default
-    bbr,    ///< BBR (v1)
-    bbr2,   ///< BBRv2 (ngtcp2 0.12; ngtcp2 1.x has no BBRv2 and uses BBR)
+    bbr,    ///< BBR: v1 with ngtcp2 0.12; with ngtcp2 1.x its only BBR, which is BBRv2
+    bbr2,   ///< BBRv2: ngtcp2 0.12's BBR2; with ngtcp2 1.x the same as bbr (1.x renamed BBRv2 to BBR)
 };
 
 /// The algorithm's name: "reno", "cubic", "bbr" or "bbr2".
@@ -52,8 +52,11 @@ struct connection_options {
     std::uint64_t max_request_body = UINT64_MAX;
     /// Request streams the peer may have open at once towards us (servers).
     std::uint64_t max_concurrent_streams = 100;
-    /// Largest UDP payload to send. ngtcp2 0.12 starts at 1200 and its path-MTU discovery probes
-    /// up to 1452, so larger values have no effect with this version.
+    /// Largest UDP payload to send. Packets start at 1200 bytes and grow by path-MTU discovery
+    /// (packets carry Don't Fragment). With ngtcp2 0.12 (and 1.x before 1.4) the probes stop at
+    /// 1444, so larger values have no effect; with ngtcp2 >= 1.4 h3co probes on up to this value
+    /// where the path carries it (jumbo frames, loopback; h3co::stack().pmtud_above_1452). Raise it
+    /// only for paths whose MTU does not shrink later: ngtcp2 does not detect a path-MTU black hole.
     std::size_t max_udp_payload = 1452;
     /// Packets sent to a peer in one system call with UDP GSO (UDP_SEGMENT); 1 turns GSO off.
     /// Bigger bursts overflow a receiver's socket buffer and cost more in loss than they save in

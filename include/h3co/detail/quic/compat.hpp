@@ -162,9 +162,12 @@ inline constexpr bool pmtud_probes_supported =
     false;
 #endif
 
+/// The largest UDP payload ngtcp2 accepts as a peer's max_udp_payload_size (RFC 9000's 65527).
+inline constexpr std::size_t max_udp_payload_limit = 65527;
+
 /// Storage for the probe sizes (ngtcp2 copies them when the connection is made).
 struct pmtud_probe_sizes {
-    std::array<std::uint16_t, 12> sizes{};
+    std::array<std::uint16_t, 16> sizes{};
     std::size_t count = 0;
 };
 
@@ -172,14 +175,16 @@ struct pmtud_probe_sizes {
 /// otherwise, or when `max_payload` is not above 1452 (ngtcp2's defaults then suffice).
 inline void set_pmtud_probes(ngtcp2_settings& s, pmtud_probe_sizes& probes, std::size_t max_payload) noexcept {
 #ifdef NGTCP2_SETTINGS_V2
-    constexpr std::size_t ethernet = 1452;  // the largest of ngtcp2's default probes
-    if (max_payload <= ethernet) return;
-    // The usual path MTUs first (PPPoE, Ethernet), then jumbo frames and loopback sizes, capped at
-    // max_payload, which ends the list (ngtcp2 wants its largest probe equal to the maximum).
-    static constexpr std::uint16_t ladder[] = {1444, 1452, 1472, 4052, 8952, 9188, 16356, 32740};
+    if (max_payload <= 1452) return;  // ngtcp2's own probes reach 1444 (PPPoE), which suffices
+    // Smallest first: ngtcp2 skips every size above one that failed, so the first failure ends
+    // the search. ngtcp2's defaults (IPv6 minimum, tunnels, fibre, PPPoE), Ethernet over IPv6 and
+    // IPv4, jumbo frames over IPv6 and IPv4, loopback-sized steps; max_payload ends the list
+    // (ngtcp2 wants its largest probe equal to the largest payload).
+    static constexpr std::uint16_t ladder[] = {1232, 1342, 1406, 1444, 1452, 1472, 4052, 8952, 8972, 16356, 32740};
+    const auto top = static_cast<std::uint16_t>(max_payload > max_udp_payload_limit ? max_udp_payload_limit : max_payload);
     for (auto size : ladder)
-        if (size < max_payload && probes.count + 1 < probes.sizes.size()) probes.sizes[probes.count++] = size;
-    probes.sizes[probes.count++] = static_cast<std::uint16_t>(max_payload > 65527 ? 65527 : max_payload);
+        if (size < top) probes.sizes[probes.count++] = size;
+    probes.sizes[probes.count++] = top;
     s.pmtud_probes = probes.sizes.data();
     s.pmtud_probeslen = probes.count;
 #else

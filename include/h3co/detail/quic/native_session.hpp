@@ -27,6 +27,7 @@ struct native_session {
     std::unique_ptr<tls_session> tls;
     std::vector<std::uint8_t> static_secret;  ///< server: derives stateless reset tokens
     std::FILE* qlog = nullptr;
+    compat::pmtud_probe_sizes pmtud_probes;  ///< ngtcp2 >= 1.4: probe sizes above 1452 (transport_config)
 
     native_session() { compat::ccerr_default(ccerr); }
     native_session(const native_session&) = delete;

@@ -9,6 +9,7 @@
 
 #include <ngtcp2/ngtcp2.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdarg>
 #include <cstdio>
@@ -54,7 +55,8 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     ngtcp2_settings_default(&settings);
     settings.initial_ts = now;
     settings.handshake_timeout = static_cast<ngtcp2_duration>(o.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
-    settings.max_tx_udp_payload_size = o.max_udp_payload;
+    settings.max_tx_udp_payload_size = std::min(o.max_udp_payload, compat::max_udp_payload_limit);
+    compat::set_pmtud_probes(settings, n.pmtud_probes, settings.max_tx_udp_payload_size);  // 1.x: above 1452
     settings.cc_algo = cc_algo_of(o.congestion_control);
     settings.max_stream_window = o.stream_receive_window;
     settings.max_window = o.connection_receive_window;
