@@ -85,6 +85,21 @@ struct connection_options {
     h3co::congestion_control congestion_control = h3co::congestion_control::cubic;
     /// Write a qlog trace of each connection into this directory (empty: off).
     std::string qlog_dir;
+
+    // ---- HTTP/3 extensions (docs/design.md, "Versions") ------------------------------------------
+    /// Offer HTTP/3 datagrams (RFC 9297): SETTINGS_H3_DATAGRAM and the QUIC DATAGRAM transport
+    /// parameter. basic_http_stream::send_datagram() / receive_datagram() work once both peers offer
+    /// them. Needs nghttp3 >= 1.0 (h3co::stack().h3_datagrams); otherwise those calls fail with
+    /// error::not_supported.
+    bool h3_datagrams = false;
+    /// Datagrams held per stream until receive_datagram() takes them; more are dropped (and counted
+    /// in connection_stats::datagrams_dropped): datagrams are unreliable.
+    std::size_t datagram_receive_queue = 64;
+    /// Datagrams a connection holds waiting for a packet; send_datagram() waits while it is full.
+    std::size_t datagram_send_queue = 64;
+    /// Server: offer extended CONNECT (RFC 9220, SETTINGS_ENABLE_CONNECT_PROTOCOL), so that clients
+    /// may send request::protocol; without it such a request is malformed (H3_MESSAGE_ERROR).
+    bool extended_connect = false;
 };
 
 }  // namespace h3co

@@ -42,6 +42,11 @@ struct connection_stats {
     std::uint64_t connection_send_credit = 0;
     /// The congestion controller asked for. With ngtcp2 1.x, bbr and bbr2 both run 1.x's BBR (BBRv2).
     congestion_control algorithm = congestion_control::cubic;
+    // ---- HTTP/3 datagrams (connection_options::h3_datagrams) ----
+    std::uint64_t datagrams_sent = 0;      ///< HTTP/3 datagrams written into packets
+    std::uint64_t datagrams_received = 0;  ///< HTTP/3 datagrams received for open streams
+    /// Datagrams dropped: a full receive queue, a stream that is not open, one that fits no packet.
+    std::uint64_t datagrams_dropped = 0;
 };
 
 }  // namespace h3co

@@ -77,6 +77,7 @@ struct h3_callbacks {
         case NGHTTP3_QPACK_TOKEN__AUTHORITY: return header_token::authority;
         case NGHTTP3_QPACK_TOKEN__PATH: return header_token::path;
         case NGHTTP3_QPACK_TOKEN__STATUS: return header_token::status;
+        case NGHTTP3_QPACK_TOKEN__PROTOCOL: return header_token::protocol;
         default: return header_token::other;
         }
     }

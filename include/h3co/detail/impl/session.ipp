@@ -3,12 +3,14 @@
 #pragma once
 
 #include <h3co/detail/h3/callbacks.hpp>
+#include <h3co/detail/h3/compat.hpp>
 #include <h3co/detail/h3/header_encoding.hpp>
 #include <h3co/detail/quic/callbacks.hpp>
 #include <h3co/detail/quic/error_mapping.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/quic/transport_config.hpp>
 #include <h3co/detail/session.hpp>
+#include <h3co/detail/impl/session_extensions.ipp>
 
 #include <nghttp3/nghttp3.h>
 #include <ngtcp2/ngtcp2.h>
@@ -19,6 +21,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace h3co::detail {
 
@@ -119,6 +122,8 @@ H3CO_DECL void session::create_h3() {
     settings.max_field_section_size = options_.max_header_bytes;
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
+    h3_compat::set_h3_datagram(settings, options_.h3_datagrams);  // RFC 9297; nghttp3 1.x only
+    settings.enable_connect_protocol = role_ == session_role::server && options_.extended_connect;  // RFC 9220
     const int rv = role_ == session_role::client ? nghttp3_conn_client_new(&n.h3, &cb, &settings, nullptr, this)
                                                  : nghttp3_conn_server_new(&n.h3, &cb, &settings, nullptr, this);
     if (rv != 0) throw std::system_error(make_error_code(error::protocol_error), nghttp3_strerror(rv));
@@ -203,6 +208,25 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     while (round.packets < round.max_packets && outbox_.has_room(max_len)) {
+        if (datagrams_.has_outgoing()) {  // HTTP/3 datagrams go first (impl/session_extensions.ipp)
+            ngtcp2_pkt_info dpi{};
+            const auto nwrite = h3_extensions::write_datagram(*this, &ps.path, &dpi, outbox_.tail(), max_len, now);
+            if (nwrite == NGTCP2_ERR_WRITE_MORE) continue;
+            if (nwrite < 0) {
+                compat::ccerr_set_liberr(n.ccerr, static_cast<int>(nwrite));
+                close_with(make_error_code(error::protocol_error), now);
+                return false;
+            }
+            if (nwrite == 0) return false;
+            outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
+                        static_cast<std::size_t>(nwrite), dpi.ecn);
+            ++round.packets;
+            ++packets_sent_;
+            bytes_sent_ += static_cast<std::uint64_t>(nwrite);
+            if (!outbox_.ready_to_send()) continue;
+            outbox_.end_run();
+            return true;
+        }
         std::int64_t stream_id = -1;
         int fin = 0;
         std::array<nghttp3_vec, 16> vec{};
@@ -376,6 +400,8 @@ H3CO_DECL void session::fail_everything(std::error_code ec) {
     auto streams = std::move(streams_);
     streams_.clear();
     for (auto& [id, s] : streams) machine_.connection_ended(*s, ec);
+    datagrams_.connection_ended(ec);
+    for (auto& waiter : std::exchange(settings_waiters_, {})) waiter.complete(ec);
 }
 
 H3CO_DECL void session::send_goaway() {
@@ -427,6 +453,8 @@ H3CO_DECL std::shared_ptr<stream_state> session::new_stream(std::int64_t id) {
 
 H3CO_DECL void session::stream_closed(stream_state& s, std::uint64_t app_error_code) {
     machine_.closed(s, app_error_code);
+    datagrams_.stream_ended(s.id, app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::eof)
+                                                                      : make_h3_error_code(app_error_code));
     auto it = streams_.find(s.id);
     if (it == streams_.end()) return;
     auto holder = std::move(it->second);  // may be the last reference: erase first, free after
@@ -467,6 +495,8 @@ H3CO_DECL std::error_code session::submit_request_header(stream_state& s, const 
     std::vector<std::string> storage;
     auto nva = header_encoding::request(req, default_authority_, storage);
     if (!nva) return make_error_code(error::invalid_request);
+    // RFC 9220 §3: :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL.
+    if (!req.protocol.empty() && !peer_settings_.enable_connect_protocol()) return make_error_code(error::not_negotiated);
     nghttp3_data_reader reader{&h3_callbacks::read_body};
     if (nghttp3_conn_submit_request(native_->h3, s.id, nva->data(), nva->size(), &reader, &s) != 0)
         return make_error_code(error::invalid_request);
@@ -552,6 +582,9 @@ H3CO_DECL connection_stats session::stats() const {
     out.packets_lost = lost_in_closed_streams_;
     for (const auto& [id, s] : streams_) out.packets_lost += ngtcp2_conn_get_stream_loss_count(conn, id);
     out.connection_send_credit = ngtcp2_conn_get_max_data_left(conn);
+    out.datagrams_sent = datagrams_.sent();
+    out.datagrams_received = datagrams_.received();
+    out.datagrams_dropped = datagrams_.dropped();
     return out;
 }
 

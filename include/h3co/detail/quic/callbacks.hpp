@@ -48,6 +48,7 @@ struct quic_callbacks {
         cb.stream_stop_sending = &stream_stop_sending;
         cb.extend_max_stream_data = &extend_max_stream_data;
         cb.extend_max_local_streams_bidi = &extend_max_local_streams_bidi;
+        cb.recv_datagram = &recv_datagram;
         return cb;
     }
 
@@ -101,6 +102,7 @@ struct quic_callbacks {
             me.machine_.raw_received(*s, data, len, fin);
             return 0;
         }
+        if (!ngtcp2_is_bidi_stream(stream_id)) me.peer_uni_stream_data(stream_id, data, len);  // SETTINGS
         const auto consumed = nghttp3_conn_read_stream(n.h3, stream_id, data, len, fin);
         const bool malformed_message =
             consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || consumed == NGHTTP3_ERR_MALFORMED_HTTP_HEADER;
@@ -190,6 +192,11 @@ struct quic_callbacks {
         }
         return nghttp3_conn_unblock_stream(self(user_data).native_->h3, stream_id) == 0 ? 0
                                                                                          : NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+
+    /// A QUIC DATAGRAM frame: an HTTP/3 datagram (RFC 9297; impl/session_extensions.ipp).
+    static int recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t* data, std::size_t len, void* user_data) {
+        return self(user_data).datagram_received(data, len) ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     }
 
     static int extend_max_local_streams_bidi(ngtcp2_conn*, std::uint64_t, void* user_data) {

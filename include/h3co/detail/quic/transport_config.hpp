@@ -2,6 +2,7 @@
 // congestion control, packet size, qlog. Included only by the engine's implementation files.
 #pragma once
 
+#include <h3co/detail/h3/compat.hpp>
 #include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/tls_context.hpp>
@@ -70,6 +71,8 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     params.initial_max_streams_uni = 3;
     params.max_idle_timeout = static_cast<ngtcp2_duration>(o.idle_timeout.count()) * NGTCP2_MILLISECONDS;
     params.active_connection_id_limit = 7;
+    // HTTP/3 datagrams (RFC 9297) ride in QUIC DATAGRAM frames: as large as a UDP payload may be.
+    if (o.h3_datagrams && h3_compat::h3_datagrams_supported) params.max_datagram_frame_size = 65535;
 }
 
 }  // namespace h3co::detail::transport_config
