@@ -77,6 +77,8 @@ struct config {
     std::string tmpdir;
     // connection_options knobs, applied to both h3co sides (0 = library default)
     std::size_t udp_payload = 0, send_buffer = 0, stream_window = 0, conn_window = 0;
+    std::size_t max_stream_window = 0, max_conn_window = 0, max_send_buffer = 0, max_conn_send_buffer = 0;
+    std::string cc;  // congestion control: reno, cubic, bbr, bbr2 ("": library default)
     std::size_t gso = 0, socket_buffer = SIZE_MAX, sendmmsg = 0, recvmmsg = 0;
     int gro = -1, ecn = -1;  // -1: library default
     // The emulated link (--link-*); with any of them given, every pair runs through it.
@@ -92,6 +94,15 @@ struct config {
         if (send_buffer) o.stream_send_buffer = send_buffer;
         if (stream_window) o.stream_receive_window = stream_window;
         if (conn_window) o.connection_receive_window = conn_window;
+        if (max_stream_window) o.max_stream_receive_window = max_stream_window;
+        if (max_conn_window) o.max_connection_receive_window = max_conn_window;
+        if (max_send_buffer) o.max_stream_send_buffer = max_send_buffer;
+        if (max_conn_send_buffer) o.max_connection_send_buffer = max_conn_send_buffer;
+        if (cc == "reno") o.congestion_control = h3co::congestion_control::reno;
+        else if (cc == "cubic") o.congestion_control = h3co::congestion_control::cubic;
+        else if (cc == "bbr") o.congestion_control = h3co::congestion_control::bbr;
+        else if (cc == "bbr2") o.congestion_control = h3co::congestion_control::bbr2;
+        else if (!cc.empty()) throw std::invalid_argument("unknown --cc " + cc + " (reno, cubic, bbr, bbr2)");
         if (gso) o.udp_gso_segments = gso;
         if (socket_buffer != SIZE_MAX) o.socket_buffer = socket_buffer;
         if (gro >= 0) o.udp_gro = gro != 0;
@@ -114,7 +125,10 @@ struct config {
                 "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window),
                 "--gso",        std::to_string(gso), "--socket-buffer", std::to_string(socket_buffer),
                 "--gro",        std::to_string(gro), "--ecn", std::to_string(ecn),
-                "--sendmmsg",   std::to_string(sendmmsg), "--recvmmsg", std::to_string(recvmmsg)};
+                "--sendmmsg",   std::to_string(sendmmsg), "--recvmmsg", std::to_string(recvmmsg),
+                "--max-stream-window", std::to_string(max_stream_window), "--max-conn-window", std::to_string(max_conn_window),
+                "--max-send-buffer", std::to_string(max_send_buffer), "--max-conn-send-buffer", std::to_string(max_conn_send_buffer),
+                "--cc", cc.empty() ? "default" : cc};
     }
 };
 
@@ -176,6 +190,11 @@ flags:
   --recvmmsg N       connection_options::udp_recvmmsg_messages, messages per recvmmsg; 1: off (0: default)
   --stream-window N  connection_options::stream_receive_window (0: default)
   --conn-window N    connection_options::connection_receive_window (0: default)
+  --max-stream-window N / --max-conn-window N   connection_options::max_stream_receive_window /
+                     max_connection_receive_window: how far the receive windows grow (0: default)
+  --max-send-buffer N / --max-conn-send-buffer N   connection_options::max_stream_send_buffer /
+                     max_connection_send_buffer (0: default)
+  --cc ALG           connection_options::congestion_control: reno, cubic, bbr, bbr2 (default: library's)
   --pairs LIST       compare: client-server pairs (default h3co-h3co,gtls-gtls,gtls-h3co,h3co-gtls)
   --directions LIST  compare: upload,download (default both)
   --gtlsserver PATH / --gtlsclient PATH   the ngtcp2 example peers
@@ -242,6 +261,11 @@ config parse_args(int argc, char** argv) {
         else if (a == "--udp-payload") c.udp_payload = parse_size(value());
         else if (a == "--send-buffer") c.send_buffer = parse_size(value());
         else if (a == "--stream-window") c.stream_window = parse_size(value());
+        else if (a == "--max-stream-window") c.max_stream_window = parse_size(value());
+        else if (a == "--max-conn-window") c.max_conn_window = parse_size(value());
+        else if (a == "--max-send-buffer") c.max_send_buffer = parse_size(value());
+        else if (a == "--max-conn-send-buffer") c.max_conn_send_buffer = parse_size(value());
+        else if (a == "--cc") { c.cc = value(); if (c.cc == "default") c.cc.clear(); }
         else if (a == "--conn-window") c.conn_window = parse_size(value());
         else if (a == "--gso") c.gso = parse_size(value());
         else if (a == "--socket-buffer") c.socket_buffer = parse_size(value());
@@ -423,11 +447,26 @@ const std::vector<char>& payload(std::size_t size) {
 //   POST /anything    reads and counts the body, then answers 200 with no body
 //   POST /chunks      as POST, and records each chunk's write-to-read latency
 
+/// The connection's numbers at the end of a transfer, as JSON fields of a child's report: what
+/// limited a run (RTT, congestion window, losses, how far the windows and send buffers grew).
+void add_connection_stats(json_record& r, const h3co::connection_stats& s) {
+    r.set("srtt_ms", static_cast<double>(s.smoothed_rtt.count()) / 1e6);
+    r.set("min_rtt_ms", static_cast<double>(s.min_rtt.count()) / 1e6);
+    r.set("cwnd", static_cast<double>(s.congestion_window));
+    r.set("lost", static_cast<double>(s.packets_lost));
+    r.set("packets_sent", static_cast<double>(s.packets_sent));
+    r.set("stream_window", static_cast<double>(s.stream_receive_window));
+    r.set("conn_window", static_cast<double>(s.connection_receive_window));
+    r.set("send_buffer", static_cast<double>(s.stream_send_buffer));
+    r.set("cc", h3co::to_string(s.algorithm));
+}
+
 struct server_stats {
     std::uint64_t bytes_in = 0, bytes_out = 0, requests = 0, errors = 0;
     std::vector<double> latency_us;
     std::size_t chunk_size = 1024;
     std::size_t write_size = 64 * 1024;
+    std::optional<h3co::connection_stats> connection;  ///< the last request's connection, when it ended
 };
 server_stats g_server;
 
@@ -472,6 +511,7 @@ asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
                 }
             }
         }
+        g_server.connection = req.connection_stats();
         const h3co::fields fields{{"content-length", "0"}};
         co_await res.send_header(200, fields);
         co_return;
@@ -499,6 +539,7 @@ asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
         g_server.bytes_out += written;
         n -= written;
     }
+    g_server.connection = req.connection_stats();  // before finish(): the client may close right after
     co_await res.finish();
 }
 
@@ -538,6 +579,7 @@ int run_server(const config& c) {
         r.set("lat_p99_us", percentile(g_server.latency_us, 99));
         r.set("lat_max_us", percentile(g_server.latency_us, 100));
     }
+    if (g_server.connection) add_connection_stats(r, *g_server.connection);
     add_self_usage(r);
     std::printf("%s\n", r.dump().c_str());
     std::fflush(stdout);
@@ -553,6 +595,8 @@ struct client_result {
     int handshakes = 0;
     double transfer_s = 0;
 };
+
+std::optional<h3co::connection_stats> g_client_stats;  ///< the transfer's connection, when it ended
 
 std::string url(const config& c, const std::string& path) {
     return "https://127.0.0.1:" + std::to_string(c.port) + path;
@@ -600,6 +644,7 @@ asio::awaitable<int> post(const config& c, h3co::connection& conn, std::uint64_t
     co_await stream.finish();
     const auto head = co_await stream.read_response();
     co_await drain(stream);
+    g_client_stats = conn.stats();
     co_return head.status;
 }
 
@@ -611,7 +656,9 @@ asio::awaitable<std::uint64_t> get(const config& c, h3co::connection& conn, std:
     co_await stream.finish();
     const auto head = co_await stream.read_response();
     status = head.status;
-    co_return co_await drain(stream);
+    const auto got = co_await drain(stream);
+    g_client_stats = conn.stats();
+    co_return got;
 }
 
 /// A pipe reader seen only as an AsyncReadStream: h3co's pump then reads it into a buffer of its
@@ -653,6 +700,7 @@ asio::awaitable<int> post_through_pipe(const config& c, std::uint64_t bytes) {
         response = co_await client.request(req, std::move(plain));
     }
     co_await drain(response);
+    g_client_stats = (co_await client.connection_for(url(c, "/"))).stats();
     client.close();
     co_return response.status;
 }
@@ -810,6 +858,7 @@ int run_client(const config& c) {
         out.set("handshakes", r.handshakes);
         out.set("handshakes_per_s", r.transfer_s > 0 ? r.handshakes / r.transfer_s : NAN);
     }
+    if (g_client_stats) add_connection_stats(out, *g_client_stats);
     add_self_usage(out);
     std::printf("%s\n", out.dump().c_str());
     std::fflush(stdout);
@@ -919,6 +968,7 @@ struct row {
     double client_cpu = NAN, server_cpu = NAN, client_rss_kib = NAN, server_rss_kib = NAN;
     double lat_p50 = NAN, lat_p99 = NAN, lat_max = NAN, lat_count = NAN, hs_per_s = NAN;
     json_record link;       // the link emulator's report (runs through --link-*)
+    json_record client_report, server_report;  // the h3co children's reports (connection stats)
     double link_cpu = NAN;  // its CPU seconds (wait4)
 };
 
@@ -1031,6 +1081,7 @@ row run_pair(const config& c, const std::string& workload, const std::string& cl
     r.ok = cli.exited_ok() && r.error.empty();
     if (client == "h3co") {
         const auto j = json_record::parse(cli.json_line());
+        r.client_report = j;
         if (!j.has("role")) r.ok = false;
         if (j.num("ok", 0) != 1) r.ok = false;
         if (!j.str("error").empty()) r.error = j.str("error");
@@ -1049,6 +1100,7 @@ row run_pair(const config& c, const std::string& workload, const std::string& cl
     }
     if (server == "h3co") {
         const auto j = json_record::parse(srv.json_line());
+        r.server_report = j;
         if (!j.has("role")) {
             r.ok = false;
             if (r.error.empty()) r.error = "no report from the h3co server";
@@ -1081,6 +1133,7 @@ row median_row(const std::vector<row>& rows) {
     row m = rows.front();
     m.run = 0;
     m.link = {};  // the emulator's counters are per run
+    m.client_report = m.server_report = {};
     auto med = [&](double row::*f) {
         std::vector<double> v;
         for (const auto& r : rows)
@@ -1165,6 +1218,26 @@ void print_table(const std::vector<row>& rows) {
         std::printf("%-11s %-6s %-6s %9s %8s %9s %9s %9s %9s  %s\n", r.workload.c_str(), r.client.c_str(), r.server.c_str(),
                     fmt(r.mbps, 1).c_str(), fmt(r.wall_s, 2).c_str(), fmt(r.client_cpu, 2).c_str(), fmt(r.server_cpu, 2).c_str(),
                     fmt(r.client_rss_kib / 1024, 1).c_str(), fmt(r.server_rss_kib / 1024, 1).c_str(), notes.c_str());
+    }
+}
+
+/// Per run, the h3co sides' connection numbers at the end of the transfer: what limited it.
+void print_connection_stats(const std::vector<row>& all) {
+    bool any = false;
+    auto side = [](const json_record& j) {
+        if (!j.has("srtt_ms")) return std::string("-");
+        return "srtt " + fmt(j.num("srtt_ms"), 1) + " ms (min " + fmt(j.num("min_rtt_ms"), 1) + "), cwnd " +
+               fmt(j.num("cwnd") / 1e6, 2) + " MB, lost " + fmt(j.num("lost"), 0) + "/" + fmt(j.num("packets_sent"), 0) +
+               " pkts, windows stream " + fmt(j.num("stream_window") / 1048576, 2) + " / conn " +
+               fmt(j.num("conn_window") / 1048576, 2) + " MiB, send buffer " + fmt(j.num("send_buffer") / 1048576, 2) +
+               " MiB, " + j.str("cc");
+    };
+    for (const auto& r : all) {
+        if (!r.client_report.has("srtt_ms") && !r.server_report.has("srtt_ms")) continue;
+        if (!any) std::printf("\nh3co connection stats per run, at the end of the transfer (client | server):\n");
+        any = true;
+        std::printf("  run %d %-10s %s -> %s: %s | %s\n", r.run, r.workload.c_str(), r.client.c_str(), r.server.c_str(),
+                    side(r.client_report).c_str(), side(r.server_report).c_str());
     }
 }
 
@@ -1412,6 +1485,7 @@ int orchestrate(config c) {
             std::printf("\nratios (medians):\n");
             for (const auto& [name, v] : ratios) std::printf("  %-44s %s\n", name.c_str(), fmt(v, 2).c_str());
         }
+        print_connection_stats(all);
         if (c.link.given) print_link_runs(c, all);
     }
     const bool ok = std::all_of(medians.begin(), medians.end(), [](const row& r) { return r.ok; });

@@ -39,12 +39,27 @@ struct connection_options {
     /// While any stream is open, send a PING after this much quiet so that a long, slow upload is
     /// never mistaken for an idle connection. Zero: half the idle timeout.
     std::chrono::milliseconds keep_alive{0};
-    /// Receive window per stream: how much body the peer may send ahead of the application's reads.
+    /// Receive window per stream at first: how much body the peer may send ahead of the
+    /// application's reads. It grows while the application reads faster than the window lasts a
+    /// round trip (it doubles when half of it was read within two smoothed RTTs), up to
+    /// max_stream_receive_window; a slow reader keeps it where it is, and the peer waits.
     std::size_t stream_receive_window = 256 * 1024;
-    /// Receive window for the whole connection.
+    /// The most a stream's receive window grows to: with max_connection_receive_window, what bounds
+    /// the body bytes buffered for a reader that stops reading. One stream reaches at most this
+    /// much per round trip (16 MiB at 100 ms is 168 MB/s).
+    std::size_t max_stream_receive_window = 16 * 1024 * 1024;
+    /// Receive window for the whole connection at first; grows like the stream windows.
     std::size_t connection_receive_window = 1024 * 1024;
-    /// Bytes a stream keeps for sending (written but not yet acknowledged). write() waits when full.
+    /// The most the connection's receive window grows to.
+    std::size_t max_connection_receive_window = 24 * 1024 * 1024;
+    /// Bytes a stream keeps for sending (written but not yet acknowledged) at first and always:
+    /// write() waits when they are all used.
     std::size_t stream_send_buffer = 256 * 1024;
+    /// Beyond stream_send_buffer, a stream's send buffer grows with what the congestion window
+    /// needs (twice the congestion window, shared by the connection's streams), up to this.
+    std::size_t max_stream_send_buffer = 16 * 1024 * 1024;
+    /// The most a connection's streams together hold beyond their stream_send_buffer each.
+    std::size_t max_connection_send_buffer = 32 * 1024 * 1024;
     /// Largest header block accepted (decoded size), answered with 431 / H3_EXCESSIVE_LOAD beyond it.
     std::size_t max_header_bytes = 64 * 1024;
     /// Largest request body a server accepts; beyond it the handler's read fails with

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <h3co/detail/config.hpp>
+#include <h3co/detail/flow_window.hpp>
 #include <h3co/detail/h3/datagrams.hpp>
 #include <h3co/detail/h3/peer_settings.hpp>
 #include <h3co/detail/network_path.hpp>
@@ -152,6 +153,7 @@ private:
     H3CO_DECL void start_raw_stream(stream_state& s) override;
     H3CO_DECL void resume_sending(stream_state& s) override;
     H3CO_DECL void return_credit(stream_state& s, std::size_t n) override;
+    H3CO_DECL std::size_t send_buffer_limit(const stream_state& s) const override;
     H3CO_DECL void shutdown_stream(stream_state& s, std::uint64_t app_error_code, bool send, bool recv) override;
 
     // ---- inside the session ---------------------------------------------------------------------
@@ -165,10 +167,13 @@ private:
     H3CO_DECL bool next_lone_fin(std::int64_t& stream_id);
     H3CO_DECL stream_state* next_raw_stream();
     H3CO_DECL stream_state* find_stream(std::int64_t id) const noexcept;
+    /// The smoothed RTT in ns (0 before any sample).
+    H3CO_DECL std::uint64_t smoothed_rtt() const noexcept;
     H3CO_DECL void create_h3();
     /// After the handshake: the three unidirectional streams every HTTP/3 endpoint opens.
     H3CO_DECL int setup_h3_streams();
-    /// Flow-control credit for `n` bytes of `stream_id` that nghttp3 consumed itself (framing, QPACK).
+    /// Flow-control credit for `n` bytes of `stream_id` that nghttp3 consumed itself (framing, QPACK):
+    /// given back as they are, the windows do not grow for them.
     H3CO_DECL void credit(std::int64_t stream_id, std::size_t n);
     /// ngtcp2 took `datalen` bytes (-1: none) of `stream_id` from `veccnt` nghttp3_vecs at `vecs`:
     /// tell whoever supplied them, nghttp3 or a raw stream, and track the FIN. False on a fatal
@@ -202,6 +207,10 @@ private:
     std::uint64_t bytes_sent_ = 0;
     std::uint64_t bytes_received_ = 0;
     std::uint64_t lost_in_closed_streams_ = 0;  ///< packets lost on streams that are gone
+
+    std::uint64_t now_ = 0;          ///< the time the latest input brought (stream operations carry none)
+    flow_window window_;             ///< the connection's receive window
+    std::uint64_t largest_stream_window_ = 0;  ///< the largest receive window any stream reached
 
     // ---- HTTP/3 extensions: the peer's SETTINGS, datagrams (impl/session_extensions.ipp) --------
 public:

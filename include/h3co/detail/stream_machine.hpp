@@ -14,8 +14,10 @@
 
 #include <asio/buffer.hpp>
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -37,8 +39,11 @@ public:
     virtual void start_raw_stream(stream_state& s) = 0;
     /// Body bytes or a FIN wait in send_buf: let them go.
     virtual void resume_sending(stream_state& s) = 0;
-    /// The application consumed `n` body bytes: the peer may send that many more.
+    /// The application consumed `n` body bytes: the peer may send that many more (and, when it
+    /// reads fast enough, more still: the receive window grows).
     virtual void return_credit(stream_state& s, std::size_t n) = 0;
+    /// The most `s` may hold written but unacknowledged now: what the congestion window needs.
+    virtual std::size_t send_buffer_limit(const stream_state& s) const = 0;
     /// RESET_STREAM (when `send`) and STOP_SENDING (when `recv`) with `app_error_code`.
     virtual void shutdown_stream(stream_state& s, std::uint64_t app_error_code, bool send, bool recv) = 0;
 
@@ -129,11 +134,12 @@ public:
     /// many spans and bytes. `Vec` is nghttp3_vec or ngtcp2_vec ({base, len}).
     template <class Vec>
     static std::pair<std::size_t, std::size_t> unsent(const stream_state& s, Vec* vec, std::size_t max) {
-        std::size_t count = 0, bytes = 0;
-        for (auto span : s.send_buf.spans(s.submitted)) {
-            if (span.empty() || count == max) break;
-            vec[count++] = Vec{const_cast<std::uint8_t*>(span.data()), span.size()};
-            bytes += span.size();
+        std::array<std::span<const std::uint8_t>, 16> spans;
+        const std::size_t count = s.send_buf.spans(s.submitted, spans.data(), std::min(max, spans.size()));
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < count; ++i) {
+            vec[i] = Vec{const_cast<std::uint8_t*>(spans[i].data()), spans[i].size()};
+            bytes += spans[i].size();
         }
         return {count, bytes};
     }

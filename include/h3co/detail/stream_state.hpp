@@ -3,9 +3,11 @@
 #pragma once
 
 #include <h3co/detail/byte_ring.hpp>
+#include <h3co/detail/flow_window.hpp>
 #include <h3co/detail/h3/fin_tracker.hpp>
 #include <h3co/detail/live_count.hpp>
 #include <h3co/detail/pending_op.hpp>
+#include <h3co/detail/send_buffer.hpp>
 #include <h3co/error.hpp>
 #include <h3co/message.hpp>
 
@@ -37,8 +39,9 @@ enum class recv_state {
 struct stream_state : std::enable_shared_from_this<stream_state> {
     using io_op = pending_op<std::error_code, std::size_t>;
 
-    stream_state(std::weak_ptr<session> owner, std::int64_t stream_id, std::size_t send_buffer)
-        : owner(std::move(owner)), id(stream_id), send_buf(send_buffer) {}
+    /// `send_limit`: the send buffer's initial limit; `recv_window`: the initial receive window.
+    stream_state(std::weak_ptr<session> owner, std::int64_t stream_id, std::size_t send_limit, std::size_t recv_window)
+        : owner(std::move(owner)), id(stream_id), send_buf(send_limit), recv_buf(recv_window), window(recv_window) {}
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
 
@@ -57,8 +60,8 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     bool raw_blocked = false;  ///< the peer's stream flow-control window is full
 
     // Sending: [0, submitted) of send_buf is handed to nghttp3 and waits for ACK; the rest waits for
-    // nghttp3 to ask. nghttp3 keeps pointers into the ring until ACK, so it never reallocates.
-    byte_ring send_buf;
+    // nghttp3 to ask. nghttp3 keeps pointers into it until ACK: its bytes never move.
+    send_buffer send_buf;
     std::size_t submitted = 0;
     std::uint64_t bytes_sent = 0;
 
@@ -69,8 +72,11 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
 
     // Receiving: body bytes not yet read. Bounded by the stream's flow-control window, because
     // credit is returned only as the application reads.
-    byte_ring recv_buf{0};
+    byte_ring recv_buf;
     std::uint64_t bytes_received = 0;
+    /// The receive window granted to the peer: the most it may send beyond what was read. It grows
+    /// as the application reads quickly (session::return_credit), up to the options' maximum.
+    flow_window window;
 
     // Headers in both directions (server: request; client: response).
     request_head request;

@@ -46,7 +46,8 @@ H3CO_DECL session::session(session_role role, const connection_options& options,
       options_(options),
       native_(new native_session),
       machine_(*this, role == session_role::server, options.max_request_body),
-      outbox_(options.udp_gso_segments, options.udp_sendmmsg_messages) {
+      outbox_(options.udp_gso_segments, options.udp_sendmmsg_messages),
+      window_(options.connection_receive_window) {
     native_->tls_ctx = std::move(tls);
     native_->conn_ref.get_conn = [](ngtcp2_crypto_conn_ref* ref) {
         return static_cast<session*>(ref->user_data)->native_->conn;
@@ -62,6 +63,7 @@ H3CO_DECL session::~session() {
 
 H3CO_DECL void session::start_client(const network_path& path, std::string_view host, std::uint64_t now) {
     auto& n = *native_;
+    now_ = window_.epoch_start = now;
     ngtcp2_cid dcid, scid;
     session_detail::random_cid(dcid, 18);
     session_detail::random_cid(scid, 17);
@@ -85,6 +87,7 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
                                      std::span<const std::uint8_t> scid_bytes, std::span<const std::uint8_t> secret,
                                      std::uint64_t now) {
     auto& n = *native_;
+    now_ = window_.epoch_start = now;
     ngtcp2_pkt_hd hd;
     session_detail::check(ngtcp2_accept(&hd, initial.data(), initial.size()), "ngtcp2_accept");
     ngtcp2_cid scid;
@@ -148,6 +151,7 @@ H3CO_DECL void session::read_packet(const network_path& path, const std::uint8_t
                                     std::uint8_t ecn, std::uint64_t now) {
     if (terminated_) return;
     auto& n = *native_;
+    now_ = now;
     ++packets_received_;
     bytes_received_ += len;
     ngtcp2_pkt_info pi{};
@@ -177,6 +181,7 @@ H3CO_DECL void session::read_packet(const network_path& path, const std::uint8_t
 H3CO_DECL void session::on_timer(std::uint64_t now) {
     if (terminated_) return;
     auto& n = *native_;
+    now_ = now;
     const int rv = ngtcp2_conn_handle_expiry(n.conn, now);
     if (rv == 0) return;
     if (rv == NGTCP2_ERR_IDLE_CLOSE) return terminate(make_error_code(error::idle_timeout));
@@ -203,6 +208,7 @@ H3CO_DECL void session::before_flush() {
 H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
     if (terminated_) return false;
     auto& n = *native_;
+    now_ = now;
     const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(n.conn);
     outbox_.reserve(round.max_packets, max_len);  // once: no allocation per packet
     ngtcp2_path_storage ps;
@@ -444,8 +450,9 @@ H3CO_DECL stream_state* session::find_stream(std::int64_t id) const noexcept {
 }
 
 H3CO_DECL std::shared_ptr<stream_state> session::new_stream(std::int64_t id) {
-    auto s = std::make_shared<stream_state>(weak_from_this(), id, options_.stream_send_buffer);
-    s->recv_buf.set_max_capacity(options_.stream_receive_window);
+    auto s = std::make_shared<stream_state>(weak_from_this(), id, options_.stream_send_buffer,
+                                            options_.stream_receive_window);
+    s->window.epoch_start = now_;
     streams_.emplace(id, s);
     keep_alive_update();
     return s;
@@ -537,9 +544,49 @@ H3CO_DECL void session::resume_sending(stream_state& s) {
 
 H3CO_DECL void session::return_credit(stream_state& s, std::size_t n) {
     if (n == 0 || terminated_) return;
-    if (!s.quic_closed) ngtcp2_conn_extend_max_stream_offset(native_->conn, s.id, n);
-    ngtcp2_conn_extend_max_offset(native_->conn, n);
+    auto* conn = native_->conn;
+    const std::uint64_t srtt = smoothed_rtt();
+    std::uint64_t conn_credit = window_.on_read(n, now_, srtt, options_.max_connection_receive_window);
+    if (!s.quic_closed) {
+        const std::uint64_t before = s.window.size;
+        ngtcp2_conn_extend_max_stream_offset(conn, s.id, s.window.on_read(n, now_, srtt, options_.max_stream_receive_window));
+        if (s.window.size != before) {
+            s.recv_buf.set_max_capacity(s.window.size);
+            largest_stream_window_ = std::max(largest_stream_window_, s.window.size);
+            // The connection's window keeps room for its fastest stream and a half (as quic-go does).
+            conn_credit += window_.grow_to(
+                std::min<std::uint64_t>(s.window.size + s.window.size / 2, options_.max_connection_receive_window));
+        }
+    }
+    ngtcp2_conn_extend_max_offset(conn, conn_credit);
     wake_flush();
+}
+
+H3CO_DECL std::size_t session::send_buffer_limit(const stream_state& s) const {
+    const std::size_t initial = options_.stream_send_buffer;
+    const std::size_t max = std::max(initial, options_.max_stream_send_buffer);
+    if (max == initial || terminated_ || !native_->conn || s.quic_closed) return initial;
+    auto* conn = native_->conn;
+    // Beyond its initial size, a stream holds what can leave now (the bytes in flight and the peer's
+    // flow-control credit, never more than twice the congestion window) and its initial size again
+    // queued behind it. A slow reader's small credit keeps it small; a fast path lets it grow.
+    const auto cs = compat::path_numbers_of(conn);
+    const std::uint64_t credit =
+        std::min(ngtcp2_conn_get_max_stream_data_left(conn, s.id), ngtcp2_conn_get_max_data_left(conn));
+    const std::uint64_t want = std::min<std::uint64_t>(2 * cs.cwnd, s.submitted + credit);
+    // Growth beyond the initial size comes from the connection's budget, shared by its streams.
+    std::uint64_t budget = options_.max_connection_send_buffer;
+    for (const auto& [id, other] : streams_) {
+        if (other.get() == &s || other->send_buf.size() <= initial) continue;
+        const std::uint64_t used = other->send_buf.size() - initial;
+        budget = budget > used ? budget - used : 0;
+    }
+    return initial + static_cast<std::size_t>(std::min<std::uint64_t>({max - initial, budget, want}));
+}
+
+H3CO_DECL std::uint64_t session::smoothed_rtt() const noexcept {
+    if (!native_->conn) return 0;
+    return compat::path_numbers_of(native_->conn).smoothed_rtt;
 }
 
 H3CO_DECL void session::shutdown_stream(stream_state& s, std::uint64_t app_error_code, bool send, bool recv) {
@@ -564,9 +611,10 @@ H3CO_DECL connection_stats session::stats() const {
     out.packets_received = packets_received_;
     out.bytes_sent = bytes_sent_;
     out.bytes_received = bytes_received_;
-    out.connection_receive_window = options_.connection_receive_window;
-    out.stream_receive_window = options_.stream_receive_window;
+    out.connection_receive_window = window_.size;
+    out.stream_receive_window = std::max<std::uint64_t>(largest_stream_window_, options_.stream_receive_window);
     out.stream_send_buffer = options_.stream_send_buffer;
+    for (const auto& [id, s] : streams_) out.stream_send_buffer = std::max<std::uint64_t>(out.stream_send_buffer, s->send_buf.limit());
     auto* conn = native_->conn;
     if (!conn || terminated_) return out;
     const auto cs = compat::path_numbers_of(conn);  // ngtcp2_conn_stat (0.12) or ngtcp2_conn_info (1.x)

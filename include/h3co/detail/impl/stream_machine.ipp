@@ -29,7 +29,6 @@ H3CO_DECL void stream_machine::send_request_header(stream_state& s, const reques
     if (!header_may_start(s, op)) return;
     if (auto ec = transport_.submit_request_header(s, req)) return op.complete(ec);
     s.send = send_state::open;
-    s.send_buf.reserve();
     transport_.resume_sending(s);
     op.complete({});
 }
@@ -38,7 +37,6 @@ H3CO_DECL void stream_machine::send_raw_request_header(stream_state& s, const fi
     if (!header_may_start(s, op)) return;
     if (auto ec = transport_.submit_raw_request_header(s, raw)) return op.complete(ec);
     s.send = send_state::open;
-    s.send_buf.reserve();
     transport_.resume_sending(s);
     op.complete({});
 }
@@ -48,7 +46,6 @@ H3CO_DECL void stream_machine::start_raw(stream_state& s, status_op op) {
     s.raw = true;
     s.send = send_state::open;
     s.recv = recv_state::body;
-    s.send_buf.reserve();
     transport_.start_raw_stream(s);
     op.complete({});
 }
@@ -58,7 +55,6 @@ H3CO_DECL void stream_machine::send_response_header(stream_state& s, int status,
     if (status < 100 || status > 999) return op.complete(make_error_code(error::invalid_request));
     if (auto ec = transport_.submit_response_header(s, status, headers)) return op.complete(ec);
     s.send = send_state::open;
-    s.send_buf.reserve();
     transport_.resume_sending(s);
     op.complete({});
 }
@@ -183,7 +179,7 @@ H3CO_DECL void stream_machine::closed(stream_state& s, std::uint64_t app_error_c
     if (s.send == send_state::open || s.send == send_state::finishing || s.send == send_state::idle)
         fail_send(s, app_error_code == h3_no_error ? make_error_code(error::stream_stopped) : code);
     if (s.recv == recv_state::headers || s.recv == recv_state::body) fail_recv(s, code);
-    if (s.send == send_state::finished) s.send_buf.consume(s.send_buf.size());
+    s.send_buf.release();  // QUIC is done with the stream: nothing will be sent again
     serve_response(s);
     serve_read(s);
     serve_write(s);
@@ -196,6 +192,7 @@ H3CO_DECL void stream_machine::connection_ended(stream_state& s, std::error_code
     if (s.recv != recv_state::eof && s.recv != recv_state::reset) fail_recv(s, ec);
     fail_send_ops(s, ec);
     fail_recv_ops(s, ec);
+    s.send_buf.release();
 }
 
 H3CO_DECL void stream_machine::refuse_oversized_headers(stream_state& s) {
@@ -323,6 +320,7 @@ H3CO_DECL void stream_machine::serve_read(stream_state& s) {
 H3CO_DECL void stream_machine::serve_write(stream_state& s) {
     if (!s.write_op) return;
     if (s.send != send_state::open) return s.write_op.complete(send_error(s), s.write_progress);
+    s.send_buf.set_limit(transport_.send_buffer_limit(s));
     const std::size_t taken = for_each_buffer_from(
         s.write_buffers, s.write_progress, [&](const void* p, std::size_t n) { return s.send_buf.write(p, n); });
     s.write_progress += taken;

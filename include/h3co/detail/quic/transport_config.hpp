@@ -48,7 +48,7 @@ inline void setup_qlog(ngtcp2_settings& settings, native_session& n, const std::
 }
 
 /// Receive windows start at the options' initial sizes. h3co grows them itself as the application
-/// reads (session::credit), so ngtcp2's own auto-tuning is held at the initial sizes: then h3co
+/// reads (session::return_credit, flow_window), so ngtcp2's own auto-tuning is off (0): then h3co
 /// always knows the windows it granted.
 /// `qlog_write` writes a qlog chunk into the connection's file (see quic_callbacks).
 inline void fill(const connection_options& o, bool client, std::uint64_t now, native_session& n,
@@ -59,8 +59,8 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     settings.max_tx_udp_payload_size = std::min(o.max_udp_payload, compat::max_udp_payload_limit);
     compat::set_pmtud_probes(settings, n.pmtud_probes, settings.max_tx_udp_payload_size);  // 1.x: above 1452
     settings.cc_algo = cc_algo_of(o.congestion_control);
-    settings.max_stream_window = o.stream_receive_window;
-    settings.max_window = o.connection_receive_window;
+    settings.max_stream_window = 0;
+    settings.max_window = 0;
     if (!o.qlog_dir.empty()) setup_qlog(settings, n, o.qlog_dir, client, qlog_write);
     if (std::getenv("H3CO_DEBUG_NGTCP2")) settings.log_printf = &debug_log;
     ngtcp2_transport_params_default(&params);
