@@ -97,7 +97,7 @@ public:
     }
 
     /// Ends what we send (FIN). Completes once the peer has acknowledged every body byte and the
-    /// FIN is handed to QUIC. ngtcp2 0.12 does not report the FIN's own acknowledgement, so the
+    /// FIN is handed to QUIC. ngtcp2 (0.12 and 1.x) does not report the FIN's own acknowledgement, so the
     /// peer's answer (its response or end of stream) is what confirms it saw the end.
     /// Completion: void(std::error_code).
     template <class CompletionToken = detail::default_token_t<Executor>>
