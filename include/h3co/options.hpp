@@ -108,7 +108,9 @@ struct connection_options {
     /// error::not_supported.
     bool h3_datagrams = false;
     /// Datagrams held per stream until receive_datagram() takes them; more are dropped (and counted
-    /// in connection_stats::datagrams_dropped): datagrams are unreliable.
+    /// in connection_stats::datagrams_dropped): datagrams are unreliable. A peer's datagrams are at
+    /// most max_udp_payload bytes (h3co's max_datagram_frame_size), so a stream holds at most
+    /// datagram_receive_queue x max_udp_payload bytes of them.
     std::size_t datagram_receive_queue = 64;
     /// Datagrams a connection holds waiting for a packet; send_datagram() waits while it is full.
     std::size_t datagram_send_queue = 64;

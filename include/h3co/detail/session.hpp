@@ -235,8 +235,9 @@ private:
     friend struct h3_extensions;
     /// After the SETTINGS: why no datagram can go on `s` (the above, or the peer did not offer them).
     H3CO_DECL std::error_code datagrams_unusable(const stream_state& s) const;
-    /// Bytes of the peer's unidirectional stream `id`, for the SETTINGS reader.
-    H3CO_DECL void peer_uni_stream_data(std::int64_t id, const std::uint8_t* data, std::size_t len);
+    /// Bytes of the peer's unidirectional stream `id`, for the SETTINGS reader. False: the peer's
+    /// SETTINGS break RFC 9297 (last_error_ and the close set).
+    H3CO_DECL bool peer_uni_stream_data(std::int64_t id, const std::uint8_t* data, std::size_t len);
     /// A QUIC DATAGRAM frame arrived. False: the peer broke RFC 9297 (last_error_ and the close set).
     H3CO_DECL bool datagram_received(const std::uint8_t* data, std::size_t len);
 

@@ -67,9 +67,18 @@ H3CO_DECL void session::after_peer_settings(pending_op<std::error_code> op) {
     settings_waiters_.push_back(std::move(op));
 }
 
-H3CO_DECL void session::peer_uni_stream_data(std::int64_t id, const std::uint8_t* data, std::size_t len) {
-    if (peer_settings_.complete() || !peer_settings_.feed(id, data, len)) return;
+H3CO_DECL bool session::peer_uni_stream_data(std::int64_t id, const std::uint8_t* data, std::size_t len) {
+    if (peer_settings_.complete() || !peer_settings_.feed(id, data, len)) return true;
     for (auto& waiter : std::exchange(settings_waiters_, {})) waiter.complete({});  // posted: after this callback
+    // RFC 9297 §3: SETTINGS_H3_DATAGRAM = 1 without the QUIC DATAGRAM transport parameter.
+    const auto* params = ngtcp2_conn_get_remote_transport_params(native_->conn);
+    if (peer_settings_.h3_datagram() && params && params->max_datagram_frame_size == 0) {
+        const auto code = static_cast<std::uint64_t>(h3_error::settings_error);
+        last_error_ = make_h3_error_code(code);
+        compat::ccerr_set_application_error(native_->ccerr, code, nullptr, 0);
+        return false;
+    }
+    return true;
 }
 
 H3CO_DECL std::error_code session::datagrams_unavailable(const stream_state& s) const {

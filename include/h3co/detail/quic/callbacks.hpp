@@ -102,7 +102,8 @@ struct quic_callbacks {
             me.machine_.raw_received(*s, data, len, fin);
             return 0;
         }
-        if (!ngtcp2_is_bidi_stream(stream_id)) me.peer_uni_stream_data(stream_id, data, len);  // SETTINGS
+        if (!ngtcp2_is_bidi_stream(stream_id) && !me.peer_uni_stream_data(stream_id, data, len))  // SETTINGS
+            return NGTCP2_ERR_CALLBACK_FAILURE;
         const auto consumed = nghttp3_conn_read_stream(n.h3, stream_id, data, len, fin);
         const bool malformed_message =
             consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || consumed == NGHTTP3_ERR_MALFORMED_HTTP_HEADER;

@@ -71,8 +71,9 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     params.initial_max_streams_uni = 3;
     params.max_idle_timeout = static_cast<ngtcp2_duration>(o.idle_timeout.count()) * NGTCP2_MILLISECONDS;
     params.active_connection_id_limit = 7;
-    // HTTP/3 datagrams (RFC 9297) ride in QUIC DATAGRAM frames: as large as a UDP payload may be.
-    if (o.h3_datagrams && h3_compat::h3_datagrams_supported) params.max_datagram_frame_size = 65535;
+    // HTTP/3 datagrams (RFC 9297) ride in QUIC DATAGRAM frames, at most max_udp_payload each: what
+    // a peer can make us hold is datagram_receive_queue of them per stream.
+    if (o.h3_datagrams && h3_compat::h3_datagrams_supported) params.max_datagram_frame_size = settings.max_tx_udp_payload_size;
 }
 
 }  // namespace h3co::detail::transport_config
