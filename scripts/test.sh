@@ -9,15 +9,15 @@
 #      it, else 0.12 (H3CO_ASAN_STACK chooses). Skip with H3CO_SKIP_ASAN=1.
 #
 #   H3CO_STACKS="0.12 1.x"  which stacks (scripts/stack.sh). Default: H3CO_STACK when set,
-#                           else "0.12" until h3co compiles against 1.x; then the default
-#                           becomes "0.12 1.x" (stacks_default below).
+#                           else both (stacks_default below): the plain pass on each, the
+#                           sanitizer pass on 1.x.
 # Installs whatever is missing first (scripts/bootstrap.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/stack.sh
 
-stacks_default="0.12"
+stacks_default="0.12 1.x"
 read -r -a stacks <<<"${H3CO_STACKS:-${H3CO_STACK:-$stacks_default}}"
 ((${#stacks[@]})) || { echo "test.sh: H3CO_STACKS is empty" >&2; exit 2; }
 asan_stack=0.12

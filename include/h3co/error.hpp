@@ -33,7 +33,11 @@ enum class error {
     operation_in_progress,    ///< another operation of the same kind is pending on this object
     stream_stopped,           ///< the peer stopped reading this stream (STOP_SENDING): nothing more is taken
     no_interim_response,      ///< the final response arrived: no (more) interim 1xx response will come
-    not_supported,            ///< the peer or the protocol library in use does not support this
+    // ---- HTTP/3 extensions and versions (docs/design.md, "Versions") ----
+    not_supported,       ///< the ngtcp2/nghttp3 stack h3co runs on cannot do this (see h3co::stack())
+    not_negotiated,      ///< the extension is off in connection_options, or the peer's SETTINGS did not offer it
+    datagram_too_large,  ///< the datagram exceeds what the peer accepts or what a packet on the path carries
+    datagram_truncated,  ///< the datagram was larger than the buffer: what fit was copied, the rest dropped
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -78,6 +82,7 @@ enum class h3_error : std::uint64_t {
     message_error = 0x10e,
     connect_error = 0x10f,
     version_fallback = 0x110,
+    datagram_error = 0x33,  ///< H3_DATAGRAM_ERROR (RFC 9297): a malformed HTTP/3 datagram
 };
 
 /// Certificate verification failures (category "h3co.tls"); values are X.509 verify result codes.
@@ -121,7 +126,11 @@ public:
         case error::operation_in_progress: return "an operation of this kind is already pending";
         case error::stream_stopped: return "the peer stopped reading this stream (STOP_SENDING)";
         case error::no_interim_response: return "the final response arrived: no more interim responses";
-        case error::not_supported: return "not supported by the peer or the protocol library in use";
+        case error::not_supported: return "not supported by the ngtcp2/nghttp3 version h3co runs on";
+        case error::not_negotiated:
+            return "extension not negotiated: off in connection_options, or not offered in the peer's SETTINGS";
+        case error::datagram_too_large: return "datagram larger than the peer accepts or a packet carries";
+        case error::datagram_truncated: return "datagram larger than the buffer: truncated";
         }
         return "unknown h3co error " + std::to_string(value);
     }
@@ -177,6 +186,7 @@ public:
         case h3_error::message_error: return "H3_MESSAGE_ERROR";
         case h3_error::connect_error: return "H3_CONNECT_ERROR";
         case h3_error::version_fallback: return "H3_VERSION_FALLBACK";
+        case h3_error::datagram_error: return "H3_DATAGRAM_ERROR";
         }
         return "HTTP/3 application error " + std::to_string(value);
     }

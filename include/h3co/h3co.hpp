@@ -21,3 +21,4 @@
 #include <h3co/stats.hpp>
 #include <h3co/tls.hpp>
 #include <h3co/url.hpp>
+#include <h3co/versions.hpp>

@@ -5,14 +5,17 @@
 
 #include <h3co/detail/config.hpp>
 #include <h3co/detail/async_support.hpp>
+#include <h3co/detail/extension_ops.hpp>
 #include <h3co/detail/handle_access.hpp>
 #include <h3co/detail/stream_ops.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/dispatch.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <utility>
+#include <vector>
 
 namespace h3co {
 
@@ -94,7 +97,7 @@ public:
     }
 
     /// Ends what we send (FIN). Completes once the peer has acknowledged every body byte and the
-    /// FIN is handed to QUIC. ngtcp2 0.12 does not report the FIN's own acknowledgement, so the
+    /// FIN is handed to QUIC. ngtcp2 (0.12 and 1.x) does not report the FIN's own acknowledgement, so the
     /// peer's answer (its response or end of stream) is what confirms it saw the end.
     /// Completion: void(std::error_code).
     template <class CompletionToken = detail::default_token_t<Executor>>
@@ -132,6 +135,44 @@ public:
     std::uint64_t bytes_received() const noexcept { return state_ ? state_->bytes_received : 0; }
     /// Body bytes handed to QUIC so far on this stream.
     std::uint64_t bytes_sent() const noexcept { return state_ ? state_->bytes_sent : 0; }
+
+    // ---- HTTP/3 datagrams (RFC 9297): unreliable messages bound to this request stream ----------
+    // Both peers must offer them (connection_options::h3_datagrams; nghttp3 >= 1.0, see
+    // h3co::stack()). Each call first waits for the peer's SETTINGS. Errors: error::not_supported
+    // on a stack without them, error::not_negotiated when either peer does not offer them, and once
+    // the stream is closed error::eof (or the code it was reset with). Cancelling a pending
+    // datagram operation completes it with operation_aborted; the stream goes on.
+
+    /// Sends `payload` (copied at once) as one HTTP/3 datagram. Completes when it is queued for
+    /// the next packet, waiting while connection_options::datagram_send_queue datagrams wait;
+    /// whether it arrives is not reported (datagrams are unreliable). error::datagram_too_large
+    /// when it exceeds the peer's limit or what a packet on the path carries now (about 1150 bytes
+    /// before path-MTU discovery). Completion: void(std::error_code).
+    template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto send_datagram(const ConstBufferSequence& payload, CompletionToken&& token = CompletionToken{}) {
+        std::vector<std::uint8_t> bytes(asio::buffer_size(payload));
+        asio::buffer_copy(asio::buffer(bytes), payload);
+        return detail::initiate_datagram_op<detail::status_signature>(
+            std::forward<CompletionToken>(token), state_, executor_,
+            [bytes = std::move(bytes)](detail::session& s, detail::stream_state& st, auto op) mutable {
+                s.send_datagram(st, std::move(bytes), std::move(op));
+            });
+    }
+
+    /// Receives the next HTTP/3 datagram of this stream into `buffers`, waiting for one. Datagrams
+    /// that arrive with none pending wait in a queue of connection_options::datagram_receive_queue;
+    /// beyond it they are dropped (connection_stats::datagrams_dropped). A datagram larger than
+    /// `buffers` fills them and completes with error::datagram_truncated.
+    /// Completion: void(std::error_code, std::size_t bytes).
+    template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
+    auto receive_datagram(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
+        std::vector<asio::mutable_buffer> spans(asio::buffer_sequence_begin(buffers), asio::buffer_sequence_end(buffers));
+        return detail::initiate_datagram_op<detail::io_signature>(
+            std::forward<CompletionToken>(token), state_, executor_,
+            [spans = std::move(spans)](detail::session& s, detail::stream_state& st, auto op) mutable {
+                s.receive_datagram(st, std::move(spans), std::move(op));
+            });
+    }
 
     /// \cond H3CO_INTERNAL
 protected:

@@ -40,6 +40,10 @@ struct request {
     std::string method = "GET";  ///< sent as :method
     std::string url;             ///< gives :scheme, :authority and :path
     h3co::fields headers;        ///< regular fields, after the pseudo-headers
+    /// Extended CONNECT (RFC 9220): sent as :protocol (e.g. "websocket", "connect-udp") with method
+    /// "CONNECT". send_header() waits for the server's SETTINGS and fails with error::not_negotiated
+    /// unless the server offered SETTINGS_ENABLE_CONNECT_PROTOCOL. Empty: an ordinary request.
+    std::string protocol{};
 };
 
 /// A request as the server receives it.
@@ -49,6 +53,7 @@ struct request_head {
     std::string authority;  ///< :authority (host and port)
     std::string path;       ///< path and query, as sent in :path
     h3co::fields headers;   ///< the regular fields, pseudo-headers excluded
+    std::string protocol{}; ///< :protocol of an extended CONNECT (RFC 9220), else empty
 };
 
 /// A response's status line and fields (interim 1xx responses are skipped).

@@ -13,8 +13,8 @@ namespace h3co {
 enum class congestion_control {
     reno,   ///< NewReno (RFC 9002)
     cubic,  ///< CUBIC (RFC 8312), the default
-    bbr,    ///< BBR (v1)
-    bbr2,   ///< BBRv2 (ngtcp2 0.12; ngtcp2 1.x has no BBRv2 and uses BBR)
+    bbr,    ///< BBR: v1 with ngtcp2 0.12; with ngtcp2 1.x its only BBR, which is BBRv2
+    bbr2,   ///< BBRv2: ngtcp2 0.12's BBR2; with ngtcp2 1.x the same as bbr (1.x renamed BBRv2 to BBR)
 };
 
 /// The algorithm's name: "reno", "cubic", "bbr" or "bbr2".
@@ -67,8 +67,11 @@ struct connection_options {
     std::uint64_t max_request_body = UINT64_MAX;
     /// Request streams the peer may have open at once towards us (servers).
     std::uint64_t max_concurrent_streams = 100;
-    /// Largest UDP payload to send. ngtcp2 0.12 starts at 1200 and its path-MTU discovery probes
-    /// up to 1452, so larger values have no effect with this version.
+    /// Largest UDP payload to send. Packets start at 1200 bytes and grow by path-MTU discovery
+    /// (packets carry Don't Fragment). With ngtcp2 0.12 (and 1.x before 1.4) the probes stop at
+    /// 1444, so larger values have no effect; with ngtcp2 >= 1.4 h3co probes on up to this value
+    /// where the path carries it (jumbo frames, loopback; h3co::stack().pmtud_above_1452). Raise it
+    /// only for paths whose MTU does not shrink later: ngtcp2 does not detect a path-MTU black hole.
     std::size_t max_udp_payload = 1452;
     /// Packets sent to a peer in one system call with UDP GSO (UDP_SEGMENT); 1 turns GSO off.
     /// Bigger bursts overflow a receiver's socket buffer and cost more in loss than they save in
@@ -97,6 +100,23 @@ struct connection_options {
     h3co::congestion_control congestion_control = h3co::congestion_control::cubic;
     /// Write a qlog trace of each connection into this directory (empty: off).
     std::string qlog_dir;
+
+    // ---- HTTP/3 extensions (docs/design.md, "Versions") ------------------------------------------
+    /// Offer HTTP/3 datagrams (RFC 9297): SETTINGS_H3_DATAGRAM and the QUIC DATAGRAM transport
+    /// parameter. basic_http_stream::send_datagram() / receive_datagram() work once both peers offer
+    /// them. Needs nghttp3 >= 1.0 (h3co::stack().h3_datagrams); otherwise those calls fail with
+    /// error::not_supported.
+    bool h3_datagrams = false;
+    /// Datagrams held per stream until receive_datagram() takes them; more are dropped (and counted
+    /// in connection_stats::datagrams_dropped): datagrams are unreliable. A peer's datagrams are at
+    /// most max_udp_payload bytes (h3co's max_datagram_frame_size), so a stream holds at most
+    /// datagram_receive_queue x max_udp_payload bytes of them.
+    std::size_t datagram_receive_queue = 64;
+    /// Datagrams a connection holds waiting for a packet; send_datagram() waits while it is full.
+    std::size_t datagram_send_queue = 64;
+    /// Server: offer extended CONNECT (RFC 9220, SETTINGS_ENABLE_CONNECT_PROTOCOL), so that clients
+    /// may send request::protocol; without it such a request is malformed (H3_MESSAGE_ERROR).
+    bool extended_connect = false;
 };
 
 }  // namespace h3co

@@ -32,12 +32,14 @@ public:
     /// Sends the request's HEADERS. The body stays open: write() it, then finish(); for a request
     /// without a body call finish() right away. Completion: void(std::error_code);
     /// error::invalid_request for a missing method or authority, error::already_open if a header
-    /// was sent already.
+    /// was sent already. An extended CONNECT (request::protocol) first waits for the server's
+    /// SETTINGS: error::not_negotiated unless the server offered it (RFC 9220).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto send_header(const request& req, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
             std::forward<CompletionToken>(token), this->state_, this->executor_, detail::stream_op_kind::header,
-            [req](detail::stream_machine& m, detail::stream_state& st, auto op) {
+            [req, ex = this->executor_](detail::stream_machine& m, detail::stream_state& st, auto op) {
+                if (!req.protocol.empty()) return detail::send_extended_connect(st, ex, req, std::move(op));
                 m.send_request_header(st, req, std::move(op));
             });
     }

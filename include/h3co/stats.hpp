@@ -18,14 +18,16 @@ struct connection_stats {
     std::uint64_t congestion_window = 0;       ///< bytes the congestion controller lets be in flight
     std::uint64_t slow_start_threshold = 0;    ///< bytes; UINT64_MAX while still in slow start
     std::uint64_t bytes_in_flight = 0;         ///< sent and neither acknowledged nor declared lost
-    std::uint64_t delivery_rate = 0;           ///< bytes per second the peer acknowledged recently
+    /// Bytes per second the peer acknowledged recently. ngtcp2 0.12 only: 0 with ngtcp2 1.x, whose
+    /// ngtcp2_conn_info has no delivery rate.
+    std::uint64_t delivery_rate = 0;
     std::uint64_t max_udp_payload = 0;         ///< the largest packet size the path is known to carry
     std::uint64_t packets_sent = 0;            ///< QUIC packets written
     std::uint64_t packets_received = 0;        ///< datagrams received for this connection
     std::uint64_t bytes_sent = 0;              ///< UDP payload bytes written
     std::uint64_t bytes_received = 0;          ///< UDP payload bytes received
-    /// Packets declared lost. With ngtcp2 0.12: packets that carried stream data (ngtcp2 0.12
-    /// counts no others); with ngtcp2 1.x: every lost packet.
+    /// Packets declared lost that carried stream data (ngtcp2 0.12 and 1.11 count per stream and
+    /// report no other losses), summed over the connection's streams, open and closed.
     std::uint64_t packets_lost = 0;
     /// Bytes the peer may send on the whole connection beyond what the application has read: the
     /// receive window as it has grown (connection_options::max_connection_receive_window bounds it).
@@ -38,7 +40,13 @@ struct connection_stats {
     std::uint64_t stream_send_buffer = 0;
     /// Bytes the peer still lets us send on the connection (its MAX_DATA minus what we sent).
     std::uint64_t connection_send_credit = 0;
-    congestion_control algorithm = congestion_control::cubic;  ///< the congestion controller in use
+    /// The congestion controller asked for. With ngtcp2 1.x, bbr and bbr2 both run 1.x's BBR (BBRv2).
+    congestion_control algorithm = congestion_control::cubic;
+    // ---- HTTP/3 datagrams (connection_options::h3_datagrams) ----
+    std::uint64_t datagrams_sent = 0;      ///< HTTP/3 datagrams written into packets
+    std::uint64_t datagrams_received = 0;  ///< HTTP/3 datagrams received for open streams
+    /// Datagrams dropped: a full receive queue, a stream that is not open, one that fits no packet.
+    std::uint64_t datagrams_dropped = 0;
 };
 
 }  // namespace h3co

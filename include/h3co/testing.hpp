@@ -36,6 +36,20 @@ auto start_raw(basic_request_stream<Executor>& stream, CompletionToken&& token =
         [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.start_raw(st, std::move(op)); });
 }
 
+/// Sends `frame` as the data of one QUIC DATAGRAM frame on `stream`'s connection, without the
+/// quarter stream ID an HTTP/3 datagram starts with: for testing how peers treat malformed HTTP/3
+/// datagrams (RFC 9297). Needs negotiated datagrams, as basic_http_stream::send_datagram().
+/// Completion: void(std::error_code).
+template <class Executor, class CompletionToken = detail::default_token_t<Executor>>
+auto send_raw_datagram(basic_http_stream<Executor>& stream, std::vector<std::uint8_t> frame,
+                       CompletionToken&& token = CompletionToken{}) {
+    return detail::initiate_datagram_op<detail::status_signature>(
+        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(),
+        [frame = std::move(frame)](detail::session& s, detail::stream_state& st, auto op) mutable {
+            s.send_datagram(st, std::move(frame), std::move(op), true);
+        });
+}
+
 /// Request streams whose state is alive in this process, in any connection: a test that ends with
 /// the same count it started with has leaked none.
 inline long live_stream_states() noexcept {

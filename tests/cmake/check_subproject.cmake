@@ -17,3 +17,12 @@ foreach(_t h3co::h3co h3co::ngtcp2_crypto_boringssl h3co::ngtcp2 h3co::nghttp3
     message(FATAL_ERROR "h3co as a sub-project did not define ${_t}")
   endif()
 endforeach()
+# The consumer builds against the same ngtcp2/nghttp3 stack as the h3co build that runs the test
+# (-DH3CO_STACK_PREFIX passed through), so each stack's test pass checks its own consumers.
+if(DEFINED H3CO_EXPECTED_STACK)
+  get_directory_property(_h3co_stack DIRECTORY "${H3CO_SOURCE_DIR}" DEFINITION H3CO_STACK)
+  if(NOT _h3co_stack STREQUAL H3CO_EXPECTED_STACK)
+    message(FATAL_ERROR "h3co as a sub-project uses stack '${_h3co_stack}', expected '${H3CO_EXPECTED_STACK}'")
+  endif()
+  message(STATUS "h3co as a sub-project on stack ${_h3co_stack}")
+endif()

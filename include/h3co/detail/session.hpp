@@ -14,6 +14,8 @@
 
 #include <h3co/detail/config.hpp>
 #include <h3co/detail/flow_window.hpp>
+#include <h3co/detail/h3/datagrams.hpp>
+#include <h3co/detail/h3/peer_settings.hpp>
 #include <h3co/detail/network_path.hpp>
 #include <h3co/detail/pending_op.hpp>
 #include <h3co/detail/quic/outbox.hpp>
@@ -218,6 +220,39 @@ private:
     std::uint64_t now_ = 0;          ///< the time the latest input brought (stream operations carry none)
     flow_window window_;             ///< the connection's receive window
     std::uint64_t largest_stream_window_ = 0;  ///< the largest receive window any stream reached
+
+    // ---- HTTP/3 extensions: the peer's SETTINGS, datagrams (impl/session_extensions.ipp) --------
+public:
+    /// The peer's SETTINGS have arrived (h3co reads them itself: h3/peer_settings.hpp).
+    bool peer_settings_known() const noexcept { return peer_settings_.complete(); }
+    /// Completes `op` once the peer's SETTINGS have arrived, or with why the connection ended.
+    H3CO_DECL void after_peer_settings(pending_op<std::error_code> op);
+    /// Why no HTTP/3 datagram can go on `s` whatever the peer says (the stack, the options, the
+    /// connection or stream ended), or nothing.
+    H3CO_DECL std::error_code datagrams_unavailable(const stream_state& s) const;
+    /// Queues an HTTP/3 datagram with `payload` on `s`; `op` completes once it is queued. `raw`
+    /// (tests only): `payload` is the whole QUIC DATAGRAM frame's data, without the stream ID.
+    H3CO_DECL void send_datagram(stream_state& s, std::vector<std::uint8_t> payload, pending_op<std::error_code> op,
+                                 bool raw = false);
+    /// Takes the next HTTP/3 datagram of `s` into `buffers`, or waits for one.
+    H3CO_DECL void receive_datagram(stream_state& s, std::vector<asio::mutable_buffer> buffers,
+                                    pending_op<std::error_code, std::size_t> op);
+    /// Cancelled datagram operations on `s` complete with operation_aborted.
+    H3CO_DECL void cancel_datagrams(stream_state& s);
+
+private:
+    friend struct h3_extensions;
+    /// After the SETTINGS: why no datagram can go on `s` (the above, or the peer did not offer them).
+    H3CO_DECL std::error_code datagrams_unusable(const stream_state& s) const;
+    /// Bytes of the peer's unidirectional stream `id`, for the SETTINGS reader. False: the peer's
+    /// SETTINGS break RFC 9297 (last_error_ and the close set).
+    H3CO_DECL bool peer_uni_stream_data(std::int64_t id, const std::uint8_t* data, std::size_t len);
+    /// A QUIC DATAGRAM frame arrived. False: the peer broke RFC 9297 (last_error_ and the close set).
+    H3CO_DECL bool datagram_received(const std::uint8_t* data, std::size_t len);
+
+    peer_settings_reader peer_settings_;
+    std::vector<pending_op<std::error_code>> settings_waiters_;
+    datagram_channels datagrams_{options_.datagram_receive_queue, options_.datagram_send_queue};
 };
 
 }  // namespace h3co::detail

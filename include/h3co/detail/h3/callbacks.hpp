@@ -83,6 +83,7 @@ struct h3_callbacks {
         case NGHTTP3_QPACK_TOKEN__AUTHORITY: return header_token::authority;
         case NGHTTP3_QPACK_TOKEN__PATH: return header_token::path;
         case NGHTTP3_QPACK_TOKEN__STATUS: return header_token::status;
+        case NGHTTP3_QPACK_TOKEN__PROTOCOL: return header_token::protocol;
         default: return header_token::other;
         }
     }
@@ -139,13 +140,13 @@ struct h3_callbacks {
 
     static int stop_sending(nghttp3_conn*, std::int64_t stream_id, std::uint64_t app_error_code, void* user_data,
                             void*) {
-        ngtcp2_conn_shutdown_stream_read(self(user_data).native_->conn, stream_id, app_error_code);
+        compat::shutdown_stream_read(self(user_data).native_->conn, stream_id, app_error_code);
         return 0;
     }
 
     static int reset_stream(nghttp3_conn*, std::int64_t stream_id, std::uint64_t app_error_code, void* user_data,
                             void*) {
-        ngtcp2_conn_shutdown_stream_write(self(user_data).native_->conn, stream_id, app_error_code);
+        compat::shutdown_stream_write(self(user_data).native_->conn, stream_id, app_error_code);
         return 0;
     }
 

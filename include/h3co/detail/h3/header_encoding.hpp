@@ -56,6 +56,7 @@ inline std::optional<std::vector<nghttp3_nv>> request(const h3co::request& req, 
     }
     if (parts.path.front() != '/' && parts.path != "*") return std::nullopt;
     if (req.method.empty() || parts.authority.empty()) return std::nullopt;
+    if (!req.protocol.empty() && req.method != "CONNECT") return std::nullopt;  // RFC 9220 extended CONNECT
     storage.reserve(3 + req.headers.size());  // no reallocation: nva points into storage
     storage.push_back(std::move(parts.scheme));
     storage.push_back(std::move(parts.authority));
@@ -65,6 +66,7 @@ inline std::optional<std::vector<nghttp3_nv>> request(const h3co::request& req, 
     nva.push_back(nv(":scheme", storage[0]));
     nva.push_back(nv(":authority", storage[1]));
     nva.push_back(nv(":path", storage[2]));
+    if (!req.protocol.empty()) nva.push_back(nv(":protocol", req.protocol));
     if (!append_fields(req.headers, nva, storage)) return std::nullopt;
     return nva;
 }

@@ -11,7 +11,7 @@
 
 namespace h3co::detail {
 
-enum class header_token { other, method, scheme, authority, path, status };
+enum class header_token { other, method, scheme, authority, path, status, protocol };
 
 /// A new header block starts on `s` (a client's final response may follow interim 1xx ones).
 inline void begin_received_headers(stream_state& s, bool server) {
@@ -55,6 +55,7 @@ inline void add_received_field(stream_state& s, bool server, header_token token,
         case header_token::scheme: s.request.scheme = value; break;
         case header_token::authority: s.request.authority = value; break;
         case header_token::path: s.request.path = value; break;
+        case header_token::protocol: s.request.protocol = value; break;  // extended CONNECT (RFC 9220)
         default:
             if (regular) s.request.headers.push_back({std::string(name), std::string(value)});
         }

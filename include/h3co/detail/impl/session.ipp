@@ -3,12 +3,14 @@
 #pragma once
 
 #include <h3co/detail/h3/callbacks.hpp>
+#include <h3co/detail/h3/compat.hpp>
 #include <h3co/detail/h3/header_encoding.hpp>
 #include <h3co/detail/quic/callbacks.hpp>
 #include <h3co/detail/quic/error_mapping.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/quic/transport_config.hpp>
 #include <h3co/detail/session.hpp>
+#include <h3co/detail/impl/session_extensions.ipp>
 
 #include <nghttp3/nghttp3.h>
 #include <ngtcp2/ngtcp2.h>
@@ -19,6 +21,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace h3co::detail {
 
@@ -67,7 +70,7 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
     ngtcp2_settings settings;
     ngtcp2_transport_params params;
     transport_config::fill(options_, true, now, n, &quic_callbacks::qlog_write, settings, params);
-    settings.qlog.odcid = dcid;           // qlog names a connection by its original destination CID
+    compat::set_qlog_odcid(settings, dcid);  // qlog names a connection by its original destination CID
     params.initial_max_streams_bidi = 0;  // HTTP/3 servers open no bidirectional streams
     const auto callbacks = quic_callbacks::table(true);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
@@ -93,9 +96,9 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     ngtcp2_settings settings;
     ngtcp2_transport_params params;
     transport_config::fill(options_, false, now, n, &quic_callbacks::qlog_write, settings, params);
-    settings.qlog.odcid = hd.dcid;
+    compat::set_qlog_odcid(settings, hd.dcid);
     params.initial_max_streams_bidi = options_.max_concurrent_streams;
-    params.original_dcid = hd.dcid;
+    compat::set_original_dcid(params, hd.dcid);
     params.stateless_reset_token_present = 1;
     session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(
                               params.stateless_reset_token, n.static_secret.data(), n.static_secret.size(), &scid),
@@ -122,6 +125,8 @@ H3CO_DECL void session::create_h3() {
     settings.max_field_section_size = options_.max_header_bytes;
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
+    h3_compat::set_h3_datagram(settings, options_.h3_datagrams);  // RFC 9297; nghttp3 1.x only
+    settings.enable_connect_protocol = role_ == session_role::server && options_.extended_connect;  // RFC 9220
     const int rv = role_ == session_role::client ? nghttp3_conn_client_new(&n.h3, &cb, &settings, nullptr, this)
                                                  : nghttp3_conn_server_new(&n.h3, &cb, &settings, nullptr, this);
     if (rv != 0) throw std::system_error(make_error_code(error::protocol_error), nghttp3_strerror(rv));
@@ -162,15 +167,13 @@ H3CO_DECL void session::read_packet(const network_path& path, const std::uint8_t
     case NGTCP2_ERR_CRYPTO: {
         std::error_code ec = n.tls->verify_error();
         if (!ec) ec = handshake_error(ngtcp2_conn_get_tls_alert(n.conn));
-        ngtcp2_connection_close_error_set_transport_error_tls_alert(&n.ccerr, ngtcp2_conn_get_tls_alert(n.conn), nullptr,
-                                                                    0);
+        compat::ccerr_set_tls_alert(n.ccerr, ngtcp2_conn_get_tls_alert(n.conn));
         return close_with(ec, now);
     }
     default:
         if (!last_error_) last_error_ = make_error_code(error::protocol_error);
         // A callback that failed because the peer broke HTTP/3 has set the H3 code to close with.
-        if (n.ccerr.type != NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION)
-            ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, rv, nullptr, 0);
+        if (!compat::ccerr_is_application(n.ccerr)) compat::ccerr_set_liberr(n.ccerr, rv);
         return close_with(last_error_, now);
     }
 }
@@ -183,7 +186,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
     if (rv == 0) return;
     if (rv == NGTCP2_ERR_IDLE_CLOSE) return terminate(make_error_code(error::idle_timeout));
     if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) return terminate(make_error_code(error::handshake_timeout));
-    ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, rv, nullptr, 0);
+    compat::ccerr_set_liberr(n.ccerr, rv);
     close_with(make_error_code(error::protocol_error), now);
 }
 
@@ -211,6 +214,25 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     while (round.packets < round.max_packets && outbox_.has_room(max_len)) {
+        if (datagrams_.has_outgoing()) {  // HTTP/3 datagrams go first (impl/session_extensions.ipp)
+            ngtcp2_pkt_info dpi{};
+            const auto nwrite = h3_extensions::write_datagram(*this, &ps.path, &dpi, outbox_.tail(), max_len, now);
+            if (nwrite == NGTCP2_ERR_WRITE_MORE) continue;
+            if (nwrite < 0) {
+                compat::ccerr_set_liberr(n.ccerr, static_cast<int>(nwrite));
+                close_with(make_error_code(error::protocol_error), now);
+                return false;
+            }
+            if (nwrite == 0) return false;
+            outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
+                        static_cast<std::size_t>(nwrite), dpi.ecn);
+            ++round.packets;
+            ++packets_sent_;
+            bytes_sent_ += static_cast<std::uint64_t>(nwrite);
+            if (!outbox_.ready_to_send()) continue;
+            outbox_.end_run();
+            return true;
+        }
         std::int64_t stream_id = -1;
         int fin = 0;
         std::array<nghttp3_vec, 16> vec{};
@@ -227,8 +249,8 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
         } else if (window) {
             veccnt = nghttp3_conn_writev_stream(n.h3, &stream_id, &fin, vec.data(), vec.size());
             if (veccnt < 0) {
-                ngtcp2_connection_close_error_set_application_error(
-                    &n.ccerr, nghttp3_err_infer_quic_app_error_code(static_cast<int>(veccnt)), nullptr, 0);
+                compat::ccerr_set_application_error(
+                    n.ccerr, nghttp3_err_infer_quic_app_error_code(static_cast<int>(veccnt)), nullptr, 0);
                 close_with(make_error_code(error::protocol_error), now);
                 return false;
             }
@@ -260,8 +282,7 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
                 }
                 continue;
             default:
-                ngtcp2_connection_close_error_set_transport_error_liberr(&n.ccerr, static_cast<int>(nwrite), nullptr,
-                                                                        0);
+                compat::ccerr_set_liberr(n.ccerr, static_cast<int>(nwrite));
                 close_with(make_error_code(error::protocol_error), now);
                 return false;
             }
@@ -351,8 +372,8 @@ H3CO_DECL void session::close(std::uint64_t now, std::uint64_t app_error_code, s
         write_packets(now, round);
         end_flush(now, round);
     }
-    ngtcp2_connection_close_error_set_application_error(
-        &native_->ccerr, app_error_code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
+    compat::ccerr_set_application_error(
+        native_->ccerr, app_error_code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
     close_with(app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::connection_closed)
                                                      : make_h3_error_code(app_error_code),
                now);
@@ -395,6 +416,8 @@ H3CO_DECL void session::fail_everything(std::error_code ec) {
     auto streams = std::move(streams_);
     streams_.clear();
     for (auto& [id, s] : streams) machine_.connection_ended(*s, ec);
+    datagrams_.connection_ended(ec);
+    for (auto& waiter : std::exchange(settings_waiters_, {})) waiter.complete(ec);
 }
 
 H3CO_DECL void session::send_goaway() {
@@ -455,6 +478,8 @@ H3CO_DECL std::shared_ptr<stream_state> session::new_stream(std::int64_t id) {
 
 H3CO_DECL void session::stream_closed(stream_state& s, std::uint64_t app_error_code) {
     machine_.closed(s, app_error_code);
+    datagrams_.stream_ended(s.id, app_error_code == NGHTTP3_H3_NO_ERROR ? make_error_code(error::eof)
+                                                                      : make_h3_error_code(app_error_code));
     auto it = streams_.find(s.id);
     if (it == streams_.end()) return;
     auto holder = std::move(it->second);  // may be the last reference: erase first, free after
@@ -495,6 +520,8 @@ H3CO_DECL std::error_code session::submit_request_header(stream_state& s, const 
     std::vector<std::string> storage;
     auto nva = header_encoding::request(req, default_authority_, storage);
     if (!nva) return make_error_code(error::invalid_request);
+    // RFC 9220 §3: :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL.
+    if (!req.protocol.empty() && !peer_settings_.enable_connect_protocol()) return make_error_code(error::not_negotiated);
     nghttp3_data_reader reader{&h3_callbacks::read_body};
     if (nghttp3_conn_submit_request(native_->h3, s.id, nva->data(), nva->size(), &reader, &s) != 0)
         return make_error_code(error::invalid_request);
@@ -571,8 +598,7 @@ H3CO_DECL std::size_t session::send_buffer_limit(const stream_state& s) const {
     // Beyond its initial size, a stream holds what can leave now (the bytes in flight and the peer's
     // flow-control credit, never more than twice the congestion window) and its initial size again
     // queued behind it. A slow reader's small credit keeps it small; a fast path lets it grow.
-    ngtcp2_conn_stat cs;
-    ngtcp2_conn_get_conn_stat(conn, &cs);
+    const auto cs = compat::path_numbers_of(conn);
     const std::uint64_t credit =
         std::min(ngtcp2_conn_get_max_stream_data_left(conn, s.id), ngtcp2_conn_get_max_data_left(conn));
     const std::uint64_t want = std::min<std::uint64_t>(2 * cs.cwnd, s.submitted + credit);
@@ -588,20 +614,18 @@ H3CO_DECL std::size_t session::send_buffer_limit(const stream_state& s) const {
 
 H3CO_DECL std::uint64_t session::smoothed_rtt() const noexcept {
     if (!native_->conn) return 0;
-    ngtcp2_conn_stat cs;
-    ngtcp2_conn_get_conn_stat(native_->conn, &cs);
-    return cs.smoothed_rtt;
+    return compat::path_numbers_of(native_->conn).smoothed_rtt;
 }
 
 H3CO_DECL void session::shutdown_stream(stream_state& s, std::uint64_t app_error_code, bool send, bool recv) {
     if (s.quic_closed || terminated_ || (!send && !recv)) return;
     auto& n = *native_;
     if (send && recv)
-        ngtcp2_conn_shutdown_stream(n.conn, s.id, app_error_code);
+        compat::shutdown_stream(n.conn, s.id, app_error_code);
     else if (send)
-        ngtcp2_conn_shutdown_stream_write(n.conn, s.id, app_error_code);
+        compat::shutdown_stream_write(n.conn, s.id, app_error_code);
     else
-        ngtcp2_conn_shutdown_stream_read(n.conn, s.id, app_error_code);
+        compat::shutdown_stream_read(n.conn, s.id, app_error_code);
     if (!s.raw) nghttp3_conn_shutdown_stream_read(n.h3, s.id);
     wake_flush();
 }
@@ -621,20 +645,22 @@ H3CO_DECL connection_stats session::stats() const {
     for (const auto& [id, s] : streams_) out.stream_send_buffer = std::max<std::uint64_t>(out.stream_send_buffer, s->send_buf.limit());
     auto* conn = native_->conn;
     if (!conn || terminated_) return out;
-    ngtcp2_conn_stat cs;
-    ngtcp2_conn_get_conn_stat(conn, &cs);
+    const auto cs = compat::path_numbers_of(conn);  // ngtcp2_conn_stat (0.12) or ngtcp2_conn_info (1.x)
     out.smoothed_rtt = std::chrono::nanoseconds(cs.smoothed_rtt);
-    out.min_rtt = std::chrono::nanoseconds(cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt);
+    out.min_rtt = std::chrono::nanoseconds(cs.min_rtt);
     out.latest_rtt = std::chrono::nanoseconds(cs.latest_rtt);
     out.rtt_variance = std::chrono::nanoseconds(cs.rttvar);
     out.congestion_window = cs.cwnd;
     out.slow_start_threshold = cs.ssthresh;
     out.bytes_in_flight = cs.bytes_in_flight;
-    out.delivery_rate = cs.delivery_rate_sec;
-    out.max_udp_payload = cs.max_tx_udp_payload_size;
+    out.delivery_rate = cs.delivery_rate;
+    out.max_udp_payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn);
     out.packets_lost = lost_in_closed_streams_;
     for (const auto& [id, s] : streams_) out.packets_lost += ngtcp2_conn_get_stream_loss_count(conn, id);
     out.connection_send_credit = ngtcp2_conn_get_max_data_left(conn);
+    out.datagrams_sent = datagrams_.sent();
+    out.datagrams_received = datagrams_.received();
+    out.datagrams_dropped = datagrams_.dropped();
     return out;
 }
 

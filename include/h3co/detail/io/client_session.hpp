@@ -40,6 +40,7 @@ public:
         if (this->options().udp_gro) enable_udp_gro(socket_.native_handle());
         if (this->options().ecn) enable_ecn_receive(socket_.native_handle(), remote.address().is_v6());
         apply_socket_buffers(socket_, this->options().socket_buffer);
+        apply_dont_fragment(socket_.native_handle(), remote.address().is_v6());
         const bool v6_literal = host.find(':') != std::string::npos;
         this->default_authority_ = (v6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
         try {

@@ -46,6 +46,7 @@ public:
         socket.bind(endpoint);
         socket.non_blocking(true);
         apply_socket_buffers(socket, options_.socket_buffer);
+        apply_dont_fragment(socket.native_handle(), endpoint.address().is_v6());
         if (options_.udp_gro) enable_udp_gro(socket.native_handle());
         if (options_.ecn) enable_ecn_receive(socket.native_handle(), endpoint.address().is_v6());
         listener->local = socket.local_endpoint();

@@ -213,6 +213,26 @@ inline std::size_t send_runs(int fd, bool connected, datagram_run* runs, std::si
     return done;
 }
 
+/// Sets Don't Fragment on what the socket sends (RFC 9000 §14: QUIC packets are never fragmented
+/// by IP): IP_PMTUDISC_PROBE / IPV6_PMTUDISC_PROBE set DF without applying the kernel's cached path
+/// MTU, so path-MTU probes find the path's real limit; a packet too big for the local interface
+/// fails with EMSGSIZE and is dropped like a lost one. A dual-stack IPv6 socket needs both. Best
+/// effort: false where the kernel refuses.
+inline bool apply_dont_fragment(int fd, bool ipv6) noexcept {
+    bool ok = true;
+#if defined(IP_MTU_DISCOVER) && defined(IP_PMTUDISC_PROBE)
+    const int v4 = IP_PMTUDISC_PROBE;
+    ok = ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4) == 0 || ipv6;
+#endif
+#if defined(IPV6_MTU_DISCOVER) && defined(IPV6_PMTUDISC_PROBE)
+    if (ipv6) {
+        const int v6 = IPV6_PMTUDISC_PROBE;
+        ok = ::setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6) == 0 && ok;
+    }
+#endif
+    return ok;
+}
+
 /// Asks for bigger socket buffers: a burst of packets must fit in the receiver's buffer, or the
 /// kernel drops it and congestion control backs off. Best effort: the kernel may cap the sizes.
 template <class Socket>

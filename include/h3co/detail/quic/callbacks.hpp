@@ -49,6 +49,7 @@ struct quic_callbacks {
         cb.stream_stop_sending = &stream_stop_sending;
         cb.extend_max_stream_data = &extend_max_stream_data;
         cb.extend_max_local_streams_bidi = &extend_max_local_streams_bidi;
+        cb.recv_datagram = &recv_datagram;
         return cb;
     }
 
@@ -103,6 +104,8 @@ struct quic_callbacks {
             return 0;
         }
         if (auto* s = state_of(sud); s && s->taken_over) return taken_over_data(me, *s, data, len, fin);
+        if (!ngtcp2_is_bidi_stream(stream_id) && !me.peer_uni_stream_data(stream_id, data, len))  // SETTINGS
+            return NGTCP2_ERR_CALLBACK_FAILURE;
         const auto consumed = nghttp3_conn_read_stream(n.h3, stream_id, data, len, fin);
         const bool malformed_message =
             consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || consumed == NGHTTP3_ERR_MALFORMED_HTTP_HEADER;
@@ -117,7 +120,7 @@ struct quic_callbacks {
                                                       ? error::content_length_mismatch
                                                       : error::invalid_request));
             } else {
-                ngtcp2_conn_shutdown_stream(n.conn, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
+                compat::shutdown_stream(n.conn, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
             }
             me.credit(stream_id, len);
             return 0;
@@ -128,7 +131,7 @@ struct quic_callbacks {
             const auto code = nghttp3_err_infer_quic_app_error_code(static_cast<int>(consumed));
             me.last_error_ = nghttp3_err_is_fatal(static_cast<int>(consumed)) ? make_error_code(error::protocol_error)
                                                                               : make_h3_error_code(code);
-            ngtcp2_connection_close_error_set_application_error(&n.ccerr, code, nullptr, 0);
+            compat::ccerr_set_application_error(n.ccerr, code, nullptr, 0);
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
         // Framing and QPACK bytes nghttp3 consumed itself: their credit goes back now. Body bytes'
@@ -160,7 +163,7 @@ struct quic_callbacks {
         if (unexpected || overflow) {
             const auto code = unexpected ? NGHTTP3_H3_FRAME_UNEXPECTED : NGHTTP3_H3_INTERNAL_ERROR;
             me.last_error_ = make_h3_error_code(code);
-            ngtcp2_connection_close_error_set_application_error(&me.native_->ccerr, code, nullptr, 0);
+            compat::ccerr_set_application_error(me.native_->ccerr, code, nullptr, 0);
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
         me.credit(s.id, static_cast<std::size_t>(framing) + skipped);
@@ -223,6 +226,11 @@ struct quic_callbacks {
         }
         return nghttp3_conn_unblock_stream(self(user_data).native_->h3, stream_id) == 0 ? 0
                                                                                          : NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+
+    /// A QUIC DATAGRAM frame: an HTTP/3 datagram (RFC 9297; impl/session_extensions.ipp).
+    static int recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t* data, std::size_t len, void* user_data) {
+        return self(user_data).datagram_received(data, len) ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     }
 
     static int extend_max_local_streams_bidi(ngtcp2_conn*, std::uint64_t, void* user_data) {

@@ -2,6 +2,7 @@
 // Included only by the engine's implementation files.
 #pragma once
 
+#include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/quic/tls_session.hpp>
 #include <h3co/error.hpp>
 
@@ -26,22 +27,20 @@ inline std::error_code handshake_error(std::uint8_t alert) {
 /// reason phrase goes to `reason`.
 inline std::error_code peer_close_error(ngtcp2_conn* conn, const tls_session& tls, bool established,
                                         std::string& reason) {
-    ngtcp2_connection_close_error ccerr;
-    ngtcp2_conn_get_connection_close_error(conn, &ccerr);
+    const compat::ccerr ccerr = compat::peer_ccerr(conn);
     reason.assign(reinterpret_cast<const char*>(ccerr.reason), ccerr.reasonlen);
-    switch (ccerr.type) {
-    case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT:
+    if (compat::ccerr_is_transport(ccerr)) {
         if (ccerr.error_code == NGTCP2_NO_ERROR) return make_error_code(error::connection_closed);
         if (!established && tls.verify_error()) return tls.verify_error();
         if (ccerr.error_code == NGTCP2_CRYPTO_ERROR + tls_alert_no_application_protocol)
             return make_error_code(error::alpn_mismatch);
         return make_quic_error_code(ccerr.error_code);
-    case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION:
+    }
+    if (compat::ccerr_is_application(ccerr)) {
         if (ccerr.error_code == NGHTTP3_H3_NO_ERROR) return make_error_code(error::connection_closed);
         return make_h3_error_code(ccerr.error_code);
-    default:
-        return make_error_code(error::connection_closed);
     }
+    return make_error_code(error::connection_closed);
 }
 
 }  // namespace h3co::detail

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <h3co/detail/network_path.hpp>
+#include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/quic/tls_session.hpp>
 #include <h3co/detail/session.hpp>
 
@@ -20,14 +21,15 @@ namespace h3co::detail {
 struct native_session {
     ngtcp2_conn* conn = nullptr;
     nghttp3_conn* h3 = nullptr;
-    ngtcp2_connection_close_error ccerr{};  ///< what we close with
+    compat::ccerr ccerr{};                  ///< what we close with
     ngtcp2_crypto_conn_ref conn_ref{};      ///< how the crypto helper finds `conn` from the SSL object
     std::shared_ptr<tls_context> tls_ctx;
     std::unique_ptr<tls_session> tls;
     std::vector<std::uint8_t> static_secret;  ///< server: derives stateless reset tokens
     std::FILE* qlog = nullptr;
+    compat::pmtud_probe_sizes pmtud_probes;  ///< ngtcp2 >= 1.4: probe sizes above 1452 (transport_config)
 
-    native_session() { ngtcp2_connection_close_error_default(&ccerr); }
+    native_session() { compat::ccerr_default(ccerr); }
     native_session(const native_session&) = delete;
     native_session& operator=(const native_session&) = delete;
     ~native_session() {

@@ -49,7 +49,7 @@ public:
         if (run_open_) {
             datagram_run& run = runs_.back();
             if (n <= run.segment && ecn == run.ecn && run.len / run.segment < gso_segments_ && run.data + run.len == data &&
-                to_len == run.to_len && std::memcmp(to, &run.to, run.to_len) == 0) {
+                run.len + n <= max_run_bytes && to_len == run.to_len && std::memcmp(to, &run.to, run.to_len) == 0) {
                 run.len += n;
                 run_open_ = n == run.segment;  // a shorter packet ends the run
                 return;
@@ -58,6 +58,10 @@ public:
         runs_.push_back(run_of(to, to_len, data, n, ecn));
         run_open_ = gso_segments_ > 1;
     }
+
+    /// The most one GSO message carries: a UDP datagram's limit over IPv4 (65535 - 20 - 8). Reached
+    /// only with packets above 1452 bytes (path-MTU discovery on ngtcp2 1.x).
+    static constexpr std::size_t max_run_bytes = 65507;
 
     /// What follows starts a new run (the buffer may start over once the outbox is sent).
     void end_run() noexcept { run_open_ = false; }

@@ -2,12 +2,15 @@
 // congestion control, packet size, qlog. Included only by the engine's implementation files.
 #pragma once
 
+#include <h3co/detail/h3/compat.hpp>
+#include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/tls_context.hpp>
 #include <h3co/options.hpp>
 
 #include <ngtcp2/ngtcp2.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdarg>
 #include <cstdio>
@@ -16,15 +19,7 @@
 
 namespace h3co::detail::transport_config {
 
-inline ngtcp2_cc_algo cc_algo_of(congestion_control cc) noexcept {
-    switch (cc) {
-    case congestion_control::reno: return NGTCP2_CC_ALGO_RENO;
-    case congestion_control::cubic: return NGTCP2_CC_ALGO_CUBIC;
-    case congestion_control::bbr: return NGTCP2_CC_ALGO_BBR;
-    case congestion_control::bbr2: return NGTCP2_CC_ALGO_BBR2;
-    }
-    return NGTCP2_CC_ALGO_CUBIC;
-}
+inline ngtcp2_cc_algo cc_algo_of(congestion_control cc) noexcept { return compat::cc_algo(cc); }
 
 /// H3CO_DEBUG_NGTCP2=1 in the environment prints ngtcp2's own frame log to stderr.
 inline void debug_log(void*, const char* format, ...) {
@@ -49,7 +44,7 @@ inline void setup_qlog(ngtcp2_settings& settings, native_session& n, const std::
     name += ".sqlog";
     n.qlog = std::fopen(name.c_str(), "w");
     if (!n.qlog) return;
-    settings.qlog.write = write;
+    compat::set_qlog(settings, write);
 }
 
 /// Receive windows start at the options' initial sizes. h3co grows them itself as the application
@@ -61,7 +56,8 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     ngtcp2_settings_default(&settings);
     settings.initial_ts = now;
     settings.handshake_timeout = static_cast<ngtcp2_duration>(o.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
-    settings.max_tx_udp_payload_size = o.max_udp_payload;
+    settings.max_tx_udp_payload_size = std::min(o.max_udp_payload, compat::max_udp_payload_limit);
+    compat::set_pmtud_probes(settings, n.pmtud_probes, settings.max_tx_udp_payload_size);  // 1.x: above 1452
     settings.cc_algo = cc_algo_of(o.congestion_control);
     settings.max_stream_window = 0;
     settings.max_window = 0;
@@ -75,6 +71,9 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     params.initial_max_streams_uni = 3;
     params.max_idle_timeout = static_cast<ngtcp2_duration>(o.idle_timeout.count()) * NGTCP2_MILLISECONDS;
     params.active_connection_id_limit = 7;
+    // HTTP/3 datagrams (RFC 9297) ride in QUIC DATAGRAM frames, at most max_udp_payload each: what
+    // a peer can make us hold is datagram_receive_queue of them per stream.
+    if (o.h3_datagrams && h3_compat::h3_datagrams_supported) params.max_datagram_frame_size = settings.max_tx_udp_payload_size;
 }
 
 }  // namespace h3co::detail::transport_config

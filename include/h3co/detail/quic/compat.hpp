@@ -1,0 +1,195 @@
+// Every difference between ngtcp2 0.12 and ngtcp2 1.x that h3co meets, behind one set of names:
+// the engine calls these and never tests a version itself. (nghttp3's differences are in
+// detail/h3/compat.hpp.) docs/design.md, "Versions", lists what differs and what users can see.
+// Included only by the engine's implementation files, never by a public header.
+#pragma once
+
+#include <h3co/options.hpp>
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/version.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace h3co::detail::compat {
+
+/// ngtcp2 1.0 renamed the close-error API, added a flags argument to the stream shutdowns,
+/// flattened the qlog settings and made the server's original_dcid explicit.
+inline constexpr bool ngtcp2_1x = NGTCP2_VERSION_NUM >= 0x010000;
+
+#if NGTCP2_VERSION_NUM >= 0x010000
+
+/// What a connection closes with, or what the peer closed it with.
+using ccerr = ngtcp2_ccerr;
+inline void ccerr_default(ccerr& e) noexcept { ngtcp2_ccerr_default(&e); }
+/// For a library error; 1.x gives some (idle close, dropped connection) a type that sends nothing.
+inline void ccerr_set_liberr(ccerr& e, int liberr) noexcept { ngtcp2_ccerr_set_liberr(&e, liberr, nullptr, 0); }
+inline void ccerr_set_tls_alert(ccerr& e, std::uint8_t alert) noexcept {
+    ngtcp2_ccerr_set_tls_alert(&e, alert, nullptr, 0);
+}
+inline void ccerr_set_application_error(ccerr& e, std::uint64_t code, const std::uint8_t* reason,
+                                        std::size_t reasonlen) noexcept {
+    ngtcp2_ccerr_set_application_error(&e, code, reason, reasonlen);
+}
+inline bool ccerr_is_transport(const ccerr& e) noexcept { return e.type == NGTCP2_CCERR_TYPE_TRANSPORT; }
+inline bool ccerr_is_application(const ccerr& e) noexcept { return e.type == NGTCP2_CCERR_TYPE_APPLICATION; }
+/// The peer's CONNECTION_CLOSE (a copy; its reason points into the connection).
+inline ccerr peer_ccerr(ngtcp2_conn* conn) noexcept { return *ngtcp2_conn_get_ccerr(conn); }
+
+inline int shutdown_stream(ngtcp2_conn* conn, std::int64_t id, std::uint64_t code) noexcept {
+    return ngtcp2_conn_shutdown_stream(conn, 0, id, code);
+}
+inline int shutdown_stream_read(ngtcp2_conn* conn, std::int64_t id, std::uint64_t code) noexcept {
+    return ngtcp2_conn_shutdown_stream_read(conn, 0, id, code);
+}
+inline int shutdown_stream_write(ngtcp2_conn* conn, std::int64_t id, std::uint64_t code) noexcept {
+    return ngtcp2_conn_shutdown_stream_write(conn, 0, id, code);
+}
+
+/// qlog: 1.x names the trace after the connection's original DCID itself.
+inline void set_qlog(ngtcp2_settings& s, ngtcp2_qlog_write write) noexcept { s.qlog_write = write; }
+inline void set_qlog_odcid(ngtcp2_settings&, const ngtcp2_cid&) noexcept {}
+
+/// Server: the client's first DCID, echoed in original_destination_connection_id. 1.x asserts the
+/// presence flag on a server (and, built with NDEBUG, would leave the parameter out).
+inline void set_original_dcid(ngtcp2_transport_params& p, const ngtcp2_cid& cid) noexcept {
+    p.original_dcid = cid;
+    p.original_dcid_present = 1;
+}
+
+/// 1.x's only BBR is BBRv2 (NGTCP2_CC_ALGO_BBR); its BBRv1 and the BBR2 name are gone.
+inline ngtcp2_cc_algo cc_algo(congestion_control cc) noexcept {
+    switch (cc) {
+    case congestion_control::reno: return NGTCP2_CC_ALGO_RENO;
+    case congestion_control::cubic: return NGTCP2_CC_ALGO_CUBIC;
+    case congestion_control::bbr:
+    case congestion_control::bbr2: return NGTCP2_CC_ALGO_BBR;
+    }
+    return NGTCP2_CC_ALGO_CUBIC;
+}
+
+#else  // ngtcp2 0.12
+
+using ccerr = ngtcp2_connection_close_error;
+inline void ccerr_default(ccerr& e) noexcept { ngtcp2_connection_close_error_default(&e); }
+inline void ccerr_set_liberr(ccerr& e, int liberr) noexcept {
+    ngtcp2_connection_close_error_set_transport_error_liberr(&e, liberr, nullptr, 0);
+}
+inline void ccerr_set_tls_alert(ccerr& e, std::uint8_t alert) noexcept {
+    ngtcp2_connection_close_error_set_transport_error_tls_alert(&e, alert, nullptr, 0);
+}
+inline void ccerr_set_application_error(ccerr& e, std::uint64_t code, const std::uint8_t* reason,
+                                        std::size_t reasonlen) noexcept {
+    ngtcp2_connection_close_error_set_application_error(&e, code, reason, reasonlen);
+}
+inline bool ccerr_is_transport(const ccerr& e) noexcept {
+    return e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT;
+}
+inline bool ccerr_is_application(const ccerr& e) noexcept {
+    return e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
+}
+inline ccerr peer_ccerr(ngtcp2_conn* conn) noexcept {
+    ccerr e;
+    ngtcp2_conn_get_connection_close_error(conn, &e);
+    return e;
+}
+
+inline int shutdown_stream(ngtcp2_conn* conn, std::int64_t id, std::uint64_t code) noexcept {
+    return ngtcp2_conn_shutdown_stream(conn, id, code);
+}
+inline int shutdown_stream_read(ngtcp2_conn* conn, std::int64_t id, std::uint64_t code) noexcept {
+    return ngtcp2_conn_shutdown_stream_read(conn, id, code);
+}
+inline int shutdown_stream_write(ngtcp2_conn* conn, std::int64_t id, std::uint64_t code) noexcept {
+    return ngtcp2_conn_shutdown_stream_write(conn, id, code);
+}
+
+inline void set_qlog(ngtcp2_settings& s, ngtcp2_qlog_write write) noexcept { s.qlog.write = write; }
+/// 0.12 names the qlog trace after the DCID given here.
+inline void set_qlog_odcid(ngtcp2_settings& s, const ngtcp2_cid& odcid) noexcept { s.qlog.odcid = odcid; }
+
+inline void set_original_dcid(ngtcp2_transport_params& p, const ngtcp2_cid& cid) noexcept { p.original_dcid = cid; }
+
+inline ngtcp2_cc_algo cc_algo(congestion_control cc) noexcept {
+    switch (cc) {
+    case congestion_control::reno: return NGTCP2_CC_ALGO_RENO;
+    case congestion_control::cubic: return NGTCP2_CC_ALGO_CUBIC;
+    case congestion_control::bbr: return NGTCP2_CC_ALGO_BBR;
+    case congestion_control::bbr2: return NGTCP2_CC_ALGO_BBR2;
+    }
+    return NGTCP2_CC_ALGO_CUBIC;
+}
+
+#endif
+
+/// The congestion-control and RTT numbers both versions report (ngtcp2_conn_stat in 0.12,
+/// ngtcp2_conn_info in 1.x), plus the 0.12-only delivery rate (0 on 1.x, which does not report it).
+struct path_numbers {
+    std::uint64_t smoothed_rtt = 0, min_rtt = 0, latest_rtt = 0, rttvar = 0;  ///< nanoseconds
+    std::uint64_t cwnd = 0, ssthresh = 0, bytes_in_flight = 0;
+    std::uint64_t delivery_rate = 0;  ///< bytes per second
+};
+
+inline path_numbers path_numbers_of(ngtcp2_conn* conn) noexcept {
+    path_numbers out;
+#if NGTCP2_VERSION_NUM >= 0x010000
+    ngtcp2_conn_info ci;
+    ngtcp2_conn_get_conn_info(conn, &ci);
+#else
+    ngtcp2_conn_stat ci;
+    ngtcp2_conn_get_conn_stat(conn, &ci);
+    out.delivery_rate = ci.delivery_rate_sec;
+#endif
+    out.smoothed_rtt = ci.smoothed_rtt;
+    out.min_rtt = ci.min_rtt == UINT64_MAX ? 0 : ci.min_rtt;
+    out.latest_rtt = ci.latest_rtt;
+    out.rttvar = ci.rttvar;
+    out.cwnd = ci.cwnd;
+    out.ssthresh = ci.ssthresh;
+    out.bytes_in_flight = ci.bytes_in_flight;
+    return out;
+}
+
+/// Path-MTU discovery above 1452 (ngtcp2 >= 1.4, NGTCP2_SETTINGS_V2): ngtcp2's own probes stop at
+/// 1452 (1500-byte Ethernet minus headers); h3co adds sizes up to connection_options::
+/// max_udp_payload, tried largest first after the usual ones. Older versions keep their own probes.
+inline constexpr bool pmtud_probes_supported =
+#ifdef NGTCP2_SETTINGS_V2
+    true;
+#else
+    false;
+#endif
+
+/// The largest UDP payload ngtcp2 accepts as a peer's max_udp_payload_size (RFC 9000's 65527).
+inline constexpr std::size_t max_udp_payload_limit = 65527;
+
+/// Storage for the probe sizes (ngtcp2 copies them when the connection is made).
+struct pmtud_probe_sizes {
+    std::array<std::uint16_t, 16> sizes{};
+    std::size_t count = 0;
+};
+
+/// Fills `probes` for a largest payload of `max_payload` and points `s` at them (1.4+); no-op
+/// otherwise, or when `max_payload` is not above 1452 (ngtcp2's defaults then suffice).
+inline void set_pmtud_probes(ngtcp2_settings& s, pmtud_probe_sizes& probes, std::size_t max_payload) noexcept {
+#ifdef NGTCP2_SETTINGS_V2
+    if (max_payload <= 1452) return;  // ngtcp2's own probes reach 1444 (PPPoE), which suffices
+    // Smallest first: ngtcp2 skips every size above one that failed, so the first failure ends
+    // the search. ngtcp2's defaults (IPv6 minimum, tunnels, fibre, PPPoE), Ethernet over IPv6 and
+    // IPv4, jumbo frames over IPv6 and IPv4, loopback-sized steps; max_payload ends the list
+    // (ngtcp2 wants its largest probe equal to the largest payload).
+    static constexpr std::uint16_t ladder[] = {1232, 1342, 1406, 1444, 1452, 1472, 4052, 8952, 8972, 16356, 32740};
+    const auto top = static_cast<std::uint16_t>(max_payload > max_udp_payload_limit ? max_udp_payload_limit : max_payload);
+    for (auto size : ladder)
+        if (size < top) probes.sizes[probes.count++] = size;
+    probes.sizes[probes.count++] = top;
+    s.pmtud_probes = probes.sizes.data();
+    s.pmtud_probeslen = probes.count;
+#else
+    (void)s, (void)probes, (void)max_payload;
+#endif
+}
+
+}  // namespace h3co::detail::compat
