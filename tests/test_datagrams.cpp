@@ -13,9 +13,8 @@
 
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace datagrams_test {
 
 bool on_1x() { return std::string(H3CO_TEST_STACK) == "1.x"; }
 
@@ -112,7 +111,6 @@ asio::awaitable<std::string> read_all(h3co::request_stream& stream) {
     }
 }
 
-}  // namespace
 
 TEST_CASE("datagrams: both ways on one request stream, h3co client to h3co server (1.x); not_supported on 0.12",
           "[datagrams]") {
@@ -364,3 +362,5 @@ TEST_CASE("datagrams: a malformed datagram closes with H3_DATAGRAM_ERROR, one fo
     CHECK(echoed_after_stray);
     CHECK(close_error == h3co::h3_error::datagram_error);
 }
+
+}  // namespace datagrams_test

@@ -8,9 +8,8 @@
 #include <asio/experimental/as_tuple.hpp>
 
 using namespace std::chrono_literals;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace extended_connect_test {
 
 struct seen_request {
     std::string method, protocol, path;
@@ -56,7 +55,6 @@ asio::awaitable<std::string> read_all(h3co::request_stream& stream) {
     }
 }
 
-}  // namespace
 
 TEST_CASE("extended CONNECT: :protocol reaches the handler and the stream carries bytes both ways", "[connect]") {
     asio::io_context io;
@@ -167,3 +165,5 @@ TEST_CASE("extended CONNECT: a server that does not offer it gets no :protocol; 
     CHECK(raw_reset == h3co::h3_error::message_error);
     CHECK(srv.seen->empty());
 }
+
+}  // namespace extended_connect_test

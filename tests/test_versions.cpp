@@ -6,9 +6,8 @@
 #include <asio/experimental/as_tuple.hpp>
 
 using namespace std::chrono_literals;
-constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-namespace {
+namespace versions_test {
 
 bool on_1x() { return std::string(H3CO_TEST_STACK) == "1.x"; }
 
@@ -52,7 +51,6 @@ std::string pattern(std::size_t n) {
     return s;
 }
 
-}  // namespace
 
 TEST_CASE("versions: the tests run on the stack the build was configured for", "[versions]") {
     const auto info = h3co::stack();
@@ -110,3 +108,5 @@ TEST_CASE("versions: path-MTU discovery above 1452 bytes where the path carries 
         CHECK(largest <= 1452);
     }
 }
+
+}  // namespace versions_test
