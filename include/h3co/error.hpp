@@ -28,6 +28,8 @@ enum class error {
     protocol_error,           ///< the QUIC or HTTP/3 library reported a fatal internal error
     operation_in_progress,    ///< another operation of the same kind is pending on this object
     stream_stopped,           ///< the peer stopped reading this stream (STOP_SENDING): nothing more is taken
+    stateless_reset,          ///< the peer no longer knows the connection (a stateless reset: it restarted or lost it)
+    request_timeout,          ///< a server reset the request: server_options::header_timeout or body_idle_timeout
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -114,6 +116,8 @@ public:
         case error::protocol_error: return "protocol library error";
         case error::operation_in_progress: return "an operation of this kind is already pending";
         case error::stream_stopped: return "the peer stopped reading this stream (STOP_SENDING)";
+        case error::stateless_reset: return "the peer no longer knows this connection (stateless reset)";
+        case error::request_timeout: return "request timed out: the client sent nothing for too long";
         }
         return "unknown h3co error " + std::to_string(value);
     }

@@ -82,6 +82,12 @@ struct connection_options {
     h3co::congestion_control congestion_control = h3co::congestion_control::cubic;
     /// Write a qlog trace of each connection into this directory (empty: off).
     std::string qlog_dir;
+
+    // ---- address validation, client side (server limits: server_options) ----
+    /// Client: a token the server gave an earlier connection (basic_connection::address_token()),
+    /// sent in the first Initial so that a server that validates addresses lets this connection
+    /// start without a Retry round trip. basic_client keeps and sends its servers' tokens itself.
+    std::string address_token;
 };
 
 }  // namespace h3co
