@@ -584,20 +584,36 @@ TEST_CASE("hostile: requests reset before their HEADERS give their stream credit
     const auto port = server.listen("127.0.0.1", 0).port();
 
     std::vector<int> statuses;
+    int synced = 0;
     test::run(io, [&]() -> asio::awaitable<void> {
         auto [ec, conn] = co_await connect_to(port);
         REQUIRE(!ec);
         for (int i = 0; i < 8; ++i) {  // twice max_concurrent_streams
             auto s = co_await conn.open_request_stream();
             co_await h3co::testing::start_raw(s);
-            if (i % 2) co_await s.write(asio::buffer("\x01", 1));  // half of them with one byte of a frame
+            if (i % 2 == 0) {
+                // One byte of a HEADERS frame (its type), which the server has before the reset: a
+                // full request on another stream answered means it read what came before.
+                co_await s.write(asio::buffer("\x01", 1));
+                auto [sync_ec, status] = co_await get(conn, port, "/hello");
+                synced += !sync_ec && status == 200;
+            }  // else: reset before anything was sent (RESET_STREAM opens the stream)
             s.reset();
         }
-        for (int i = 0; i < 4; ++i) {
-            auto [get_ec, status] = co_await get(conn, port, "/hello");
-            statuses.push_back(get_ec ? -1 : status);
-        }
+        // Every slot is free again: max_concurrent_streams requests at once.
+        std::vector<std::pair<std::error_code, int>> results(4);
+        int done = 0;
+        for (std::size_t i = 0; i < 4; ++i)
+            asio::co_spawn(co_await asio::this_coro::executor,
+                           [&, i]() -> asio::awaitable<void> {
+                               results[i] = co_await get(conn, port, "/hello");
+                               ++done;
+                           },
+                           asio::detached);
+        for (int i = 0; i < 500 && done < 4; ++i) co_await h3co::sleep_for(10ms);
+        for (auto& [get_ec, status] : results) statuses.push_back(get_ec ? -1 : status);
     }(), 15s);
+    CHECK(synced == 4);
     CHECK(statuses == std::vector<int>(4, 200));
     test::settle(io);
 }
