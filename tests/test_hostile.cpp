@@ -195,7 +195,7 @@ TEST_CASE("hostile: address_validation::always makes the h3co client answer a Re
     test::settle(io);
 }
 
-TEST_CASE("hostile: a forged Retry token is refused with INVALID_TOKEN; stale or foreign NEW_TOKEN tokens only cost a Retry", "[hostile][retry]") {
+TEST_CASE("hostile: a forged Retry token is refused with INVALID_TOKEN, while stale or foreign NEW_TOKEN tokens only cost a Retry", "[hostile][retry]") {
     asio::io_context io;
     h3co::server_options limits;
     limits.address_validation = h3co::address_validation::always;

@@ -109,8 +109,8 @@ struct server_stats {
     std::uint64_t stale_address_tokens = 0;  ///< NEW_TOKEN tokens that did not verify (ignored)
     std::uint64_t connections_refused = 0;   ///< CONNECTION_REFUSED: max_connections or per-address limit
     std::uint64_t handshakes_dropped = 0;    ///< Initials dropped at max_handshakes
-    std::uint64_t stateless_resets_sent = 0;
-    std::uint64_t version_negotiations_sent = 0;
+    std::uint64_t stateless_resets_sent = 0;      ///< to packets for connections the server does not know
+    std::uint64_t version_negotiations_sent = 0;  ///< to Initials of QUIC versions it does not speak
     std::uint64_t stateless_replies_limited = 0;  ///< replies not sent: stateless_replies_per_second
     std::uint64_t requests_refused = 0;  ///< requests refused at max_running_handlers
     std::uint64_t request_timeouts = 0;  ///< requests reset by header_timeout or body_idle_timeout

@@ -67,6 +67,9 @@ public:
     std::size_t open_stream_count() const noexcept { return streams_.size(); }
     /// The connection's numbers now: RTT, congestion window, bytes, losses, windows.
     H3CO_DECL connection_stats stats() const;
+    /// How long after the connection ended its peer may still send to it (RFC 9000 §10.2: three
+    /// PTOs), in nanoseconds: packets then are no sign of a lost connection.
+    H3CO_DECL std::uint64_t closing_period() const noexcept;
 
     /// The per-stream operations (read, write, finish, reset, ...).
     stream_machine& streams() noexcept { return machine_; }

@@ -518,6 +518,11 @@ H3CO_DECL void session::submit_new_token(std::span<const std::uint8_t> token) {
     if (ngtcp2_conn_submit_new_token(native_->conn, token.data(), token.size()) == 0) wake_flush();
 }
 
+H3CO_DECL std::uint64_t session::closing_period() const noexcept {
+    if (!native_->conn) return 0;
+    return 3 * ngtcp2_conn_get_pto(native_->conn);
+}
+
 H3CO_DECL void session::keep_alive_update() {
     if (!native_->conn) return;
     const auto interval = options_.keep_alive.count() > 0 ? options_.keep_alive : options_.idle_timeout / 2;

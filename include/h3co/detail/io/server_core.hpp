@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -111,9 +112,16 @@ public:
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
     void unroute(const std::string& key) { sessions_.erase(key); }
     void forget(session_type& s) {
+        // Its peer may still send for a while (its packets crossed our CONNECTION_CLOSE, or it is
+        // closing itself): those are dropped, not answered with a stateless reset, which could
+        // overtake the CONNECTION_CLOSE that says why the connection ended.
+        const auto until = steady_now_ns() + s.closing_period();
         for (const auto& key : s.cids()) {
             auto it = sessions_.find(key);
-            if (it != sessions_.end() && it->second.get() == &s) sessions_.erase(it);
+            if (it != sessions_.end() && it->second.get() == &s) {
+                sessions_.erase(it);
+                if (ended_.emplace(key, until).second) ended_order_.emplace_back(until, key);
+            }
         }
         if (auto it = live_.find(&s); it != live_.end()) {
             if (!it->second.established) --handshakes_;
@@ -235,6 +243,14 @@ private:
             mark_touched(std::move(session));
             return;
         }
+        while (!ended_order_.empty() && ended_order_.front().first <= now) {  // their closing periods are over
+            if (auto it = ended_.find(ended_order_.front().second); it != ended_.end() && it->second <= now) ended_.erase(it);
+            ended_order_.pop_front();
+        }
+        if (ended_.contains(key_)) {  // a connection that just ended
+            ++dropped_;
+            return;
+        }
         // No connection has this ID: the endpoint decides, from the datagram and the load.
         std::string address = server_endpoint::address_key(d.from, d.from_len);
         endpoint_load load;
@@ -300,6 +316,9 @@ private:
     std::unordered_map<std::string, std::shared_ptr<session_type>> sessions_;
     std::unordered_map<session_type*, live_entry> live_;
     std::unordered_map<std::string, std::size_t> per_address_;  ///< connections per address_key
+    /// Connection IDs of connections that ended, until their closing periods end (see forget()).
+    std::unordered_map<std::string, std::uint64_t> ended_;
+    std::deque<std::pair<std::uint64_t, std::string>> ended_order_;  ///< the same, oldest first
     std::size_t handshakes_ = 0;                                ///< live_ entries not established
     std::size_t running_handlers_ = 0;
     std::uint64_t requests_refused_ = 0;
