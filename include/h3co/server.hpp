@@ -44,7 +44,8 @@ public:
                                                                 limits)),
           routes_(std::make_shared<detail::router<handler_type>>(&not_found)) {
         core_->set_dispatcher([routes = routes_, ex](std::shared_ptr<detail::server_session<Executor>> session,
-                                                     std::shared_ptr<detail::stream_state> st, std::shared_ptr<void> slot) {
+                                                     std::shared_ptr<detail::stream_state> st,
+                                                     std::shared_ptr<void> slot) {
             auto handler = routes->find(st->request.path);
             asio::co_spawn(ex, run_handler(std::move(session), std::move(st), std::move(handler), std::move(slot)),
                            asio::detached);

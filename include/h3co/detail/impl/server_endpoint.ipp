@@ -137,7 +137,8 @@ H3CO_DECL stateless_action server_endpoint::stateless_reset(const std::uint8_t* 
     std::array<std::uint8_t, max_stateless_reset> unpredictable;
     const std::size_t rand_len = out_len - NGTCP2_STATELESS_RESET_TOKENLEN;
     random_bytes(unpredictable.data(), rand_len);
-    const auto n = ngtcp2_pkt_write_stateless_reset(reply_.data(), out_len, token.data(), unpredictable.data(), rand_len);
+    const auto n =
+        ngtcp2_pkt_write_stateless_reset(reply_.data(), out_len, token.data(), unpredictable.data(), rand_len);
     if (n <= 0) return stateless_action::drop;
     reply_len_ = static_cast<std::size_t>(n);
     ++stats_.stateless_resets_sent;
@@ -194,9 +195,9 @@ H3CO_DECL stateless_action server_endpoint::admit(const std::uint8_t* data, std:
     // ---- limits ----------------------------------------------------------------------------
     const auto& o = options_;
     const bool address_full = o.max_connections_per_address != 0 && load.from_address >= o.max_connections_per_address;
+    const bool busy = (o.retry_threshold != 0 && load.handshakes >= o.retry_threshold) || address_full;
     const bool retry = !validated && (o.address_validation == address_validation::always ||
-                                      (o.address_validation == address_validation::when_busy &&
-                                       ((o.retry_threshold != 0 && load.handshakes >= o.retry_threshold) || address_full)));
+                                      (o.address_validation == address_validation::when_busy && busy));
     if (retry) {
         ngtcp2_cid retry_scid;
         retry_scid.datalen = server_cid_length;

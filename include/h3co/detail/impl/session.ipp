@@ -69,7 +69,8 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
     params.initial_max_streams_bidi = 0;  // HTTP/3 servers open no bidirectional streams
     // A token from an earlier connection to this server (NEW_TOKEN): no Retry round trip.
     const auto& token = options_.address_token;
-    if (!token.empty()) transport_config::set_token(settings, reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
+    if (!token.empty())
+        transport_config::set_token(settings, reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
     const auto callbacks = quic_callbacks::table(true);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
     n.tls->setup_client(host);
@@ -469,7 +470,8 @@ H3CO_DECL bool session::waiting_on_client(const stream_state& s) noexcept {
     // The handler reads and nothing is buffered: it waits for body bytes.
     const bool awaiting_body = s.recv == recv_state::body && s.read_op && s.recv_buf.empty() && s.read_filled == 0;
     // Response bytes (or the FIN) wait for the client's ACK or flow-control credit.
-    const bool sending = s.send == send_state::open || s.send == send_state::finishing || s.send == send_state::finished;
+    const bool sending =
+        s.send == send_state::open || s.send == send_state::finishing || s.send == send_state::finished;
     const bool awaiting_client = sending && (!s.send_buf.empty() || (s.send != send_state::open && !s.fin_acked()));
     return awaiting_body || awaiting_client;
 }

@@ -244,7 +244,8 @@ private:
             return;
         }
         while (!ended_order_.empty() && ended_order_.front().first <= now) {  // their closing periods are over
-            if (auto it = ended_.find(ended_order_.front().second); it != ended_.end() && it->second <= now) ended_.erase(it);
+            auto it = ended_.find(ended_order_.front().second);
+            if (it != ended_.end() && it->second <= now) ended_.erase(it);
             ended_order_.pop_front();
         }
         if (ended_.contains(key_)) {  // a connection that just ended
@@ -267,7 +268,8 @@ private:
         case stateless_action::accept:
             break;
         }
-        auto session = std::make_shared<session_type>(executor_, options_, limits_, tls_, this->weak_from_this(), listener);
+        auto session =
+            std::make_shared<session_type>(executor_, options_, limits_, tls_, this->weak_from_this(), listener);
         try {
             session->accept(path, {d.data, d.len}, endpoint_.secret(), endpoint_.admission(), now);
         } catch (const std::exception&) {
