@@ -543,6 +543,7 @@ h3co::server_options server_limits(const config& c) {
         limits.max_connections = 0;
         limits.max_connections_per_address = 0;
         limits.max_running_handlers = 0;
+        limits.max_running_handlers_per_address = 0;
         return limits;
     }
     if (c.validate == "busy") limits.address_validation = h3co::address_validation::when_busy;

@@ -573,6 +573,45 @@ TEST_CASE("hostile: beyond max_running_handlers a request is refused with H3_REQ
     test::settle(io);
 }
 
+TEST_CASE("hostile: one address cannot take every handler: max_running_handlers_per_address", "[hostile][limits]") {
+    asio::io_context io;
+    h3co::server_options limits;
+    limits.max_running_handlers = 0;
+    limits.max_running_handlers_per_address = 1;
+    h3co::server server(test::executor(io), test::server_identity(), {}, limits);
+    bool release = false;
+    server.handle("/wait", [&](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        for (int i = 0; i < 1000 && !release; ++i) co_await h3co::sleep_for(5ms);
+        co_await res.send_header(200);
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+
+    std::pair<std::error_code, int> first, second, third;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto [ec1, c1] = co_await connect_to(port);
+        auto [ec2, c2] = co_await connect_to(port);  // another connection, the same address
+        REQUIRE(!ec1);
+        REQUIRE(!ec2);
+        bool first_done = false;
+        asio::co_spawn(co_await asio::this_coro::executor,
+                       [&]() -> asio::awaitable<void> {
+                           first = co_await get(c1, port, "/wait");
+                           first_done = true;
+                       },
+                       asio::detached);
+        for (int i = 0; i < 400 && server.stats().running_handlers < 1; ++i) co_await h3co::sleep_for(5ms);
+        second = co_await get(c2, port, "/wait");
+        release = true;
+        for (int i = 0; i < 400 && !first_done; ++i) co_await h3co::sleep_for(5ms);
+        third = co_await get(c2, port, "/wait");  // the handler ended: room again
+    }());
+    CHECK(first.second == 200);
+    CHECK(second.first == h3co::h3_error::request_rejected);
+    CHECK(third.second == 200);
+    CHECK(server.stats().requests_refused == 1);
+    test::settle(io);
+}
+
 // ---- stream credit and handlers that end at once ---------------------------------------------------
 
 TEST_CASE("hostile: requests reset before their HEADERS give their stream credit back", "[hostile][streams]") {

@@ -75,12 +75,17 @@ struct server_options {
     /// A request on which nothing moves for this long while the server waits for the client (its
     /// handler waits for body bytes that do not come, or response bytes wait for the client to
     /// acknowledge them or to grant flow-control credit) is reset with H3_REQUEST_CANCELLED; the
-    /// handler's pending operation fails with error::request_timeout.
-    std::chrono::milliseconds body_idle_timeout{std::chrono::seconds(30)};
+    /// handler's pending operation fails with error::request_timeout. Uploads that may pause
+    /// longer (a body typed as it goes) need a longer one, or 0.
+    std::chrono::milliseconds body_idle_timeout{std::chrono::seconds(60)};
     /// Handlers running at once, over all connections. A request beyond it is refused at once
     /// with H3_REQUEST_REJECTED (which tells the client it may safely retry), before its handler
     /// starts. connection_options::max_concurrent_streams bounds them per connection.
     std::size_t max_running_handlers = 1000;
+    /// Handlers running at once for clients from one source address (as for
+    /// max_connections_per_address), so that one host cannot take them all; beyond it the same
+    /// refusal.
+    std::size_t max_running_handlers_per_address = 100;
 
     // ---- stateless replies -----------------------------------------------------------------
 
@@ -112,7 +117,7 @@ struct server_stats {
     std::uint64_t stateless_resets_sent = 0;      ///< to packets for connections the server does not know
     std::uint64_t version_negotiations_sent = 0;  ///< to Initials of QUIC versions it does not speak
     std::uint64_t stateless_replies_limited = 0;  ///< replies not sent: stateless_replies_per_second
-    std::uint64_t requests_refused = 0;  ///< requests refused at max_running_handlers
+    std::uint64_t requests_refused = 0;  ///< refused at max_running_handlers (or its per-address share)
     std::uint64_t request_timeouts = 0;  ///< requests reset by header_timeout or body_idle_timeout
     std::uint64_t dropped_datagrams = 0;  ///< garbage, or for no connection and not acceptable
 };

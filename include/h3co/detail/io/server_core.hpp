@@ -82,14 +82,26 @@ public:
     /// Starts the request's handler, or refuses the request when max_running_handlers run already.
     void start_handler(std::shared_ptr<session_type> session, std::shared_ptr<stream_state> st) {
         if (!dispatcher_) return;
-        if (limits_.max_running_handlers != 0 && running_handlers_ >= limits_.max_running_handlers) {
+        auto entry = live_.find(session.get());
+        std::string address = entry != live_.end() ? entry->second.address : std::string{};
+        std::size_t& from_address = handlers_per_address_[address];
+        const auto& l = limits_;
+        if ((l.max_running_handlers != 0 && running_handlers_ >= l.max_running_handlers) ||
+            (l.max_running_handlers_per_address != 0 && from_address >= l.max_running_handlers_per_address)) {
+            if (from_address == 0) handlers_per_address_.erase(address);
             ++requests_refused_;
             return session->refuse_request(*st);
         }
         ++running_handlers_;
+        ++from_address;
         // Released when the handler's coroutine ends, however it ends.
-        std::shared_ptr<void> slot(nullptr, [weak = this->weak_from_this()](void*) {
-            if (auto self = weak.lock()) --self->running_handlers_;
+        std::shared_ptr<void> slot(nullptr, [weak = this->weak_from_this(), address = std::move(address)](void*) {
+            auto self = weak.lock();
+            if (!self) return;
+            --self->running_handlers_;
+            if (auto it = self->handlers_per_address_.find(address); it != self->handlers_per_address_.end() &&
+                                                                        --it->second == 0)
+                self->handlers_per_address_.erase(it);
         });
         dispatcher_(std::move(session), std::move(st), std::move(slot));
     }
@@ -323,6 +335,7 @@ private:
     std::deque<std::pair<std::uint64_t, std::string>> ended_order_;  ///< the same, oldest first
     std::size_t handshakes_ = 0;                                ///< live_ entries not established
     std::size_t running_handlers_ = 0;
+    std::unordered_map<std::string, std::size_t> handlers_per_address_;  ///< running, per address_key
     std::uint64_t requests_refused_ = 0;
     std::uint64_t request_timeouts_ = 0;
     request_dispatcher<Executor> dispatcher_;
