@@ -59,7 +59,8 @@ public:
         std::vector<std::vector<std::uint8_t>> out;
         for (int i = 0; i < count; ++i) {
             out.push_back(forger.make(reinterpret_cast<const sockaddr*>(&local_), sizeof local_,
-                                      reinterpret_cast<const sockaddr*>(&to), sizeof to, h3co::detail::steady_now_ns()));
+                                      reinterpret_cast<const sockaddr*>(&to), sizeof to,
+                                      h3co::detail::steady_now_ns()));
             REQUIRE(out.back().size() >= 1200);
         }
         return out;
@@ -117,7 +118,7 @@ struct heap_usage {
 TEST_CASE("flood: half-open handshakes cost little memory, end at the handshake timeout, and a second flood reuses it", "[hostile][flood]") {
     asio::io_context io;
     h3co::connection_options options;
-    options.handshake_timeout = 1s;
+    options.handshake_timeout = 3s;  // the floods take well under that, unless the machine is very busy
     h3co::server_options limits;  // every forged Initial gets its half-open connection
     limits.address_validation = h3co::address_validation::never;
     limits.max_handshakes = 0;
@@ -127,7 +128,7 @@ TEST_CASE("flood: half-open handshakes cost little memory, end at the handshake 
     const auto port = server.listen("127.0.0.1", 0).port();
     bench::initial_forger forger;
     forger_socket socket;
-    constexpr int count = 1000;
+    constexpr int count = 600;
 
     const auto warm_up = socket.forge(forger, port, 50);
     const auto first_flood = socket.forge(forger, port, count);
@@ -139,22 +140,30 @@ TEST_CASE("flood: half-open handshakes cost little memory, end at the handshake 
     const long before = test::rss_kib();
     const heap_usage heap_before = heap_usage::now();
     REQUIRE(flood(io, server, socket, port, first_flood));
-    CHECK(server.stats().handshakes == static_cast<std::size_t>(count));
+    // All of them, unless the first ones already timed out (the sizes below are per one alive).
+    const std::size_t half_open_first = server.stats().handshakes;
+    REQUIRE(half_open_first > count / 2);
     const long peak_first = test::rss_kib();
     const heap_usage heap_first = heap_usage::now();
-    // Each ends at the handshake timeout (1 s), and everything it held is freed.
+    // Each ends at the handshake timeout, and everything it held is freed.
     REQUIRE(run_until(io, [&] { return server.connection_count() == 0; }, 10s));
     CHECK(server.stats().handshakes == 0);
     const heap_usage heap_drained = heap_usage::now();
 
     REQUIRE(flood(io, server, socket, port, second_flood));
+    const std::size_t half_open_second = server.stats().handshakes;
     const long peak_second = test::rss_kib();
     const heap_usage heap_second = heap_usage::now();
     REQUIRE(run_until(io, [&] { return server.connection_count() == 0; }, 10s));
     CHECK(server.stats().connections_accepted == static_cast<std::uint64_t>(50 + 2 * count));
 
-    const double rss_per_handshake = static_cast<double>(peak_first - before) / count;
-    const double heap_per_handshake = static_cast<double>(heap_first.in_use - heap_before.in_use) / 1024.0 / count;
+    const double rss_per_handshake = static_cast<double>(peak_first - before) / static_cast<double>(half_open_first);
+    const double heap_per_handshake =
+        static_cast<double>(heap_first.in_use - heap_before.in_use) / 1024.0 / static_cast<double>(half_open_first);
+    // Room for the second flood's extra half-open handshakes, if fewer of the first were alive at once.
+    const std::size_t more_second = half_open_second > half_open_first ? half_open_second - half_open_first : 0;
+    const auto extra = static_cast<std::size_t>(1.25 * heap_per_handshake * 1024 * static_cast<double>(more_second));
+    UNSCOPED_INFO("half-open at the end of each flood: " << half_open_first << ", " << half_open_second);
     UNSCOPED_INFO("per half-open handshake: " << rss_per_handshake << " KiB resident, " << heap_per_handshake
                   << " KiB of heap; RSS " << before << " -> " << peak_first << " -> " << peak_second
                   << " KiB; heap in use after the timeouts " << heap_drained.in_use / 1024 << " KiB (before "
@@ -168,8 +177,9 @@ TEST_CASE("flood: half-open handshakes cost little memory, end at the handshake 
         CHECK(heap_drained.in_use <= heap_before.in_use + 1024 * 1024);
         // ...and the second flood reuses it: the heap does not grow, so neither can what of it is
         // resident (the second flood touches pages of it that the first left untouched).
-        CHECK(heap_second.size <= heap_first.size + 1024 * 1024);
-        CHECK(peak_second - before <= static_cast<long>((heap_first.size - heap_before.size) / 1024) + 4 * 1024);
+        CHECK(heap_second.size <= heap_first.size + extra + 1024 * 1024);
+        const auto heap_growth_kib = static_cast<long>((heap_first.size - heap_before.size + extra) / 1024);
+        CHECK(peak_second - before <= heap_growth_kib + 4 * 1024);
     }
 }
 
