@@ -123,6 +123,13 @@ public:
 
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
     void unroute(const std::string& key) { sessions_.erase(key); }
+    /// A connection ID its connection no longer uses: late packets to it (sent before the peer
+    /// retired it) are dropped for `period` nanoseconds, not answered with a stateless reset.
+    void retire(const std::string& key, std::uint64_t period) {
+        sessions_.erase(key);
+        const auto until = steady_now_ns() + period;
+        if (ended_.emplace(key, until).second) ended_order_.emplace_back(until, key);
+    }
     void forget(session_type& s) {
         // Its peer may still send for a while (its packets crossed our CONNECTION_CLOSE, or it is
         // closing itself): those are dropped, not answered with a stateless reset, which could

@@ -145,7 +145,7 @@ protected:
             if (core) core->route(key, self_ptr());
         } else {
             cids_.erase(key);
-            if (core) core->unroute(key);
+            if (core) core->retire(key, this->closing_period());
         }
     }
 
