@@ -47,11 +47,14 @@ struct server_admission {
 
 class server_endpoint {
 public:
-    H3CO_DECL explicit server_endpoint(const server_options& options);
+    H3CO_DECL explicit server_endpoint(const server_options& options = {});
 
     /// The destination connection ID of a QUIC packet, as a routing key in `key`. False for
     /// garbage. Unknown versions have a key too: on_unknown() answers them.
     H3CO_DECL static bool destination_id(const std::uint8_t* data, std::size_t len, std::string& key);
+    /// True for a client Initial that may start a connection, as far as its header tells
+    /// (on_unknown() decides, with the limits and the token).
+    H3CO_DECL static bool acceptable_initial(const std::uint8_t* data, std::size_t len);
     /// What per-address limits count `from` by: the IPv4 address (also when IPv4-mapped), or the
     /// /64 prefix of an IPv6 address.
     H3CO_DECL static std::string address_key(const sockaddr* from, socklen_t from_len);

@@ -124,6 +124,11 @@ protected:
     H3CO_DECL void start_server(const network_path& path, std::span<const std::uint8_t> initial,
                                 std::span<const std::uint8_t> scid, std::span<const std::uint8_t> secret,
                                 const server_admission& admission, std::uint64_t now);
+    /// start_server() for a client whose address no token validated.
+    void start_server(const network_path& path, std::span<const std::uint8_t> initial,
+                      std::span<const std::uint8_t> scid, std::span<const std::uint8_t> secret, std::uint64_t now) {
+        start_server(path, initial, scid, secret, server_admission{}, now);
+    }
 
     // ---- server limits (issue 13): request timeouts, NEW_TOKEN --------------------------------
     /// Server: reset request streams whose HEADERS take longer than `header` nanoseconds, or on which

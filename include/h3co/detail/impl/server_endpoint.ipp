@@ -55,6 +55,11 @@ H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::si
     return true;
 }
 
+H3CO_DECL bool server_endpoint::acceptable_initial(const std::uint8_t* data, std::size_t len) {
+    ngtcp2_pkt_hd hd;
+    return len > 0 && ngtcp2_accept(&hd, data, len) == 0;
+}
+
 H3CO_DECL std::string server_endpoint::address_key(const sockaddr* from, socklen_t from_len) {
     if (from->sa_family == AF_INET && from_len >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
         const auto& a = reinterpret_cast<const sockaddr_in*>(from)->sin_addr;
