@@ -5,6 +5,7 @@
 //   h3co_bench compare [flags]           h3co and gtls clients x servers, upload and download
 //   h3co_bench link --link-target H:P    the link emulator alone, in the foreground
 //   h3co_bench link-selftest [flags]     UDP through the link emulator: delivered rate, delay, drops
+//   h3co_bench flood [flags]             forged client Initials against the server's limits (issue 13)
 //
 // With any --link-* flag, every client talks to its server through the link emulator
 // (link_emulator.hpp), which runs as a third child process (this program with --role link).
@@ -14,6 +15,7 @@
 // its numbers (getrusage(RUSAGE_SELF)) as one line of JSON on stdout. `--help` lists the flags.
 #include <h3co/h3co.hpp>
 
+#include "initial_forger.hpp"
 #include "link_emulator.hpp"
 #include "link_selftest.hpp"
 #include "process.hpp"
@@ -35,6 +37,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -87,6 +90,12 @@ struct config {
     double selftest_seconds = 2;   // link-selftest: seconds of sending per phase
     std::size_t datagram = 1200;   // link-selftest: datagram size
     std::string offer;             // link-selftest: one offered rate instead of 90 % and 110 % of the link's
+    // flood mode (--flood*, --sources, --validate): forged Initials against the server's limits
+    int flood_count = 20000;   // distinct forged Initials
+    double flood_rate = 0;     // Initials per second; 0: as fast as one core sends them
+    int flood_sources = 256;   // source addresses (127.1.x.y) they come from
+    std::string validate = "default";  // server_options::address_validation: default busy always never
+    bool bytes_given = false;
 
     h3co::connection_options options() const {
         h3co::connection_options o;
@@ -128,7 +137,9 @@ struct config {
                 "--sendmmsg",   std::to_string(sendmmsg), "--recvmmsg", std::to_string(recvmmsg),
                 "--max-stream-window", std::to_string(max_stream_window), "--max-conn-window", std::to_string(max_conn_window),
                 "--max-send-buffer", std::to_string(max_send_buffer), "--max-conn-send-buffer", std::to_string(max_conn_send_buffer),
-                "--cc", cc.empty() ? "default" : cc};
+                "--cc", cc.empty() ? "default" : cc,
+                "--flood",      std::to_string(flood_count), "--flood-rate", std::to_string(flood_rate),
+                "--sources",    std::to_string(flood_sources), "--validate", validate};
     }
 };
 
@@ -161,6 +172,12 @@ modes:
                pairs alternated; medians and h3co/gtls ratios
   link         the link emulator alone: forwards from 127.0.0.1:--port (0: any; printed) to
                --link-target HOST:PORT (loopback) until SIGINT/SIGTERM or --timeout
+  flood        --flood forged client Initials (real ClientHellos under fresh connection IDs, never
+               answered) from --sources addresses, as fast as one core sends them (or at
+               --flood-rate), against a server with the library's default limits, while a real
+               client keeps making handshakes and uploads --bytes (default 16 MiB here): server
+               memory per forged Initial, half-open handshakes, Retry packets, legitimate
+               handshakes/s before and during the flood
   link-selftest  UDP datagrams through the emulator at 90 % and 110 % of --link-rate (or at --offer):
                delivered rate, one-way delay p50/p99, drops, the emulator's lateness and CPU
 flags:
@@ -200,6 +217,10 @@ flags:
   --gtlsserver PATH / --gtlsclient PATH   the ngtcp2 example peers
   --tmpdir DIR       compare: where the upload file for gtlsclient goes (default: $TMPDIR or /tmp)
 link emulator (any of these: every pair runs through it; each direction gets the same settings):
+  --flood N          flood: forged Initials, all distinct (default 20000)
+  --flood-rate R     flood: Initials per second (default 0: as fast as one core sends)
+  --sources N        flood: source addresses 127.1.x.y the Initials come from (default 256)
+  --validate V       flood: server_options::address_validation busy|always|never (default: the library's)
   --link-rtt D       round-trip propagation delay, half each way (default 0), e.g. 50ms
   --link-rate R      bottleneck rate each way, e.g. 500kbit, 100mbit, 1gbit (default 0: none)
   --link-queue Q     bottleneck queue limit: 1bdp (default; rate x RTT, at least 64 KiB), 0.5bdp,
@@ -237,7 +258,7 @@ config parse_args(int argc, char** argv) {
             std::exit(0);
         } else if (a == "--role") c.role = value();
         else if (a == "--mode") c.mode = value();
-        else if (a == "--bytes") c.bytes = parse_size(value());
+        else if (a == "--bytes") { c.bytes = parse_size(value()); c.bytes_given = true; }
         else if (a == "--write-size") c.write_size = parse_size(value());
         else if (a == "--body") c.body = value();
         else if (a == "--streams") c.streams = std::stoi(value());
@@ -277,6 +298,10 @@ config parse_args(int argc, char** argv) {
         else if (a == "--seconds") c.selftest_seconds = std::stod(value());
         else if (a == "--datagram") c.datagram = parse_size(value());
         else if (a == "--offer") c.offer = value();
+        else if (a == "--flood") c.flood_count = std::stoi(value());
+        else if (a == "--flood-rate") c.flood_rate = std::stod(value());
+        else if (a == "--sources") c.flood_sources = std::stoi(value());
+        else if (a == "--validate") c.validate = value();
         else if (a.rfind("--link-", 0) == 0) {
             const std::string v = value();
             if (!c.link.set(a, v)) throw std::invalid_argument("unknown flag " + a);
@@ -284,6 +309,9 @@ config parse_args(int argc, char** argv) {
         else throw std::invalid_argument("unknown flag " + a);
     }
     if (c.mode == "compare" && !runs_given) c.runs = 3;
+    if (c.flood_count < 1 || c.flood_rate < 0 || c.flood_sources < 1 || c.flood_sources > 250 * 250 ||
+        (c.validate != "default" && c.validate != "busy" && c.validate != "always" && c.validate != "never"))
+        throw std::invalid_argument("bad --flood, --flood-rate, --sources or --validate");
     if (c.chunk_size < 8) throw std::invalid_argument("--chunk-size must be >= 8");
     (void)c.link.resolve();  // a bad --link-* value fails here, not in a child
     if (c.selftest_seconds <= 0 || c.selftest_seconds > 600 || c.datagram < 16 || c.datagram > 65000)
@@ -543,12 +571,86 @@ asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
     co_await res.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Flood mode, server side: the library's default limits (what a user who copies an example gets),
+// and what they did.
+
+/// The flood runs against the library's defaults (--validate overrides the address validation).
+/// The throughput workloads get no connection or handler caps: all their clients come from
+/// 127.0.0.1, and what they measure is speed.
+h3co::server_options server_limits(const config& c) {
+    h3co::server_options limits;
+    if (c.mode != "flood") {
+        limits.max_connections = 0;
+        limits.max_connections_per_address = 0;
+        limits.max_running_handlers = 0;
+        limits.max_running_handlers_per_address = 0;
+        return limits;
+    }
+    if (c.validate == "busy") limits.address_validation = h3co::address_validation::when_busy;
+    if (c.validate == "always") limits.address_validation = h3co::address_validation::always;
+    if (c.validate == "never") limits.address_validation = h3co::address_validation::never;
+    return limits;
+}
+
+long status_kib(const char* key) {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    const std::string prefix = std::string(key) + ":";
+    while (std::getline(status, line))
+        if (line.rfind(prefix, 0) == 0) return std::strtol(line.c_str() + prefix.size(), nullptr, 10);
+    return -1;
+}
+
+/// Samples the server's load every 10 ms during a flood (half-open handshakes and connections at
+/// most); reports them with its counters and its resident memory at the start and at the end.
+class flood_server_probe {
+public:
+    flood_server_probe(asio::io_context& io, h3co::server& server, bool on)
+        : server_(server), timer_(io), on_(on), rss_start_(status_kib("VmRSS")) {
+        if (on_) sample();
+    }
+
+    void report(json_record& r) const {
+        if (!on_) return;
+        const auto st = server_.stats();
+        r.set("rss_start_kib", static_cast<double>(rss_start_));
+        r.set("rss_end_kib", static_cast<double>(status_kib("VmRSS")));
+        r.set("handshakes_max", static_cast<double>(handshakes_max_));
+        r.set("connections_max", static_cast<double>(connections_max_));
+        r.set("connections_accepted", static_cast<double>(st.connections_accepted));
+        r.set("retries_sent", static_cast<double>(st.retries_sent));
+        r.set("retry_tokens_accepted", static_cast<double>(st.retry_tokens_accepted));
+        r.set("handshakes_dropped", static_cast<double>(st.handshakes_dropped));
+        r.set("connections_refused", static_cast<double>(st.connections_refused));
+        r.set("stateless_replies_limited", static_cast<double>(st.stateless_replies_limited));
+        r.set("dropped_datagrams", static_cast<double>(st.dropped_datagrams));
+    }
+
+private:
+    void sample() {
+        const auto st = server_.stats();
+        handshakes_max_ = std::max(handshakes_max_, st.handshakes);
+        connections_max_ = std::max(connections_max_, st.connections);
+        timer_.expires_after(10ms);
+        timer_.async_wait([this](std::error_code ec) {
+            if (!ec) sample();
+        });
+    }
+
+    h3co::server& server_;
+    asio::steady_timer timer_;
+    bool on_;
+    long rss_start_;
+    std::size_t handshakes_max_ = 0, connections_max_ = 0;
+};
+
 int run_server(const config& c) {
     g_server.chunk_size = c.chunk_size;
     g_server.write_size = c.write_size;
     asio::io_context io(1);
     const auto tls = h3co::server_tls::from_pem_files(c.cert_dir + "/server.pem", c.cert_dir + "/server.key");
-    h3co::server server(io.get_executor(), tls, c.options());
+    h3co::server server(io.get_executor(), tls, c.options(), server_limits(c));
     server.handle("/", [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> { return serve(req, res); });
     asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](std::error_code, int) {
@@ -556,6 +658,7 @@ int run_server(const config& c) {
         io.stop();
     });
     const auto endpoint = server.listen("127.0.0.1", c.port);
+    flood_server_probe probe(io, server, c.mode == "flood");
     std::printf("PORT %u\n", static_cast<unsigned>(endpoint.port()));
     std::fflush(stdout);
     // Bounded: a server left behind ends by itself.
@@ -573,6 +676,7 @@ int run_server(const config& c) {
     r.set("bytes_out", static_cast<double>(g_server.bytes_out));
     r.set("requests", static_cast<double>(g_server.requests));
     r.set("errors", static_cast<double>(g_server.errors));
+    probe.report(r);
     if (!g_server.latency_us.empty()) {
         r.set("lat_count", static_cast<double>(g_server.latency_us.size()));
         r.set("lat_p50_us", percentile(g_server.latency_us, 50));
@@ -812,6 +916,99 @@ asio::awaitable<void> client_handshakes(const config& c, client_result& r) {
     r.status = 200;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Flood mode, the legitimate client: handshakes (connect, close) one after another from the start;
+// SIGUSR1 says the flood starts (and starts an upload of --bytes), SIGUSR2 that it is over.
+
+struct flood_client_stats {
+    int before = 0, during = 0, failed = 0;
+    double before_s = 0, during_s = 0;
+    std::vector<double> during_ms;  ///< each handshake's time during the flood
+    bool upload_done = false, upload_ok = false;
+    double upload_s = NAN;
+    std::string upload_error;
+
+    void report(json_record& r) const {
+        r.set("handshakes_before", before);
+        r.set("handshakes_before_per_s", before_s > 0 ? before / before_s : NAN);
+        r.set("handshakes_during", during);
+        r.set("handshakes_during_per_s", during_s > 0 ? during / during_s : NAN);
+        r.set("handshake_during_p50_ms", percentile(during_ms, 50));
+        r.set("handshake_during_p99_ms", percentile(during_ms, 99));
+        r.set("handshakes_failed", failed);
+        r.set("upload_ok", upload_ok ? 1.0 : 0.0);
+        r.set("upload_s", upload_s);
+        if (!upload_error.empty()) r.set("upload_error", upload_error);
+    }
+};
+flood_client_stats g_flood_client;
+
+asio::awaitable<void> flood_upload(const config& c) {
+    auto& f = g_flood_client;
+    const auto start = clock_type::now();
+    try {
+        auto conn = co_await connect(c);
+        const int status = co_await post(c, conn, c.bytes);
+        f.upload_ok = status == 200;
+        if (!f.upload_ok) f.upload_error = "status " + std::to_string(status);
+    } catch (const std::exception& e) {
+        f.upload_error = e.what();
+    }
+    f.upload_s = bench::seconds_since(start);
+    f.upload_done = true;
+}
+
+asio::awaitable<void> client_flood(const config& c, client_result& r) {
+    auto& f = g_flood_client;
+    auto ex = co_await asio::this_coro::executor;
+    enum class phase { before, during, after } now = phase::before;
+    const auto start = clock_type::now();
+    auto flood_start = start, flood_end = start;
+    asio::signal_set signals(ex, SIGUSR1, SIGUSR2);
+    std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int sig) {
+        if (ec) return;
+        if (sig == SIGUSR1 && now == phase::before) {
+            now = phase::during;
+            flood_start = clock_type::now();
+            asio::co_spawn(ex, flood_upload(c), asio::detached);
+        } else if (sig == SIGUSR2 && now == phase::during) {
+            now = phase::after;
+            flood_end = clock_type::now();
+            return;
+        }
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+    const auto tls = client_tls(c);
+    const auto options = c.options();
+    const std::string host = "127.0.0.1";
+    const auto deadline = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(c.timeout_s * 0.9));
+    while (now != phase::after && clock_type::now() < deadline) {
+        const auto began = clock_type::now();
+        const bool in_flood = now == phase::during;
+        auto [ec, conn] = co_await h3co::connect(ex, host, c.port, tls, options, as_tuple);
+        if (ec) {
+            ++f.failed;
+            continue;
+        }
+        conn.close();
+        if (in_flood && now == phase::during) {
+            ++f.during;
+            f.during_ms.push_back(bench::seconds_since(began) * 1000);
+        } else if (!in_flood && now == phase::before) {
+            ++f.before;
+        }
+    }
+    signals.cancel();
+    f.before_s = std::chrono::duration<double>(flood_start - start).count();
+    f.during_s = std::chrono::duration<double>(flood_end - flood_start).count();
+    while (!f.upload_done && clock_type::now() < deadline) co_await h3co::sleep_for(10ms);
+    if (!f.upload_done) f.upload_error = "upload did not finish in time";
+    r.handshakes = f.before + f.during;
+    r.bytes = f.upload_ok ? c.bytes : 0;
+    r.status = f.upload_ok ? 200 : 0;
+}
+
 int run_client(const config& c) {
     asio::io_context io(1);
     client_result r;
@@ -825,6 +1022,7 @@ int run_client(const config& c) {
         else if (c.mode == "clients") co_await client_clients(c, r);
         else if (c.mode == "chunks") co_await client_chunks(c, r);
         else if (c.mode == "handshakes") co_await client_handshakes(c, r);
+        else if (c.mode == "flood") co_await client_flood(c, r);
         else throw std::invalid_argument("unknown mode " + c.mode);
     };
     asio::co_spawn(io, work(), [&](std::exception_ptr e) {
@@ -859,6 +1057,7 @@ int run_client(const config& c) {
         out.set("handshakes_per_s", r.transfer_s > 0 ? r.handshakes / r.transfer_s : NAN);
     }
     if (g_client_stats) add_connection_stats(out, *g_client_stats);
+    if (c.mode == "flood") g_flood_client.report(out);
     add_self_usage(out);
     std::printf("%s\n", out.dump().c_str());
     std::fflush(stdout);
@@ -1360,7 +1559,186 @@ int run_link_selftest(const config& c) {
     return ok ? 0 : 1;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Flood mode: the flooder (a child of its own: its CPU is the "one core" that sends), and the run.
+
+/// Forges --flood Initials from --sources sockets bound to 127.1.x.y (loopback: Linux routes all of
+/// 127/8 to lo), prints FORGED, then sends them all with sendmmsg, 64 at a time, as fast as it can
+/// or paced at --flood-rate. What comes back is never read.
+int run_flooder(const config& c) {
+    std::vector<int> fds;
+    std::vector<sockaddr_in> locals;
+    for (int k = 0; k < c.flood_sources; ++k) {
+        const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl((127u << 24) | (1u << 16) | (static_cast<unsigned>(k / 250) << 8) | (k % 250 + 1u));
+        socklen_t len = sizeof a;
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            throw std::runtime_error("flooder: cannot bind a source address in 127.1.0.0/16");
+        fds.push_back(fd);
+        locals.push_back(a);
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(c.port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    constexpr std::size_t batch = 64;  // consecutive Initials share a source socket, for sendmmsg
+    const auto source_of = [&](std::size_t i) { return (i / batch) % fds.size(); };
+
+    bench::initial_forger forger;
+    std::vector<std::vector<std::uint8_t>> initials;
+    initials.reserve(static_cast<std::size_t>(c.flood_count));
+    const auto forge_start = clock_type::now();
+    for (std::size_t i = 0; i < static_cast<std::size_t>(c.flood_count); ++i) {
+        const auto& from = locals[source_of(i)];
+        initials.push_back(forger.make(reinterpret_cast<const sockaddr*>(&from), sizeof from,
+                                       reinterpret_cast<const sockaddr*>(&to), sizeof to, now_ns()));
+    }
+    const double forge_s = bench::seconds_since(forge_start);
+    std::printf("FORGED %zu\n", initials.size());
+    std::fflush(stdout);
+
+    std::uint64_t sent = 0, errors = 0;
+    const auto send_start = clock_type::now();
+    std::array<mmsghdr, batch> msgs{};
+    std::array<iovec, batch> iov{};
+    for (std::size_t at = 0; at < initials.size();) {
+        const std::size_t n = std::min(batch, initials.size() - at);
+        for (std::size_t k = 0; k < n; ++k) {
+            iov[k] = {initials[at + k].data(), initials[at + k].size()};
+            msgs[k] = {};
+            msgs[k].msg_hdr.msg_name = &to;
+            msgs[k].msg_hdr.msg_namelen = sizeof to;
+            msgs[k].msg_hdr.msg_iov = &iov[k];
+            msgs[k].msg_hdr.msg_iovlen = 1;
+        }
+        if (c.flood_rate > 0) {  // paced: batch `at` leaves at at / rate seconds
+            const auto due = send_start + std::chrono::duration_cast<clock_type::duration>(
+                                              std::chrono::duration<double>(static_cast<double>(at) / c.flood_rate));
+            std::this_thread::sleep_until(due);
+        }
+        const int r = ::sendmmsg(fds[source_of(at)], msgs.data(), static_cast<unsigned>(n), 0);
+        if (r > 0) sent += static_cast<std::uint64_t>(r);
+        if (r < static_cast<int>(n)) ++errors;
+        at += n;  // what the kernel refused is lost, as on a real link
+    }
+    const double send_s = bench::seconds_since(send_start);
+    for (int fd : fds) ::close(fd);
+    json_record out;
+    out.set("role", "flooder");
+    out.set("forged", static_cast<double>(initials.size()));
+    out.set("forge_s", forge_s);
+    out.set("sent", static_cast<double>(sent));
+    out.set("send_errors", static_cast<double>(errors));
+    out.set("send_s", send_s);
+    out.set("send_rate", send_s > 0 ? static_cast<double>(sent) / send_s : NAN);
+    out.set("datagram_bytes", initials.empty() ? 0.0 : static_cast<double>(initials.front().size()));
+    add_self_usage(out);
+    std::printf("%s\n", out.dump().c_str());
+    std::fflush(stdout);
+    return 0;
+}
+
+/// The flood run: server, client (handshakes from the start), flooder; the client learns by signal
+/// when the flood starts (after the forging) and ends (one second after the last Initial left,
+/// for the server to work off its socket's backlog).
+int run_flood(config c) {
+    if (!c.bytes_given) c.bytes = 16 << 20;
+    if (!fs::exists(c.cert_dir + "/ca.pem")) {
+        std::cerr << "h3co_bench: no certificates in " << c.cert_dir << '\n';
+        return 2;
+    }
+    const auto limit = ms(c.timeout_s);
+    const auto flags = c.child_flags();
+    const auto spawn = [&](bench::child_process& p, const std::string& role) {
+        std::vector<std::string> argv{self_exe(), "--role", role, "--mode", "flood", "--port", std::to_string(c.port)};
+        argv.insert(argv.end(), flags.begin(), flags.end());
+        p.spawn(argv, true);
+    };
+    bench::child_process server, client, flooder;
+    spawn(server, "server");
+    std::string line;
+    if (!server.read_line(line, 10s) || line.rfind("PORT ", 0) != 0) {
+        std::cerr << "h3co_bench flood: the server did not start\n";
+        return 1;
+    }
+    c.port = static_cast<std::uint16_t>(std::stoi(line.substr(5)));
+    const auto drops_before = bench::udp_socket_drops({c.port}).front();
+    spawn(client, "client");
+    spawn(flooder, "flooder");
+    if (!flooder.read_line(line, limit) || line.rfind("FORGED", 0) != 0) {
+        std::cerr << "h3co_bench flood: the flooder did not forge its Initials\n";
+        return 1;
+    }
+    ::kill(client.pid(), SIGUSR1);
+    const bool flooded = flooder.wait(limit);
+    std::this_thread::sleep_for(1s);  // the server works off what its socket still holds
+    const auto kernel_drops = bench::udp_socket_drops({c.port}).front() - drops_before;
+    ::kill(client.pid(), SIGUSR2);
+    const bool client_done = client.wait(limit);
+    server.stop(5000ms);
+    const auto fj = json_record::parse(flooder.json_line());
+    const auto cj = json_record::parse(client.json_line());
+    const auto sj = json_record::parse(server.json_line());
+
+    json_record out;
+    out.set("kind", "flood");
+    out.set("validate", c.validate);
+    for (const char* k : {"forged", "sent", "send_s", "send_rate", "forge_s", "datagram_bytes"}) out.set(k, fj.num(k));
+    out.set("server_kernel_drops", static_cast<double>(kernel_drops));
+    for (const char* k : {"connections_accepted", "retries_sent", "retry_tokens_accepted", "handshakes_dropped",
+                          "connections_refused", "handshakes_max", "connections_max", "rss_start_kib", "rss_end_kib",
+                          "maxrss_kib", "cpu_s"})
+        out.set(std::string("server_") + k, sj.num(k));
+    const double growth_kib = sj.num("maxrss_kib") - sj.num("rss_start_kib");
+    const double seen = fj.num("sent") - static_cast<double>(kernel_drops);
+    out.set("server_rss_growth_kib", growth_kib);
+    out.set("server_bytes_per_forged_initial", growth_kib * 1024 / fj.num("sent"));
+    out.set("server_bytes_per_received_initial", seen > 0 ? growth_kib * 1024 / seen : NAN);
+    for (const char* k : {"handshakes_before", "handshakes_before_per_s", "handshakes_during", "handshakes_during_per_s",
+                          "handshake_during_p50_ms", "handshake_during_p99_ms", "handshakes_failed", "upload_ok", "upload_s"})
+        out.set(std::string("client_") + k, cj.num(k));
+    if (!cj.str("upload_error").empty()) out.set("client_upload_error", cj.str("upload_error"));
+    const bool ok = flooded && client_done && cj.num("upload_ok") == 1;
+    out.set("ok", ok ? 1.0 : 0.0);
+
+    if (c.format != "table") {
+        std::cout << out.dump() << '\n';
+        return ok ? 0 : 1;
+    }
+    const std::string policy = c.validate == "default" ? "library default (when_busy)" : c.validate;
+    std::printf("h3co_bench flood: %s forged Initials from %d addresses, %s; address validation: %s\n",
+                fmt(fj.num("forged"), 0).c_str(), c.flood_sources,
+                c.flood_rate > 0 ? (fmt(c.flood_rate, 0) + " per second").c_str() : "as fast as one core sends", policy.c_str());
+    std::printf("  flooder: forged in %s s; sent %s in %s s (%s Initials/s, %s bytes each)\n", fmt(fj.num("forge_s")).c_str(),
+                fmt(fj.num("sent"), 0).c_str(), fmt(fj.num("send_s"), 3).c_str(), fmt(fj.num("send_rate"), 0).c_str(),
+                fmt(fj.num("datagram_bytes"), 0).c_str());
+    std::printf("  server:  %s dropped by the kernel at its full socket; accepted %s connections (at most %s half-open at "
+                "once), sent %s Retry packets, dropped %s at max_handshakes, refused %s; CPU %s s\n",
+                fmt(static_cast<double>(kernel_drops), 0).c_str(), fmt(sj.num("connections_accepted"), 0).c_str(),
+                fmt(sj.num("handshakes_max"), 0).c_str(), fmt(sj.num("retries_sent"), 0).c_str(),
+                fmt(sj.num("handshakes_dropped"), 0).c_str(), fmt(sj.num("connections_refused"), 0).c_str(),
+                fmt(sj.num("cpu_s")).c_str());
+    std::printf("           RSS %s MiB at the start, peak %s MiB (growth %s MiB: %s bytes per forged Initial sent, %s per one "
+                "the server received), %s MiB at the end\n",
+                fmt(sj.num("rss_start_kib") / 1024, 1).c_str(), fmt(sj.num("maxrss_kib") / 1024, 1).c_str(),
+                fmt(growth_kib / 1024, 1).c_str(), fmt(out.num("server_bytes_per_forged_initial"), 0).c_str(),
+                fmt(out.num("server_bytes_per_received_initial"), 0).c_str(), fmt(sj.num("rss_end_kib") / 1024, 1).c_str());
+    std::printf("  client:  %s handshakes/s before the flood, %s during it (%s handshakes, p50 %s ms, p99 %s ms), %s failed; "
+                "upload of %s MiB during the flood: %s in %s s\n",
+                fmt(cj.num("handshakes_before_per_s"), 1).c_str(), fmt(cj.num("handshakes_during_per_s"), 1).c_str(),
+                fmt(cj.num("handshakes_during"), 0).c_str(), fmt(cj.num("handshake_during_p50_ms"), 1).c_str(),
+                fmt(cj.num("handshake_during_p99_ms"), 1).c_str(), fmt(cj.num("handshakes_failed"), 0).c_str(),
+                fmt(static_cast<double>(c.bytes) / (1 << 20), 0).c_str(), cj.num("upload_ok") == 1 ? "completed" : "FAILED",
+                fmt(cj.num("upload_s")).c_str());
+    if (!cj.str("upload_error").empty()) std::printf("           upload error: %s\n", cj.str("upload_error").c_str());
+    return ok ? 0 : 1;
+}
+
 int orchestrate(config c) {
+    if (c.mode == "flood") return run_flood(c);
     if (c.tmpdir.empty()) c.tmpdir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
     if (!fs::exists(c.cert_dir + "/ca.pem")) {
         std::cerr << "h3co_bench: no certificates in " << c.cert_dir << " (cmake/make-certs.sh DIR, then --cert-dir DIR)\n";
@@ -1500,6 +1878,7 @@ int main(int argc, char** argv) {
         if (c.role == "server") return run_server(c);
         if (c.role == "client") return run_client(c);
         if (c.role == "link" || (c.role.empty() && c.mode == "link")) return run_link(c);
+        if (c.role == "flooder") return run_flooder(c);
         if (!c.role.empty()) throw std::invalid_argument("unknown role " + c.role);
         if (c.mode == "link-selftest") return run_link_selftest(c);
         return orchestrate(c);

@@ -74,7 +74,10 @@ public:
 
     /// Closes every pooled connection.
     void close() {
-        for (auto& [key, session] : state_->pool) basic_connection<Executor>(session).close();
+        for (auto& [key, session] : state_->pool) {
+            state_->keep_token(key, *session);
+            basic_connection<Executor>(session).close();
+        }
         state_->pool.clear();
     }
 
@@ -86,6 +89,12 @@ private:
         std::shared_ptr<detail::tls_context> tls;
         connection_options options;
         std::map<std::string, std::shared_ptr<detail::client_session<Executor>>> pool;
+        /// Per authority: the server's last NEW_TOKEN token, sent when connecting to it again.
+        std::map<std::string, std::string> tokens;
+
+        void keep_token(const std::string& key, const detail::client_session<Executor>& session) {
+            if (!session.address_token().empty()) tokens[key] = session.address_token();
+        }
     };
 
     using session_result = std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>;
@@ -136,9 +145,12 @@ auto basic_client<Executor>::get_session(std::shared_ptr<shared> st, std::string
     const std::string key = parts->host + ":" + std::to_string(parts->port);
     if (auto it = st->pool.find(key); it != st->pool.end()) {
         if (!it->second->terminated() && !it->second->going_away()) co_return session_result{{}, it->second};
+        st->keep_token(key, *it->second);
         st->pool.erase(it);
     }
-    auto r = co_await detail::connect_attempts<Executor>(st->executor, parts->host, parts->port, st->tls, st->options);
+    auto options = st->options;
+    if (auto t = st->tokens.find(key); t != st->tokens.end()) options.address_token = t->second;
+    auto r = co_await detail::connect_attempts<Executor>(st->executor, parts->host, parts->port, st->tls, options);
     if (!r.first) st->pool[key] = r.second;
     co_return r;
 }

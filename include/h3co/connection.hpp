@@ -121,6 +121,11 @@ public:
     /// The server sent GOAWAY: finish what is open, open new requests elsewhere.
     bool going_away() const noexcept { return impl_ && impl_->going_away(); }
 
+    /// The token the server gave for a next connection from this address (NEW_TOKEN; empty if none
+    /// came): put it in connection_options::address_token to skip a Retry round trip next time.
+    /// Call it on the connection's executor.
+    std::string address_token() const { return impl_ ? impl_->address_token() : std::string{}; }
+
     /// The connection's numbers now: RTT, congestion window, bytes, losses, flow-control windows.
     /// Call it on the connection's executor; a connection that has ended reports its counters only.
     connection_stats stats() const { return impl_ ? impl_->stats() : connection_stats{}; }

@@ -38,6 +38,8 @@ enum class error {
     not_negotiated,      ///< the extension is off in connection_options, or the peer's SETTINGS did not offer it
     datagram_too_large,  ///< the datagram exceeds what the peer accepts or what a packet on the path carries
     datagram_truncated,  ///< the datagram was larger than the buffer: what fit was copied, the rest dropped
+    stateless_reset,          ///< the peer no longer knows the connection (a stateless reset: it restarted or lost it)
+    request_timeout,          ///< a server reset the request: server_options::header_timeout or body_idle_timeout
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -131,6 +133,8 @@ public:
             return "extension not negotiated: off in connection_options, or not offered in the peer's SETTINGS";
         case error::datagram_too_large: return "datagram larger than the peer accepts or a packet carries";
         case error::datagram_truncated: return "datagram larger than the buffer: truncated";
+        case error::stateless_reset: return "the peer no longer knows this connection (stateless reset)";
+        case error::request_timeout: return "request timed out: the client sent nothing for too long";
         }
         return "unknown h3co error " + std::to_string(value);
     }

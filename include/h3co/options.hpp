@@ -117,6 +117,11 @@ struct connection_options {
     /// Server: offer extended CONNECT (RFC 9220, SETTINGS_ENABLE_CONNECT_PROTOCOL), so that clients
     /// may send request::protocol; without it such a request is malformed (H3_MESSAGE_ERROR).
     bool extended_connect = false;
+    // ---- address validation, client side (server limits: server_options) ----
+    /// Client: a token the server gave an earlier connection (basic_connection::address_token()),
+    /// sent in the first Initial so that a server that validates addresses lets this connection
+    /// start without a Retry round trip. basic_client keeps and sends its servers' tokens itself.
+    std::string address_token;
 };
 
 }  // namespace h3co

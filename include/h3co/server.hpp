@@ -7,6 +7,7 @@
 #include <h3co/detail/router.hpp>
 #include <h3co/options.hpp>
 #include <h3co/response.hpp>
+#include <h3co/server_options.hpp>
 #include <h3co/server_request.hpp>
 #include <h3co/tls.hpp>
 
@@ -34,14 +35,20 @@ public:
     using handler_type = std::function<asio::awaitable<void, Executor>(request_type&, response_type&)>;
 
     /// A server with the identity `tls` (loaded here: throws std::runtime_error if a file cannot be
-    /// read or the key does not match) and the limits in `options`. Call handle() and listen() next.
-    basic_server(Executor ex, const server_tls& tls, const connection_options& options = {})
-        : core_(std::make_shared<detail::server_core<Executor>>(ex, detail::tls_context::make_server(tls), options)),
+    /// read or the key does not match), its connections tuned by `options`, and the server-wide
+    /// limits in `limits` (address validation, connection caps, request timeouts: see
+    /// server_options and docs/internet.md). Call handle() and listen() next.
+    basic_server(Executor ex, const server_tls& tls, const connection_options& options = {},
+                 const server_options& limits = {})
+        : core_(std::make_shared<detail::server_core<Executor>>(ex, detail::tls_context::make_server(tls), options,
+                                                                limits)),
           routes_(std::make_shared<detail::router<handler_type>>(&not_found)) {
         core_->set_dispatcher([routes = routes_, ex](std::shared_ptr<detail::server_session<Executor>> session,
-                                                     std::shared_ptr<detail::stream_state> st) {
+                                                     std::shared_ptr<detail::stream_state> st,
+                                                     std::shared_ptr<void> slot) {
             auto handler = routes->find(st->request.path);
-            asio::co_spawn(ex, run_handler(std::move(session), std::move(st), std::move(handler)), asio::detached);
+            asio::co_spawn(ex, run_handler(std::move(session), std::move(st), std::move(handler), std::move(slot)),
+                           asio::detached);
         });
     }
     basic_server(const basic_server&) = delete;
@@ -83,6 +90,9 @@ public:
     std::size_t connection_count() const noexcept { return core_->connection_count(); }
     /// Datagrams dropped as garbage or unroutable (a measure of bad input seen).
     std::uint64_t dropped_datagrams() const noexcept { return core_->dropped_datagrams(); }
+    /// What the server's limits did (Retry packets, refusals, timeouts, ...) and its load now.
+    /// Call it on the server's executor.
+    server_stats stats() const { return core_->stats(); }
 
 private:
     static asio::awaitable<void, Executor> not_found(request_type&, response_type& res) {
@@ -90,7 +100,8 @@ private:
     }
 
     static asio::awaitable<void, Executor> run_handler(std::shared_ptr<detail::server_session<Executor>> session,
-                                                       std::shared_ptr<detail::stream_state> st, handler_type handler) {
+                                                       std::shared_ptr<detail::stream_state> st, handler_type handler,
+                                                       std::shared_ptr<void> slot) {
         const auto ex = session->get_executor();
         request_type req(st, ex);
         response_type res(st, ex);
@@ -101,6 +112,7 @@ private:
             failed = true;  // the client sees 500 or a reset, never a silently cut body
         }
         session->run_after_handler(st, failed);
+        slot.reset();  // one handler fewer running (server_options::max_running_handlers)
     }
 
     std::shared_ptr<detail::server_core<Executor>> core_;

@@ -19,6 +19,7 @@
 #include <h3co/detail/network_path.hpp>
 #include <h3co/detail/pending_op.hpp>
 #include <h3co/detail/quic/outbox.hpp>
+#include <h3co/detail/server_endpoint.hpp>
 #include <h3co/detail/stream_machine.hpp>
 #include <h3co/detail/stream_state.hpp>
 #include <h3co/detail/tls_context.hpp>
@@ -69,6 +70,9 @@ public:
     std::size_t open_stream_count() const noexcept { return streams_.size(); }
     /// The connection's numbers now: RTT, congestion window, bytes, losses, windows.
     H3CO_DECL connection_stats stats() const;
+    /// How long after the connection ended its peer may still send to it (RFC 9000 §10.2: three
+    /// PTOs), in nanoseconds: packets then are no sign of a lost connection.
+    H3CO_DECL std::uint64_t closing_period() const noexcept;
 
     /// The per-stream operations (read, write, finish, reset, ...).
     stream_machine& streams() noexcept { return machine_; }
@@ -120,11 +124,28 @@ protected:
     /// Throws std::system_error when the libraries refuse.
     H3CO_DECL void start_client(const network_path& path, std::string_view host, std::uint64_t now);
     /// Server: accepts the connection whose first Initial packet is `initial`, from `path`; `scid`
-    /// is the connection ID we choose; `secret` derives stateless reset tokens. Throws
-    /// std::system_error when the libraries refuse.
+    /// is the connection ID we choose; `secret` derives stateless reset tokens; `admission` says
+    /// whether a token validated the client's address, and after a Retry which DCID it first used.
+    /// Throws std::system_error when the libraries refuse.
     H3CO_DECL void start_server(const network_path& path, std::span<const std::uint8_t> initial,
                                 std::span<const std::uint8_t> scid, std::span<const std::uint8_t> secret,
-                                std::uint64_t now);
+                                const server_admission& admission, std::uint64_t now);
+    /// start_server() for a client whose address no token validated.
+    void start_server(const network_path& path, std::span<const std::uint8_t> initial,
+                      std::span<const std::uint8_t> scid, std::span<const std::uint8_t> secret, std::uint64_t now) {
+        start_server(path, initial, scid, secret, server_admission{}, now);
+    }
+
+    // ---- server limits (issue 13): request timeouts, NEW_TOKEN --------------------------------
+    /// Server: reset request streams whose HEADERS take longer than `header` nanoseconds, or on which
+    /// nothing moves for `body_idle` nanoseconds while the server waits for the client (0: off).
+    /// Checked from on_timer(), through expiry(); set before start_server().
+    void set_request_timeouts(std::uint64_t header, std::uint64_t body_idle) noexcept {
+        header_timeout_ = header;
+        body_idle_timeout_ = body_idle;
+    }
+    /// Server: gives the client `token` (NEW_TOKEN) for its next connection.
+    H3CO_DECL void submit_new_token(std::span<const std::uint8_t> token);
 
     // ---- events: what the I/O layer must do; each only records or schedules ----------------------
     /// Asks for a flush soon, from outside any library callback.
@@ -137,6 +158,10 @@ protected:
     virtual void on_request(std::shared_ptr<stream_state>) {}
     /// Server: a connection ID to route datagrams by (`added`) or to forget.
     virtual void on_connection_id(std::span<const std::uint8_t>, bool /*added*/) {}
+    /// Client: the server gave a token (NEW_TOKEN) for the next connection to it.
+    virtual void on_new_token(std::span<const std::uint8_t>) {}
+    /// Server: a request was reset by a request timeout (set_request_timeouts).
+    virtual void on_request_timeout() {}
 
     /// Ends the connection for good: every stream and waiting operation fails with `ec`.
     H3CO_DECL void terminate(std::error_code ec);
@@ -185,6 +210,10 @@ private:
     /// nghttp3 error.
     H3CO_DECL bool stream_data_taken(stream_state* raw, std::int64_t stream_id, std::ptrdiff_t datalen, int fin,
                                      const void* vecs, std::ptrdiff_t veccnt);
+    /// Server: resets the requests past a request timeout and schedules the next check.
+    H3CO_DECL void check_request_timeouts(std::uint64_t now);
+    /// Server: the request's handler or response waits on the client (the body idle clock runs).
+    H3CO_DECL static bool waiting_on_client(const stream_state& s) noexcept;
 
     session_role role_;
     connection_options options_;
@@ -253,6 +282,11 @@ private:
     peer_settings_reader peer_settings_;
     std::vector<pending_op<std::error_code>> settings_waiters_;
     datagram_channels datagrams_{options_.datagram_receive_queue, options_.datagram_send_queue};
+    // ---- server limits (issue 13) ----
+    std::uint64_t header_timeout_ = 0;
+    std::uint64_t body_idle_timeout_ = 0;
+    std::uint64_t next_timeout_check_ = UINT64_MAX;  ///< when check_request_timeouts runs next
+    bool stateless_reset_ = false;  ///< the peer sent a stateless reset: it lost the connection
 };
 
 }  // namespace h3co::detail

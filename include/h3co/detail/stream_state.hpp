@@ -113,6 +113,10 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     pending_op<std::error_code, response_head> response_op;
     pending_op<std::error_code, response_head> interim_op;
 
+    // Server request timeouts (session::check_request_timeouts): when the request last moved.
+    std::uint64_t progress_mark = 0;  ///< body bytes received + acknowledged, ... at the last check
+    std::uint64_t progress_at = 0;    ///< session time it last moved (or stopped waiting on the client)
+
     bool response_ready() const noexcept { return response.status >= 200; }
     bool fully_closed() const noexcept {
         const bool send_done = send == send_state::finished || send == send_state::reset;

@@ -66,10 +66,13 @@ struct h3_callbacks {
     static int begin_headers(nghttp3_conn* h3, std::int64_t stream_id, void* user_data, void* sud) {
         auto& me = self(user_data);
         const bool server = me.role_ == session_role::server;
-        if (server && !sud) {
-            auto s = me.new_stream(stream_id);
-            nghttp3_conn_set_stream_user_data(h3, stream_id, s.get());
-            ngtcp2_conn_set_stream_user_data(me.native_->conn, stream_id, s.get());
+        if (server && !sud) {  // known since its first frame (quic_callbacks::stream_open)
+            auto* s = me.find_stream(stream_id);
+            if (!s) {
+                s = me.new_stream(stream_id).get();
+                ngtcp2_conn_set_stream_user_data(me.native_->conn, stream_id, s);
+            }
+            nghttp3_conn_set_stream_user_data(h3, stream_id, s);
             return 0;
         }
         if (auto* s = state_of(sud)) begin_received_headers(*s, server);

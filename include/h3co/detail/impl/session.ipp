@@ -72,6 +72,10 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
     transport_config::fill(options_, true, now, n, &quic_callbacks::qlog_write, settings, params);
     compat::set_qlog_odcid(settings, dcid);  // qlog names a connection by its original destination CID
     params.initial_max_streams_bidi = 0;  // HTTP/3 servers open no bidirectional streams
+    // A token from an earlier connection to this server (NEW_TOKEN): no Retry round trip.
+    const auto& token = options_.address_token;
+    if (!token.empty())
+        transport_config::set_token(settings, reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
     const auto callbacks = quic_callbacks::table(true);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
     n.tls->setup_client(host);
@@ -85,7 +89,7 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
 
 H3CO_DECL void session::start_server(const network_path& path, std::span<const std::uint8_t> initial,
                                      std::span<const std::uint8_t> scid_bytes, std::span<const std::uint8_t> secret,
-                                     std::uint64_t now) {
+                                     const server_admission& admission, std::uint64_t now) {
     auto& n = *native_;
     now_ = window_.epoch_start = now;
     ngtcp2_pkt_hd hd;
@@ -99,6 +103,16 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     compat::set_qlog_odcid(settings, hd.dcid);
     params.initial_max_streams_bidi = options_.max_concurrent_streams;
     compat::set_original_dcid(params, hd.dcid);
+    // A validated address (Retry or NEW_TOKEN token): ngtcp2 lifts the 3x amplification limit.
+    if (!admission.token.empty()) transport_config::set_token(settings, admission.token.data(), admission.token.size());
+    if (!admission.original_dcid.empty()) {  // after a Retry (RFC 9000 §7.3): both IDs, for the client to check
+        ngtcp2_cid odcid;
+        ngtcp2_cid_init(&odcid, admission.original_dcid.data(), admission.original_dcid.size());
+        compat::set_original_dcid(params, odcid);
+        params.retry_scid = hd.dcid;
+        params.retry_scid_present = 1;
+        compat::set_qlog_odcid(settings, odcid);
+    }
     params.stateless_reset_token_present = 1;
     session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(
                               params.stateless_reset_token, n.static_secret.data(), n.static_secret.size(), &scid),
@@ -160,7 +174,8 @@ H3CO_DECL void session::read_packet(const network_path& path, const std::uint8_t
     const int rv = ngtcp2_conn_read_pkt(n.conn, &p, &pi, data, len, now);
     if (rv == 0) return;
     switch (rv) {
-    case NGTCP2_ERR_DRAINING:  // the peer closed the connection
+    case NGTCP2_ERR_DRAINING:  // the peer closed the connection, or reset it (it lost its state)
+        if (stateless_reset_) return terminate(make_error_code(error::stateless_reset));
         return terminate(peer_close_error(n.conn, *n.tls, established_, close_reason_));
     case NGTCP2_ERR_DROP_CONN:
         return terminate(make_error_code(error::connection_closed));
@@ -182,6 +197,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
     if (terminated_) return;
     auto& n = *native_;
     now_ = now;
+    if (now >= next_timeout_check_) check_request_timeouts(now);
     const int rv = ngtcp2_conn_handle_expiry(n.conn, now);
     if (rv == 0) return;
     if (rv == NGTCP2_ERR_IDLE_CLOSE) return terminate(make_error_code(error::idle_timeout));
@@ -192,7 +208,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
 
 H3CO_DECL std::uint64_t session::expiry() const noexcept {
     if (terminated_ || !native_->conn) return std::numeric_limits<std::uint64_t>::max();
-    return ngtcp2_conn_get_expiry(native_->conn);
+    return std::min<std::uint64_t>(ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_);
 }
 
 // ---- packets out ----------------------------------------------------------------------------------
@@ -210,10 +226,17 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
     auto& n = *native_;
     now_ = now;
     const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(n.conn);
-    outbox_.reserve(round.max_packets, max_len);  // once: no allocation per packet
+    // Once: no allocation per packet. Before the handshake completes a few packets are all that
+    // may leave (anti-amplification), and a flood of forged Initials must not cost each half-open
+    // connection a whole batch buffer: the full one comes with the handshake.
+    outbox_.reserve(established_ ? round.max_packets : std::min<std::size_t>(round.max_packets, 4), max_len);
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
-    while (round.packets < round.max_packets && outbox_.has_room(max_len)) {
+    while (round.packets < round.max_packets) {
+        if (!outbox_.has_room(max_len)) {  // the small handshake buffer is full: send it, then go on
+            outbox_.end_run();
+            return true;
+        }
         if (datagrams_.has_outgoing()) {  // HTTP/3 datagrams go first (impl/session_extensions.ipp)
             ngtcp2_pkt_info dpi{};
             const auto nwrite = h3_extensions::write_datagram(*this, &ps.path, &dpi, outbox_.tail(), max_len, now);
@@ -471,6 +494,9 @@ H3CO_DECL std::shared_ptr<stream_state> session::new_stream(std::int64_t id) {
     auto s = std::make_shared<stream_state>(weak_from_this(), id, options_.stream_send_buffer,
                                             options_.stream_receive_window);
     s->window.epoch_start = now_;
+    s->progress_at = now_;  // a request's header timeout runs from here
+    if (role_ == session_role::server && (header_timeout_ || body_idle_timeout_) && next_timeout_check_ == UINT64_MAX)
+        next_timeout_check_ = now_;  // the first check computes the next one
     streams_.emplace(id, s);
     keep_alive_update();
     return s;
@@ -485,8 +511,67 @@ H3CO_DECL void session::stream_closed(stream_state& s, std::uint64_t app_error_c
     auto holder = std::move(it->second);  // may be the last reference: erase first, free after
     streams_.erase(it);
     keep_alive_update();
-    // The client may open one more request in its place: at most max_concurrent_streams at once.
-    if (role_ == session_role::server && !terminated_) ngtcp2_conn_extend_max_streams_bidi(native_->conn, 1);
+}
+
+// ---- server limits (issue 13) -----------------------------------------------------------------
+
+H3CO_DECL bool session::waiting_on_client(const stream_state& s) noexcept {
+    // The handler reads and nothing is buffered: it waits for body bytes.
+    const bool awaiting_body = s.recv == recv_state::body && s.read_op && s.recv_buf.empty() && s.read_filled == 0;
+    // Response bytes (or the FIN) wait for the client's ACK or flow-control credit.
+    const bool sending =
+        s.send == send_state::open || s.send == send_state::finishing || s.send == send_state::finished;
+    const bool awaiting_client = sending && (!s.send_buf.empty() || (s.send != send_state::open && !s.fin_acked()));
+    return awaiting_body || awaiting_client;
+}
+
+H3CO_DECL void session::check_request_timeouts(std::uint64_t now) {
+    next_timeout_check_ = UINT64_MAX;
+    if (role_ != session_role::server || terminated_ || streams_.empty()) return;
+    std::vector<std::shared_ptr<stream_state>> headers_late, body_idle;
+    for (const auto& [id, sp] : streams_) {
+        auto& s = *sp;
+        if (s.quic_closed) continue;
+        // Sampled progress: anything that moved since the last check restarts the clock.
+        const std::uint64_t mark = s.bytes_received + (s.bytes_sent - s.submitted) + (s.fin_acked() ? 1 : 0) +
+                                   static_cast<std::uint64_t>(s.recv);
+        if (mark != s.progress_mark) {
+            s.progress_mark = mark;
+            s.progress_at = now;
+        }
+        if (s.recv == recv_state::headers) {  // from the stream's first frame, however slowly headers trickle
+            if (header_timeout_ && now - s.progress_at >= header_timeout_) headers_late.push_back(sp);
+        } else if (!waiting_on_client(s)) {
+            s.progress_at = now;  // the clock only runs while the server waits on the client
+        } else if (body_idle_timeout_ && now - s.progress_at >= body_idle_timeout_) {
+            body_idle.push_back(sp);
+        }
+    }
+    const auto timed_out = make_error_code(error::request_timeout);
+    for (auto& sp : headers_late) {  // no handler has run: the client may safely retry
+        on_request_timeout();
+        machine_.reset(*sp, static_cast<std::uint64_t>(h3_error::request_rejected), timed_out);
+    }
+    for (auto& sp : body_idle) {
+        on_request_timeout();
+        machine_.reset(*sp, static_cast<std::uint64_t>(h3_error::request_cancelled), timed_out);
+    }
+    if (streams_.empty() || terminated_) return;
+    // Checks at an eighth of the shorter timeout: a request is reset within 1/8 past its limit.
+    std::uint64_t shortest = std::max(header_timeout_, body_idle_timeout_);
+    if (header_timeout_) shortest = std::min(shortest, header_timeout_);
+    if (body_idle_timeout_) shortest = std::min(shortest, body_idle_timeout_);
+    next_timeout_check_ = now + std::clamp<std::uint64_t>(shortest / 8, 10 * NGTCP2_MILLISECONDS, NGTCP2_SECONDS);
+}
+
+H3CO_DECL void session::submit_new_token(std::span<const std::uint8_t> token) {
+    if (terminated_ || token.empty() || role_ != session_role::server) return;
+    if (ngtcp2_conn_submit_new_token(native_->conn, token.data(), token.size()) == 0) wake_flush();
+}
+
+H3CO_DECL std::uint64_t session::closing_period() const noexcept {
+    if (!native_->conn) return 0;
+    return 3 * ngtcp2_conn_get_pto(native_->conn);
 }
 
 H3CO_DECL void session::keep_alive_update() {

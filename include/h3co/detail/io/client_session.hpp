@@ -63,6 +63,9 @@ public:
         this->close_now(app_error_code, reason);
     }
 
+    /// The last token the server gave for a next connection (NEW_TOKEN); empty if none came.
+    const std::string& address_token() const noexcept { return address_token_; }
+
 protected:
     std::size_t transmit(std::span<datagram_run> runs) override {
         if (!socket_.is_open()) return runs.size();
@@ -79,6 +82,10 @@ protected:
             self->waiting_writable_ = false;
             if (!ec) self->flush_now();
         });
+    }
+
+    void on_new_token(std::span<const std::uint8_t> token) override {
+        address_token_.assign(reinterpret_cast<const char*>(token.data()), token.size());
     }
 
     void on_established() override {
@@ -127,6 +134,7 @@ private:
     send_features send_features_;
     datagram_receiver receiver_;
     connect_op connect_op_;
+    std::string address_token_;
     bool waiting_writable_ = false;
 };
 

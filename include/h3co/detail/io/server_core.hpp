@@ -1,5 +1,6 @@
 // The server's engine room: listening sockets, routing datagrams to connections by connection ID,
-// accepting new connections, and starting a handler per request.
+// accepting new connections within the server's limits (what to do with a datagram for no
+// connection is server_endpoint's decision; this sends it), and starting a handler per request.
 #pragma once
 
 #include <h3co/detail/io/clock.hpp>
@@ -12,6 +13,8 @@
 #include <asio/ip/v6_only.hpp>
 
 #include <chrono>
+#include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,8 +24,18 @@
 namespace h3co::detail {
 
 /// Starts a handler for one request; given by the public server, which knows the handler types.
+/// `slot` is held while the handler runs (it counts towards server_options::max_running_handlers).
 template <class Executor>
-using request_dispatcher = std::function<void(std::shared_ptr<server_session<Executor>>, std::shared_ptr<stream_state>)>;
+using request_dispatcher = std::function<void(std::shared_ptr<server_session<Executor>>, std::shared_ptr<stream_state>,
+                                              std::shared_ptr<void> slot)>;
+
+/// System-clock nanoseconds: address validation tokens carry them, so that servers sharing a
+/// secret read each other's alike (steady clocks differ between machines and boots).
+inline std::uint64_t wall_now_ns() noexcept {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
 
 template <class Executor>
 class server_core : public std::enable_shared_from_this<server_core<Executor>> {
@@ -30,8 +43,14 @@ public:
     using session_type = server_session<Executor>;
     using listener_state = server_socket<Executor>;
 
-    server_core(Executor ex, std::shared_ptr<tls_context> tls, const connection_options& options)
-        : executor_(std::move(ex)), tls_(std::move(tls)), options_(options), grace_timer_(executor_) {}
+    server_core(Executor ex, std::shared_ptr<tls_context> tls, const connection_options& options,
+                const server_options& limits)
+        : executor_(std::move(ex)),
+          tls_(std::move(tls)),
+          options_(options),
+          limits_(limits),
+          endpoint_(limits),
+          grace_timer_(executor_) {}
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }
 
@@ -61,18 +80,75 @@ public:
         return out;
     }
 
+    /// Starts the request's handler, or refuses the request when max_running_handlers run already.
     void start_handler(std::shared_ptr<session_type> session, std::shared_ptr<stream_state> st) {
-        if (dispatcher_) dispatcher_(std::move(session), std::move(st));
+        if (!dispatcher_) return;
+        auto entry = live_.find(session.get());
+        std::string address = entry != live_.end() ? entry->second.address : std::string{};
+        std::size_t& from_address = handlers_per_address_[address];
+        const auto& l = limits_;
+        if ((l.max_running_handlers != 0 && running_handlers_ >= l.max_running_handlers) ||
+            (l.max_running_handlers_per_address != 0 && from_address >= l.max_running_handlers_per_address)) {
+            if (from_address == 0) handlers_per_address_.erase(address);
+            ++requests_refused_;
+            return session->refuse_request(*st);
+        }
+        ++running_handlers_;
+        ++from_address;
+        // Released when the handler's coroutine ends, however it ends.
+        std::shared_ptr<void> slot(nullptr, [weak = this->weak_from_this(), address = std::move(address)](void*) {
+            auto self = weak.lock();
+            if (!self) return;
+            --self->running_handlers_;
+            if (auto it = self->handlers_per_address_.find(address); it != self->handlers_per_address_.end() &&
+                                                                        --it->second == 0)
+                self->handlers_per_address_.erase(it);
+        });
+        dispatcher_(std::move(session), std::move(st), std::move(slot));
     }
+
+    /// The handshake of `s` completed: it no longer counts as half-open; the client gets a token
+    /// for its next connection.
+    void established(session_type& s) {
+        if (auto it = live_.find(&s); it != live_.end() && !it->second.established) {
+            it->second.established = true;
+            --handshakes_;
+        }
+        const auto& remote = s.path().remote;
+        const auto token = endpoint_.address_token(reinterpret_cast<const sockaddr*>(&remote), s.path().remote_len,
+                                                   wall_now_ns());
+        s.submit_address_token(token);
+    }
+
+    void request_timed_out() { ++request_timeouts_; }
 
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
     void unroute(const std::string& key) { sessions_.erase(key); }
+    /// A connection ID its connection no longer uses: late packets to it (sent before the peer
+    /// retired it) are dropped for `period` nanoseconds, not answered with a stateless reset.
+    void retire(const std::string& key, std::uint64_t period) {
+        sessions_.erase(key);
+        const auto until = steady_now_ns() + period;
+        if (ended_.emplace(key, until).second) ended_order_.emplace_back(until, key);
+    }
     void forget(session_type& s) {
+        // Its peer may still send for a while (its packets crossed our CONNECTION_CLOSE, or it is
+        // closing itself): those are dropped, not answered with a stateless reset, which could
+        // overtake the CONNECTION_CLOSE that says why the connection ended.
+        const auto until = steady_now_ns() + s.closing_period();
         for (const auto& key : s.cids()) {
             auto it = sessions_.find(key);
-            if (it != sessions_.end() && it->second.get() == &s) sessions_.erase(it);
+            if (it != sessions_.end() && it->second.get() == &s) {
+                sessions_.erase(it);
+                if (ended_.emplace(key, until).second) ended_order_.emplace_back(until, key);
+            }
         }
-        live_.erase(&s);
+        if (auto it = live_.find(&s); it != live_.end()) {
+            if (!it->second.established) --handshakes_;
+            if (auto a = per_address_.find(it->second.address); a != per_address_.end() && --a->second == 0)
+                per_address_.erase(a);
+            live_.erase(it);
+        }
         // After the connection's last packets (its CONNECTION_CLOSE, posted) have left.
         if (shutting_down_ && live_.empty())
             asio::post(executor_, [self = this->shared_from_this()] {
@@ -84,7 +160,7 @@ public:
     /// Connections still open after `grace` are closed (their streams fail with connection_closed).
     void shutdown(std::chrono::steady_clock::duration grace) {
         shutting_down_ = true;
-        for (auto& [ptr, s] : live_) s->goaway();
+        for (auto& [ptr, entry] : live_) entry.session->goaway();
         if (live_.empty()) return close_listeners();
         grace_timer_.expires_after(grace);
         grace_timer_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
@@ -97,12 +173,24 @@ public:
         shutting_down_ = true;
         grace_timer_.cancel();
         auto live = live_;
-        for (auto& [ptr, s] : live) s->close_connection(static_cast<std::uint64_t>(h3_error::no_error));
+        for (auto& [ptr, entry] : live) entry.session->close_connection(static_cast<std::uint64_t>(h3_error::no_error));
         close_listeners();
     }
 
     std::size_t connection_count() const noexcept { return live_.size(); }
     std::uint64_t dropped_datagrams() const noexcept { return dropped_; }
+
+    /// The endpoint's counters, with the connections' and handlers' own.
+    server_stats stats() const {
+        server_stats out = endpoint_.stats();
+        out.connections = live_.size();
+        out.handshakes = handshakes_;
+        out.running_handlers = running_handlers_;
+        out.requests_refused = requests_refused_;
+        out.request_timeouts = request_timeouts_;
+        out.dropped_datagrams = dropped_datagrams();
+        return out;
+    }
     const Executor& get_executor() const noexcept { return executor_; }
 
 private:
@@ -175,21 +263,57 @@ private:
             mark_touched(std::move(session));
             return;
         }
-        if (shutting_down_ || !server_endpoint::acceptable_initial(d.data, d.len)) {
+        while (!ended_order_.empty() && ended_order_.front().first <= now) {  // their closing periods are over
+            auto it = ended_.find(ended_order_.front().second);
+            if (it != ended_.end() && it->second <= now) ended_.erase(it);
+            ended_order_.pop_front();
+        }
+        if (ended_.contains(key_)) {  // a connection that just ended
             ++dropped_;
             return;
         }
-        auto session = std::make_shared<session_type>(executor_, options_, tls_, this->weak_from_this(), listener);
+        // No connection has this ID: the endpoint decides, from the datagram and the load.
+        std::string address = server_endpoint::address_key(d.from, d.from_len);
+        endpoint_load load;
+        load.handshakes = handshakes_;
+        load.connections = live_.size();
+        if (auto it = per_address_.find(address); it != per_address_.end()) load.from_address = it->second;
+        load.shutting_down = shutting_down_;
+        switch (endpoint_.on_unknown(d.data, d.len, d.from, d.from_len, load, now, wall_now_ns())) {
+        case stateless_action::drop:
+            ++dropped_;
+            return;
+        case stateless_action::reply:
+            return send_stateless(l, d);
+        case stateless_action::accept:
+            break;
+        }
+        auto session =
+            std::make_shared<session_type>(executor_, options_, limits_, tls_, this->weak_from_this(), listener);
         try {
-            session->accept(path, {d.data, d.len}, endpoint_.secret(), now);
+            session->accept(path, {d.data, d.len}, endpoint_.secret(), endpoint_.admission(), now);
         } catch (const std::exception&) {
             for (const auto& key : session->cids()) unroute(key);
             ++dropped_;
             return;
         }
-        live_[session.get()] = session;
+        ++handshakes_;
+        ++per_address_[address];
+        live_.emplace(session.get(), live_entry{session, std::move(address), false});
         session->deliver(path, d.data, d.len, d.ecn, now);
         mark_touched(std::move(session));
+    }
+
+    /// Sends the endpoint's stateless reply to where `d` came from, at once and only once: if the
+    /// socket is full it is dropped, as the datagram it answers could have been.
+    void send_stateless(listener_state& l, const received_datagram& d) {
+        const auto reply = endpoint_.reply();
+        datagram_run run;
+        run.data = reply.data();
+        run.len = run.segment = reply.size();
+        run.to_len = std::min<socklen_t>(d.from_len, sizeof run.to);
+        std::memcpy(&run.to, d.from, run.to_len);
+        if (l.socket.is_open()) send_runs(l.socket.native_handle(), false, &run, 1, 1, l.features);
     }
 
     void mark_touched(std::shared_ptr<session_type> session) {
@@ -198,13 +322,30 @@ private:
         touched_.push_back(std::move(session));
     }
 
+    /// A connection the server has, and what its limits count it as.
+    struct live_entry {
+        std::shared_ptr<session_type> session;
+        std::string address;       ///< server_endpoint::address_key of its peer at the start
+        bool established = false;  ///< else it counts as a handshake in progress
+    };
+
     Executor executor_;
     std::shared_ptr<tls_context> tls_;
     connection_options options_;
+    server_options limits_;
     server_endpoint endpoint_;
     std::vector<std::shared_ptr<listener_state>> listeners_;
     std::unordered_map<std::string, std::shared_ptr<session_type>> sessions_;
-    std::unordered_map<session_type*, std::shared_ptr<session_type>> live_;
+    std::unordered_map<session_type*, live_entry> live_;
+    std::unordered_map<std::string, std::size_t> per_address_;  ///< connections per address_key
+    /// Connection IDs of connections that ended, until their closing periods end (see forget()).
+    std::unordered_map<std::string, std::uint64_t> ended_;
+    std::deque<std::pair<std::uint64_t, std::string>> ended_order_;  ///< the same, oldest first
+    std::size_t handshakes_ = 0;                                ///< live_ entries not established
+    std::size_t running_handlers_ = 0;
+    std::unordered_map<std::string, std::size_t> handlers_per_address_;  ///< running, per address_key
+    std::uint64_t requests_refused_ = 0;
+    std::uint64_t request_timeouts_ = 0;
     request_dispatcher<Executor> dispatcher_;
     std::vector<std::shared_ptr<session_type>> touched_;  ///< delivered to in this receive batch
     std::string key_;  ///< reused: the routing key of the datagram at hand

@@ -5,8 +5,11 @@
 #include <h3co/detail/io/connection_driver.hpp>
 #include <h3co/detail/io/server_socket.hpp>
 
+#include <h3co/server_options.hpp>
+
 #include <asio/post.hpp>
 
+#include <chrono>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,17 +25,36 @@ class server_session final : public connection_driver<Executor> {
     using base = connection_driver<Executor>;
 
 public:
-    server_session(Executor ex, const connection_options& options, std::shared_ptr<tls_context> tls,
-                   std::weak_ptr<server_core<Executor>> core, std::shared_ptr<server_socket<Executor>> socket)
-        : base(ex, session_role::server, options, std::move(tls)), core_(std::move(core)), socket_(std::move(socket)) {}
+    server_session(Executor ex, const connection_options& options, const server_options& limits,
+                   std::shared_ptr<tls_context> tls, std::weak_ptr<server_core<Executor>> core,
+                   std::shared_ptr<server_socket<Executor>> socket)
+        : base(ex, session_role::server, options, std::move(tls)), core_(std::move(core)), socket_(std::move(socket)) {
+        const auto ns = [](std::chrono::milliseconds d) { return static_cast<std::uint64_t>(d.count()) * 1'000'000u; };
+        this->set_request_timeouts(ns(limits.header_timeout), ns(limits.body_idle_timeout));
+    }
 
-    /// Accepts the connection whose first Initial is `initial`, from `path`. Throws std::system_error
-    /// when the libraries refuse it.
+    /// Accepts the connection whose first Initial is `initial`, from `path`, as the server's
+    /// endpoint admitted it. Throws std::system_error when the libraries refuse it.
     void accept(const network_path& path, std::span<const std::uint8_t> initial, std::span<const std::uint8_t> secret,
-                std::uint64_t now) {
+                const server_admission& admission, std::uint64_t now) {
         std::array<std::uint8_t, server_cid_length> scid;
         random_bytes(scid.data(), scid.size());
-        this->start_server(path, initial, scid, secret, now);
+        path_ = path;
+        this->start_server(path, initial, scid, secret, admission, now);
+    }
+
+    /// Where the connection started (its client's address then).
+    const network_path& path() const noexcept { return path_; }
+
+    /// NEW_TOKEN with `token`, for the client's next connection (nothing when it is empty).
+    void submit_address_token(std::span<const std::uint8_t> token) { this->submit_new_token(token); }
+
+    /// Refuses a request before any handler ran: H3_REQUEST_REJECTED, which tells the client it may
+    /// retry it (server_options::max_running_handlers).
+    void refuse_request(stream_state& st) {
+        if (this->terminated()) return;
+        this->streams().reset(st, static_cast<std::uint64_t>(h3_error::request_rejected),
+                              make_error_code(error::connection_closed));
     }
 
     /// Feeds a datagram; the caller flushes once per receive batch (see server_core::receive).
@@ -106,6 +128,15 @@ protected:
         });
     }
 
+    /// Inside ngtcp2's handshake_completed callback: only counts and queues a NEW_TOKEN frame.
+    void on_established() override {
+        if (auto core = core_.lock()) core->established(*this);
+    }
+
+    void on_request_timeout() override {
+        if (auto core = core_.lock()) core->request_timed_out();
+    }
+
     void on_connection_id(std::span<const std::uint8_t> cid, bool added) override {
         auto key = cid_key(cid.data(), cid.size());
         auto core = core_.lock();
@@ -114,7 +145,7 @@ protected:
             if (core) core->route(key, self_ptr());
         } else {
             cids_.erase(key);
-            if (core) core->unroute(key);
+            if (core) core->retire(key, this->closing_period());
         }
     }
 
@@ -128,6 +159,7 @@ private:
 
     std::weak_ptr<server_core<Executor>> core_;
     std::shared_ptr<server_socket<Executor>> socket_;
+    network_path path_;
     std::unordered_set<std::string> cids_;
     bool waiting_writable_ = false;
     bool gather_blocked_ = false;  ///< the gather's own sends already found the socket full

@@ -26,8 +26,11 @@ struct quic_callbacks {
         if (client) {
             cb.client_initial = ngtcp2_crypto_client_initial_cb;
             cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
+            cb.recv_new_token = &recv_new_token;
+            cb.recv_stateless_reset = &recv_stateless_reset;
         } else {
             cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+            cb.stream_open = &stream_open;
         }
         cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
         cb.encrypt = ngtcp2_crypto_encrypt_cb;
@@ -76,6 +79,36 @@ struct quic_callbacks {
 
     static int remove_connection_id(ngtcp2_conn*, const ngtcp2_cid* cid, void* user_data) {
         self(user_data).on_connection_id({cid->data, cid->datalen}, false);
+        return 0;
+    }
+
+    // ---- issue 13: stateless reset, NEW_TOKEN, every request stream known from its first frame ----
+
+    static int recv_stateless_reset(ngtcp2_conn*, const ngtcp2_pkt_stateless_reset*, void* user_data) {
+        self(user_data).stateless_reset_ = true;  // read_packet reports it once ngtcp2 says DRAINING
+        return 0;
+    }
+
+#if NGTCP2_VERSION_NUM >= 0x010000
+    static int recv_new_token(ngtcp2_conn*, const std::uint8_t* token, std::size_t len, void* user_data) {
+        self(user_data).on_new_token({token, len});
+        return 0;
+    }
+#else
+    static int recv_new_token(ngtcp2_conn*, const ngtcp2_vec* token, void* user_data) {
+        self(user_data).on_new_token({token->base, token->len});
+        return 0;
+    }
+#endif
+
+    /// Server: a client's request stream, from its first frame (even a RESET_STREAM): its header
+    /// timeout starts now, and it is known when it closes, whatever came on it.
+    static int stream_open(ngtcp2_conn* conn, std::int64_t stream_id, void* user_data) {
+        if (!ngtcp2_is_bidi_stream(stream_id)) return 0;
+        auto& me = self(user_data);
+        if (me.find_stream(stream_id)) return 0;
+        auto s = me.new_stream(stream_id);
+        ngtcp2_conn_set_stream_user_data(conn, stream_id, s.get());
         return 0;
     }
 
@@ -196,6 +229,11 @@ struct quic_callbacks {
         const int rv = nghttp3_conn_close_stream(me.native_->h3, stream_id, app_error_code);
         if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) return NGTCP2_ERR_CALLBACK_FAILURE;
         if (keep && !keep->quic_closed) me.stream_closed(*keep, app_error_code);
+        // The client may open one more request in its place (at most max_concurrent_streams at
+        // once): for every stream it opened, whatever came on it, even a reset before HEADERS.
+        if (me.role_ == session_role::server && ngtcp2_is_bidi_stream(stream_id) &&
+            !ngtcp2_conn_is_local_stream(conn, stream_id) && !me.terminated_)
+            ngtcp2_conn_extend_max_streams_bidi(conn, 1);
         return 0;
     }
 
@@ -205,7 +243,13 @@ struct quic_callbacks {
         auto* s = state_of(sud);
         if (!(s && s->raw) && nghttp3_conn_shutdown_stream_read(me.native_->h3, stream_id) != 0)
             return NGTCP2_ERR_CALLBACK_FAILURE;
-        if (s) me.machine_.reset_by_peer(*s, app_error_code);
+        if (!s) return 0;
+        const bool before_request = me.role_ == session_role::server && s->recv == recv_state::headers;
+        me.machine_.reset_by_peer(*s, app_error_code);
+        // A request reset before its HEADERS were complete will never have a handler to answer
+        // it: our side ends too, so that the stream closes and its credit comes back.
+        if (before_request)
+            me.machine_.reset(*s, NGHTTP3_H3_REQUEST_INCOMPLETE, make_h3_error_code(app_error_code));
         return 0;
     }
 

@@ -9,6 +9,7 @@
 #include <h3co/options.hpp>
 
 #include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 
 #include <algorithm>
 #include <array>
@@ -45,6 +46,20 @@ inline void setup_qlog(ngtcp2_settings& settings, native_session& n, const std::
     n.qlog = std::fopen(name.c_str(), "w");
     if (!n.qlog) return;
     compat::set_qlog(settings, write);
+}
+
+/// An address validation token in `settings` (copied by ngtcp2): a client sends it in its first
+/// Initial; a server that validated it lifts the amplification limit. (ngtcp2 0.12 keeps it as an
+/// ngtcp2_vec; 1.x as pointer + length, with its type, which the server must state.)
+inline void set_token(ngtcp2_settings& settings, const std::uint8_t* token, std::size_t len) {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    settings.token = token;
+    settings.tokenlen = len;
+    if (len > 0) settings.token_type = token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY ? NGTCP2_TOKEN_TYPE_RETRY
+                                                                                    : NGTCP2_TOKEN_TYPE_NEW_TOKEN;
+#else
+    settings.token = ngtcp2_vec{const_cast<std::uint8_t*>(token), len};
+#endif
 }
 
 /// Receive windows start at the options' initial sizes. h3co grows them itself as the application
