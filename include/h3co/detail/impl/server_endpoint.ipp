@@ -11,6 +11,9 @@ namespace h3co::detail {
 H3CO_DECL server_endpoint::server_endpoint() { random_bytes(secret_.data(), secret_.size()); }
 
 H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::size_t len, std::string& key) {
+    // ngtcp2 asserts on an empty datagram (found by the server_datagram fuzz target; UDP allows
+    // empty datagrams, though udp_receive.hpp passes none on).
+    if (len == 0) return false;
     ngtcp2_version_cid vc;
     if (ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length) != 0) return false;
     key = cid_key(vc.dcid, vc.dcidlen);
