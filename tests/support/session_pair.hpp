@@ -124,16 +124,29 @@ struct pair_config {
     std::string host = "localhost";      ///< verified against the server's certificate
     std::uint64_t start_time = 1'000 * ms;  ///< the fake clock's first reading
     std::uint64_t delay = 5 * ms;         ///< one-way delay of both directions
+    /// TLS contexts to share between pairs (loading the PEM files is a good part of a pair's cost);
+    /// null: loaded from cert_dir.
+    std::shared_ptr<h3co::detail::tls_context> client_tls;
+    std::shared_ptr<h3co::detail::tls_context> server_tls;
 };
+
+/// The contexts session_pair loads from `cert_dir`: the test CA for the client, server.pem/.key for
+/// the server.
+inline std::shared_ptr<h3co::detail::tls_context> client_tls_for(const std::string& cert_dir) {
+    h3co::client_tls tls;
+    tls.ca_file = cert_dir + "/ca.pem";
+    return h3co::detail::tls_context::make_client(tls);
+}
+inline std::shared_ptr<h3co::detail::tls_context> server_tls_for(const std::string& cert_dir) {
+    return h3co::detail::tls_context::make_server(
+        h3co::server_tls::from_pem_files(cert_dir + "/server.pem", cert_dir + "/server.key"));
+}
 
 class session_pair {
 public:
     explicit session_pair(pair_config config = {}) : config_(std::move(config)), now_(config_.start_time) {
-        h3co::client_tls ctls;
-        ctls.ca_file = config_.cert_dir + "/ca.pem";
-        client_tls_ = h3co::detail::tls_context::make_client(ctls);
-        server_tls_ = h3co::detail::tls_context::make_server(
-            h3co::server_tls::from_pem_files(config_.cert_dir + "/server.pem", config_.cert_dir + "/server.key"));
+        client_tls_ = config_.client_tls ? config_.client_tls : client_tls_for(config_.cert_dir);
+        server_tls_ = config_.server_tls ? config_.server_tls : server_tls_for(config_.cert_dir);
         to_server.delay = to_client.delay = config_.delay;
         client_addr_ = ipv4(50000);
         server_addr_ = ipv4(443);
