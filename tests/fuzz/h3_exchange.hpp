@@ -47,9 +47,17 @@ inline constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitabl
 /// Inputs longer than this are ignored: well inside every flow-control window.
 inline constexpr std::size_t max_stream_input = 64 * 1024;
 
+/// Both sides: a small send buffer (each stream reserves it whole, and a fresh 256 KiB mapping per
+/// stream is most of an exchange's cost under AddressSanitizer).
+inline h3co::connection_options fuzz_options() {
+    h3co::connection_options o;
+    o.stream_send_buffer = 16 * 1024;
+    return o;
+}
+
 /// The limits the fuzzed side enforces: small, so that short inputs reach them.
 inline h3co::connection_options fuzz_limits() {
-    h3co::connection_options o;
+    auto o = fuzz_options();
     o.max_header_bytes = 1024;
     o.max_request_body = 1024;
     return o;
@@ -260,6 +268,7 @@ inline exchange h3_client_response_exchange(kept_pair& kept, const std::uint8_t*
 inline kept_pair& server_request_pair() {
     static kept_pair kept([] {
         pair_config c;
+        c.client_options = fuzz_options();
         c.server_options = fuzz_limits();
         return c;
     }());
@@ -270,6 +279,7 @@ inline kept_pair& client_response_pair() {
     static kept_pair kept([] {
         pair_config c;
         c.client_options = fuzz_limits();
+        c.server_options = fuzz_options();
         return c;
     }());
     return kept;

@@ -79,6 +79,7 @@ inline std::size_t accept_datagram(const std::uint8_t* data, std::size_t size, s
 inline kept_pair& datagram_pair() {
     static kept_pair kept([] {
         pair_config c;
+        c.client_options = fuzz_options();
         c.server_options = fuzz_limits();
         return c;
     }());
