@@ -5,7 +5,7 @@
 //                       client received them on the wire
 //   server_datagram     the datagrams the server received during a handshake and a request
 //   byte_ring, pipe     a few operation sequences (these targets take operations, not traffic)
-// Usage: h3co_fuzz_record <output dir>   (tests/fuzz/README.md says when to run it)
+// Usage: h3co_fuzz_record <output dir>   (docs/fuzzing.md says when and how to run it)
 #include "h3_exchange.hpp"
 #include "pipe_ring.hpp"
 #include "server_datagram.hpp"
