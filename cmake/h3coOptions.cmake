@@ -10,9 +10,35 @@ function(h3co_target_warnings tgt)
     $<$<COMPILE_LANG_AND_ID:C,GNU,Clang,AppleClang>:-Wall -Wextra -Werror>)
 endfunction()
 
-# h3co_target_sanitize(<target>): ASan + UBSan when H3CO_SANITIZE is ON.
+if((H3CO_TSAN AND H3CO_SANITIZE) OR (H3CO_TSAN AND H3CO_FUZZ))
+  message(FATAL_ERROR "h3co: H3CO_TSAN cannot be combined with H3CO_SANITIZE or H3CO_FUZZ "
+                      "(ThreadSanitizer and AddressSanitizer exclude each other): use separate build trees")
+endif()
+if(H3CO_FUZZ AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  message(FATAL_ERROR "h3co: H3CO_FUZZ needs clang's libFuzzer, but the C++ compiler is "
+                      "${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER}: configure with "
+                      "-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++")
+endif()
+
+# h3co_target_sanitize(<target>): ASan + UBSan when H3CO_SANITIZE is ON; ThreadSanitizer when
+# H3CO_TSAN is ON; with H3CO_FUZZ, libFuzzer's coverage instrumentation plus ASan + UBSan (the
+# fuzz targets add -fsanitize=fuzzer, libFuzzer's main, themselves).
 function(h3co_target_sanitize tgt)
-  if(H3CO_SANITIZE)
+  if(H3CO_FUZZ)
+    # -fno-sanitize=function: clang 14's UBSan function check cannot compile coroutines
+    # ("Cannot represent a difference across sections", llvm/llvm-project#49689).
+    set(_flags -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=function -fno-omit-frame-pointer
+               -fno-sanitize-recover=undefined)
+    target_compile_options(${tgt} PRIVATE ${_flags})
+    target_link_options(${tgt} PRIVATE -fsanitize=address,undefined)
+  elseif(H3CO_TSAN)
+    set(_flags -fsanitize=thread -fno-omit-frame-pointer)
+    target_compile_options(${tgt} PRIVATE ${_flags}
+      # g++ 12 warns that TSan ignores the std::atomic_thread_fence in Asio's handler invocation
+      # (asio/detail/std_fenced_block.hpp); Asio's queues synchronise with mutexes, which it sees.
+      $<$<COMPILE_LANG_AND_ID:CXX,GNU>:-Wno-tsan>)
+    target_link_options(${tgt} PRIVATE ${_flags})
+  elseif(H3CO_SANITIZE)
     set(_flags -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
     target_compile_options(${tgt} PRIVATE ${_flags}
       # g++ 12 with ASan at -O1: a false -Wmaybe-uninitialized inside Asio's own use_future

@@ -7,6 +7,12 @@
 #   2. build-asan/ (or build-asan-1.x/): Debug at -O1 with -DH3CO_SANITIZE=ON
 #      (AddressSanitizer, LeakSanitizer, UBSan) on one stack: 1.x when H3CO_STACKS has
 #      it, else 0.12 (H3CO_ASAN_STACK chooses). Skip with H3CO_SKIP_ASAN=1.
+#   3. build-tsan/ (same stack): ThreadSanitizer (-DH3CO_TSAN=ON) over the threading and
+#      end-to-end tests (H3CO_TSAN_TESTS, a ;-list of tests/ globs). Skip with H3CO_SKIP_TSAN=1.
+#   4. build-fuzz/ (same stack): the libFuzzer targets of tests/fuzz, built with clang
+#      (-DH3CO_FUZZ=ON: libFuzzer + ASan + UBSan), each run from its committed seeds for a
+#      bounded time: H3CO_FUZZ_SECONDS in all (default 60). Fails when clang or libFuzzer is
+#      missing. Skip with H3CO_SKIP_FUZZ=1. Longer runs: docs/fuzzing.md.
 #
 #   H3CO_STACKS="0.12 1.x"  which stacks (scripts/stack.sh). Default: H3CO_STACK when set,
 #                           else both (stacks_default below): the plain pass on each, the
@@ -99,6 +105,47 @@ else
         "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
         -DH3CO_SANITIZE=ON \
         -DH3CO_BUILD_BENCH=OFF  # the bench's smoke run belongs to the release pass
+fi
+
+if [[ "${H3CO_SKIP_TSAN:-0}" == 1 ]]; then
+    summary+=("tsan: skipped (H3CO_SKIP_TSAN=1)")
+else
+    # ThreadSanitizer cannot share a build with AddressSanitizer: its own tree, only the tests that
+    # run threads (test_threads.cpp) and the end-to-end ones. Any race fails the run
+    # (halt_on_error: exit code 66).
+    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+    h3co_stack_select "$asan_stack"
+    echo
+    echo "== test.sh: ThreadSanitizer on stack $asan_stack: $(h3co_stack_versions) =="
+    run_pass "tsan$h3co_stack_suffix" "build-tsan$h3co_stack_suffix" \
+        "${h3co_stack_cmake_args[@]}" \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DH3CO_TSAN=ON \
+        "-DH3CO_TEST_GLOB=${H3CO_TSAN_TESTS:-test_threads.cpp;test_end_to_end.cpp}" \
+        -DH3CO_BUILD_EXAMPLES=OFF -DH3CO_BUILD_BENCH=OFF -DH3CO_BUILD_DOCS=OFF -DH3CO_INSTALL=OFF
+fi
+
+if [[ "${H3CO_SKIP_FUZZ:-0}" == 1 ]]; then
+    summary+=("fuzz: skipped (H3CO_SKIP_FUZZ=1)")
+else
+    h3co_stack_select "$asan_stack"
+    echo
+    echo "== test.sh: fuzz (clang, libFuzzer + ASan + UBSan) on stack $asan_stack =="
+    if ! command -v clang++ >/dev/null || ! command -v clang >/dev/null; then
+        echo "test.sh: clang/clang++ not found: the fuzz pass needs clang 14 (apt-get install clang libclang-rt-14-dev)" >&2
+        summary+=("fuzz: FAILED (clang not found)"); failed=1
+    elif ! cmake -S . -B "build-fuzz$h3co_stack_suffix" "${h3co_stack_cmake_args[@]}" \
+            -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+            -DH3CO_FUZZ=ON -DH3CO_BUILD_TESTS=OFF -DH3CO_BUILD_EXAMPLES=OFF -DH3CO_BUILD_BENCH=OFF \
+            -DH3CO_BUILD_DOCS=OFF -DH3CO_INSTALL=OFF; then
+        summary+=("fuzz: configure FAILED (clang or libFuzzer missing?)"); failed=1
+    elif ! cmake --build "build-fuzz$h3co_stack_suffix" -j"$jobs"; then
+        summary+=("fuzz: build FAILED"); failed=1
+    elif ! tests/fuzz/run.sh "build-fuzz$h3co_stack_suffix" "${H3CO_FUZZ_SECONDS:-60}"; then
+        summary+=("fuzz: FAILED (a finding: see build-fuzz$h3co_stack_suffix/fuzz-artifacts)"); failed=1
+    else
+        summary+=("fuzz: OK")
+    fi
 fi
 
 echo

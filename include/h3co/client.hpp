@@ -14,6 +14,7 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/detached.hpp>
 #include <asio/this_coro.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/experimental/as_tuple.hpp>
 
 #include <array>
@@ -30,6 +31,10 @@ concept body_source = requires(T& source) { source.async_read_some(asio::mutable
 
 /// A client that sends requests by URL over a pool of connections, one per host and port:
 /// it connects on first use, and again once a connection closed or got GOAWAY.
+///
+/// Threads: the pool and its connections live on the executor given to the constructor (with
+/// several threads running it, make it a strand). Every member may be called from any thread:
+/// request() and connection_for() start their work there, close() dispatches there.
 template <class Executor = asio::any_io_executor>
 class basic_client {
 public:
@@ -72,13 +77,16 @@ public:
             [st = state_, url](connection_op op) mutable { launch_connection_for(std::move(st), std::move(url), std::move(op)); });
     }
 
-    /// Closes every pooled connection.
+    /// Closes every pooled connection. Any thread: it runs on the client's executor (at once when
+    /// called there).
     void close() {
-        for (auto& [key, session] : state_->pool) {
-            state_->keep_token(key, *session);
-            basic_connection<Executor>(session).close();
-        }
-        state_->pool.clear();
+        asio::dispatch(state_->executor, [st = state_] {
+            for (auto& [key, session] : st->pool) {
+                st->keep_token(key, *session);
+                basic_connection<Executor>(session).close();
+            }
+            st->pool.clear();
+        });
     }
 
 private:

@@ -28,6 +28,13 @@ namespace h3co {
 
 /// A client's HTTP/3 connection to one server, made by connect(); it opens request streams.
 /// Move-only, and it owns the connection: dropping the handle closes it.
+///
+/// Threads: the connection runs on its executor (with several threads running it, make that a
+/// strand). open_request_stream(), close() and the destructor may be called from any thread: they
+/// dispatch onto it. The getters (is_open(), close_error(), close_reason(), going_away(), stats())
+/// read the connection's state and are for its executor only, where your coroutines normally run.
+/// As with Asio's own objects, one handle is not for two threads at once; two handles on one
+/// connection (basic_client::connection_for) are.
 template <class Executor = asio::any_io_executor>
 class basic_connection {
 public:
@@ -62,7 +69,8 @@ public:
 
     /// The connection's executor. Requires a connection (not default-constructed or moved from).
     executor_type get_executor() const { return impl_->get_executor(); }
-    /// True while the handle has a connection that has not ended (see close_error()).
+    /// True while the handle has a connection that has not ended (see close_error()). On the
+    /// connection's executor.
     bool is_open() const noexcept { return impl_ && !impl_->terminated(); }
 
     /// Opens a new request stream; waits while the server's stream limit is reached.
@@ -105,7 +113,8 @@ public:
     }
     /// \endcond
 
-    /// Closes the connection: CONNECTION_CLOSE with H3_NO_ERROR, or with `code` and `reason`.
+    /// Closes the connection: CONNECTION_CLOSE with H3_NO_ERROR, or with `code` and `reason`. Any
+    /// thread: it runs on the connection's executor (at once when called there).
     void close(h3_error code = h3_error::no_error, std::string reason = {}) {
         if (!impl_) return;
         auto impl = std::move(impl_);
@@ -114,11 +123,13 @@ public:
         });
     }
 
-    /// Why the connection ended (empty while open): a peer's close code, idle_timeout, ...
+    /// Why the connection ended (empty while open): a peer's close code, idle_timeout, ... On the
+    /// connection's executor.
     std::error_code close_error() const noexcept { return impl_ ? impl_->close_error() : std::error_code{}; }
-    /// The reason phrase of the peer's CONNECTION_CLOSE, if any.
+    /// The reason phrase of the peer's CONNECTION_CLOSE, if any. On the connection's executor.
     std::string close_reason() const { return impl_ ? impl_->close_reason() : std::string{}; }
-    /// The server sent GOAWAY: finish what is open, open new requests elsewhere.
+    /// The server sent GOAWAY: finish what is open, open new requests elsewhere. On the
+    /// connection's executor.
     bool going_away() const noexcept { return impl_ && impl_->going_away(); }
 
     /// The token the server gave for a next connection from this address (NEW_TOKEN; empty if none
@@ -127,7 +138,7 @@ public:
     std::string address_token() const { return impl_ ? impl_->address_token() : std::string{}; }
 
     /// The connection's numbers now: RTT, congestion window, bytes, losses, flow-control windows.
-    /// Call it on the connection's executor; a connection that has ended reports its counters only.
+    /// On the connection's executor; a connection that has ended reports its counters only.
     connection_stats stats() const { return impl_ ? impl_->stats() : connection_stats{}; }
 
 private:
@@ -233,7 +244,9 @@ void launch_connect(Executor ex, std::string host, std::uint16_t port, std::shar
 }  // namespace detail
 
 /// Connects to `host`:`port` over QUIC and completes the HTTP/3 set-up. The server's certificate is
-/// verified as `tls` says (by default against the system trust store and `host`).
+/// verified as `tls` says (by default against the system trust store and `host`). The connection
+/// runs on `ex` (a strand, if several threads run it); connect() may be called from any thread.
+/// It does not react to per-operation cancellation: give up by dropping the result.
 /// Completion: void(std::error_code, basic_connection<Executor>).
 ///
 /// Overloads instead of default arguments: g++ 12 miscompiles class-type default-argument

@@ -27,6 +27,12 @@ namespace h3co {
 /// with error::operation_in_progress. An operation on a stream whose connection has ended completes
 /// with error::connection_closed (or the connection's close error); cancelling a pending operation
 /// resets the stream.
+///
+/// Threads: every operation, reset() and the destructor may be called from any thread: they
+/// dispatch onto the connection's executor, where the stream lives. Emit cancellation signals on
+/// that executor too (as Asio asks of its own objects; a coroutine running there does it when it
+/// uses awaitable operators or timeouts). bytes_received() and bytes_sent() are for that executor
+/// only; get_executor(), is_open() and id() are fixed and may be read anywhere.
 template <class Executor = asio::any_io_executor>
 class basic_http_stream {
 public:
@@ -123,6 +129,7 @@ public:
     const h3co::fields& trailers() const noexcept { return state_->trailers; }
 
     /// Aborts both directions with an HTTP/3 error code the peer sees (default H3_REQUEST_CANCELLED).
+    /// Any thread: it runs on the connection's executor (at once when called there).
     void reset(h3_error code = h3_error::request_cancelled) {
         if (!state_) return;
         asio::dispatch(executor_, [st = state_, code] {
@@ -131,9 +138,9 @@ public:
         });
     }
 
-    /// Body bytes received so far on this stream.
+    /// Body bytes received so far on this stream. On the connection's executor.
     std::uint64_t bytes_received() const noexcept { return state_ ? state_->bytes_received : 0; }
-    /// Body bytes handed to QUIC so far on this stream.
+    /// Body bytes handed to QUIC so far on this stream. On the connection's executor.
     std::uint64_t bytes_sent() const noexcept { return state_ ? state_->bytes_sent : 0; }
 
     // ---- HTTP/3 datagrams (RFC 9297): unreliable messages bound to this request stream ----------

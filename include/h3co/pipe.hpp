@@ -24,6 +24,10 @@ class basic_pipe_reader;
 template <class Executor = asio::any_io_executor>
 class basic_pipe_writer;
 
+/// Threads (both ends): the pipe lives on the executor given to make_pipe(); every member of both
+/// ends dispatches there, so the two ends may be used from different threads (one thread per end).
+/// Emit cancellation signals on that executor.
+///
 /// The reading end. Models Asio's AsyncReadStream. Reading after the writer closed gives
 /// h3co::error::eof (or the error the writer closed with).
 template <class Executor>

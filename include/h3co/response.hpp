@@ -17,6 +17,7 @@ namespace h3co {
 
 /// The response a handler writes. If the handler returns without a status, 200 is sent; whatever
 /// it started is finished when it returns (an exception resets the stream, or answers 500).
+/// Threads: as basic_http_stream (operations dispatch; header_sent() is for the executor).
 template <class Executor = asio::any_io_executor>
 class basic_response {
 public:
@@ -100,7 +101,8 @@ public:
         return basic_http_stream<Executor>(state_, executor_, false);
     }
 
-    /// True once send_header() has started the response.
+    /// True once send_header() has started the response. On the connection's executor (where the
+    /// handler runs).
     bool header_sent() const noexcept { return state_->send != detail::send_state::idle; }
 
 private:

@@ -14,6 +14,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/ip/udp.hpp>
 
 #include <chrono>
@@ -25,6 +26,12 @@ namespace h3co {
 
 /// An HTTP/3 server: it listens on UDP endpoints and runs a handler coroutine per request, picked
 /// by path (see handle()). Not copyable or movable; dropping it closes every connection.
+///
+/// Threads: the server, its connections and its handlers run on the executor given to the
+/// constructor (with several threads running it, make it a strand). handle(), shutdown() and
+/// close() may be called from any thread: they dispatch onto that executor. The other members
+/// (listen(), the counters, native_tls_handle()) and the destructor are for that executor, or
+/// for a time when no thread runs it (say, before io_context::run()).
 template <class Executor = asio::any_io_executor>
 class basic_server {
 public:
@@ -53,6 +60,7 @@ public:
     }
     basic_server(const basic_server&) = delete;
     basic_server& operator=(const basic_server&) = delete;
+    /// Closes every connection at once. Run it on the server's executor or while no thread runs it.
     ~basic_server() { core_->close(); }
 
     /// The executor given to the constructor.
@@ -62,14 +70,21 @@ public:
     /// for. Changes apply to handshakes that start afterwards; h3co relies on its QUIC method and
     /// its "h3" ALPN selection, so replacing those breaks the server.
     /// It is BoringSSL's `SSL_CTX*` (struct ssl_ctx_st), declared without including BoringSSL.
+    /// Change it before listen(), or on the server's executor.
     ssl_ctx_st* native_tls_handle() const noexcept { return core_->tls().native(); }
 
     /// Serves `path` with `handler`. A path ending in '/' also serves everything below it; the
-    /// longest match wins. Unmatched paths get 404.
-    void handle(std::string path, handler_type handler) { routes_->add(std::move(path), std::move(handler)); }
+    /// longest match wins. Unmatched paths get 404. Any thread: the route is added on the server's
+    /// executor (at once when called there), before any request that arrives afterwards.
+    void handle(std::string path, handler_type handler) {
+        asio::dispatch(core_->get_executor(), [routes = routes_, path = std::move(path), h = std::move(handler)]() mutable {
+            routes->add(std::move(path), std::move(h));
+        });
+    }
 
     /// Starts listening on `endpoint` (port 0 picks a free port); returns the bound endpoint.
-    /// "::" listens on IPv6 and IPv4 at once. Call it once per address to serve several.
+    /// "::" listens on IPv6 and IPv4 at once. Call it once per address to serve several. Call it
+    /// on the server's executor, or while no thread runs it.
     asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) { return core_->listen(endpoint); }
     /// listen() on `address` (an IPv4 or IPv6 literal) and `port`; throws std::system_error if
     /// `address` is not an IP address or cannot be bound.
@@ -77,18 +92,26 @@ public:
         return listen(asio::ip::udp::endpoint(asio::ip::make_address(address), port));
     }
 
-    /// The endpoints being listened on, as bound (with the ports port 0 picked).
+    /// The endpoints being listened on, as bound (with the ports port 0 picked). On the server's
+    /// executor, or while no thread runs it.
     std::vector<asio::ip::udp::endpoint> local_endpoints() const { return core_->local_endpoints(); }
 
     /// Graceful: GOAWAY to every client; requests in flight may finish within `grace`, after
-    /// which the connections still open are closed; then listening stops.
-    void shutdown(std::chrono::steady_clock::duration grace = std::chrono::seconds(30)) { core_->shutdown(grace); }
-    /// Abrupt: closes every connection now.
-    void close() { core_->close(); }
+    /// which the connections still open are closed; then listening stops. Any thread: it runs on
+    /// the server's executor (at once when called there).
+    void shutdown(std::chrono::steady_clock::duration grace = std::chrono::seconds(30)) {
+        asio::dispatch(core_->get_executor(), [core = core_, grace] { core->shutdown(grace); });
+    }
+    /// Abrupt: closes every connection now. Any thread: it runs on the server's executor (at once
+    /// when called there).
+    void close() {
+        asio::dispatch(core_->get_executor(), [core = core_] { core->close(); });
+    }
 
-    /// Connections currently open, handshaking ones included.
+    /// Connections currently open, handshaking ones included. On the server's executor.
     std::size_t connection_count() const noexcept { return core_->connection_count(); }
-    /// Datagrams dropped as garbage or unroutable (a measure of bad input seen).
+    /// Datagrams dropped as garbage or unroutable (a measure of bad input seen). On the server's
+    /// executor.
     std::uint64_t dropped_datagrams() const noexcept { return core_->dropped_datagrams(); }
     /// What the server's limits did (Retry packets, refusals, timeouts, ...) and its load now.
     /// Call it on the server's executor.

@@ -14,7 +14,9 @@
 
 namespace h3co {
 
-/// The request a handler receives: its head, and its body to read as it arrives.
+/// The request a handler receives: its head, and its body to read as it arrives. The head (method,
+/// path, fields, stream_id) is fixed before the handler starts and may be read from any thread;
+/// read_some() dispatches onto the connection's executor; connection_stats() is for that executor.
 template <class Executor = asio::any_io_executor>
 class basic_server_request {
 public:
@@ -44,7 +46,8 @@ public:
     const h3co::fields& trailers() const noexcept { return state_->trailers; }
     /// The QUIC stream ID the request came on.
     std::int64_t stream_id() const noexcept { return state_->id; }
-    /// The numbers of the connection the request came on (see basic_connection::stats()).
+    /// The numbers of the connection the request came on (see basic_connection::stats()). On the
+    /// connection's executor (where the handler runs).
     h3co::connection_stats connection_stats() const {
         auto owner = state_->owner.lock();
         return owner ? owner->stats() : h3co::connection_stats{};

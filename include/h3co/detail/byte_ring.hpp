@@ -38,7 +38,9 @@ public:
 
     /// Copies up to `len` bytes out, starting `offset` bytes past the front, without consuming.
     std::size_t peek(void* dst, std::size_t len, std::size_t offset = 0) const noexcept {
-        if (offset >= size_) return 0;
+        // len 0 returns before memcpy: an empty buffer's data() may be null, and memcpy(null, ..)
+        // is undefined even for 0 bytes (found by the byte_ring fuzz target).
+        if (offset >= size_ || len == 0) return 0;
         const std::size_t n = std::min(len, size_ - offset);
         auto* out = static_cast<std::uint8_t*>(dst);
         const std::size_t start = (head_ + offset) % capacity_;

@@ -83,6 +83,7 @@ private:
         asio::executor_work_guard<work_executor> work;
         asio::associated_cancellation_slot_t<Handler> slot;
         std::optional<std::tuple<Args...>> results;  ///< set when completed, until the handler runs
+        bool slot_cleared = false;                    ///< post() has removed our canceller
 
         impl(Handler h, const IoExecutor& io)
             : handler(std::move(h)),
@@ -90,7 +91,7 @@ private:
               slot(asio::get_associated_cancellation_slot(handler)) {}
 
         ~impl() override {
-            if (slot.is_connected()) slot.clear();
+            if (!slot_cleared && slot.is_connected()) slot.clear();
         }
 
         void connect_cancellation(std::function<void(asio::cancellation_type)> on_cancel) override {
@@ -99,7 +100,10 @@ private:
         }
 
         void post(std::unique_ptr<base> self, Args... args) override {
+            // Cleared here, on the engine's executor, and never again: the handler's executor (where
+            // this object dies) may differ, and a cancellation signal must be touched from one place.
             if (slot.is_connected()) slot.clear();
+            slot_cleared = true;
             results.emplace(std::move(args)...);
             auto executor = work.get_executor();
             asio::post(executor, posted{std::move(self)});

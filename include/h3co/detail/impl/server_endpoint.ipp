@@ -47,6 +47,8 @@ H3CO_DECL server_endpoint::server_endpoint(const server_options& options)
 }
 
 H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::size_t len, std::string& key) {
+    // ngtcp2 asserts on an empty datagram (found by the server_datagram fuzz target; UDP allows
+    // empty datagrams, though udp_receive.hpp passes none on).
     if (len == 0) return false;
     ngtcp2_version_cid vc;
     const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);

@@ -26,7 +26,9 @@ inline constexpr std::uint64_t h3_no_error = static_cast<std::uint64_t>(h3_error
 
 H3CO_DECL bool stream_machine::header_may_start(stream_state& s, status_op& op) {
     if (s.send != send_state::idle) {
-        op.complete(make_error_code(error::already_open));
+        // A send side that ended (the connection closed, the stream was reset) says why, rather than
+        // "already done" for a header that was never sent.
+        op.complete(s.send == send_state::reset && s.send_error ? s.send_error : make_error_code(error::already_open));
         return false;
     }
     if (auto ec = transport_.stream_unusable(s)) {
