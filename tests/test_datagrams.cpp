@@ -112,7 +112,7 @@ asio::awaitable<std::string> read_all(h3co::request_stream& stream) {
 }
 
 
-TEST_CASE("datagrams: both ways on one request stream, h3co client to h3co server (1.x); not_supported on 0.12",
+TEST_CASE("datagrams: both ways on one request stream, h3co client to h3co server (1.x), not_supported on 0.12",
           "[datagrams]") {
     asio::io_context io;
     datagram_server srv(io, datagram_options());
@@ -237,7 +237,7 @@ TEST_CASE("datagrams: too large for a packet is refused, a small buffer truncate
 // The client reads nothing while the server sends 40 datagrams: the client keeps the first 8
 // (its datagram_receive_queue) and drops the rest, counted; a receive then gets exactly those 8,
 // in order, and a ninth waits until its timer cancels it (operation_aborted) with the stream intact.
-TEST_CASE("datagrams: the receive queue is bounded, the excess dropped and counted; cancel keeps the stream (1.x)",
+TEST_CASE("datagrams: the receive queue is bounded, the excess dropped and counted, cancel keeps the stream (1.x)",
           "[datagrams]") {
     if (!on_1x()) {
         SUCCEED("HTTP/3 datagrams need nghttp3 1.x: the other tests check not_supported on this stack");

@@ -128,7 +128,7 @@ TEST_CASE("extended CONNECT: ordinary requests carry no protocol", "[connect]") 
     CHECK((*srv.seen)[0].protocol.empty());
 }
 
-TEST_CASE("extended CONNECT: a server that does not offer it gets no :protocol; the client fails clearly",
+TEST_CASE("extended CONNECT: a server that does not offer it gets no :protocol, the client fails clearly",
           "[connect]") {
     asio::io_context io;
     connect_server srv(io, false);

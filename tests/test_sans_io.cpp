@@ -1,6 +1,7 @@
 // The engine without I/O: a client session and a server session driven against each other in one
 // thread, with real TLS, a fake clock and no socket (tests/support/session_pair.hpp).
 #include "support/session_pair.hpp"
+#include "support/test_support.hpp"
 
 #include <h3co/detail/session.hpp>
 

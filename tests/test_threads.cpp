@@ -226,7 +226,7 @@ TEST_CASE("threads: uploads with client and server on their own strands of a 2-t
         CHECK(r.intact);
     }
     for (auto& f : piped) CHECK(wait(f) == 200);
-    CHECK(log->count(h3co::error::eof) == 8);
+    CHECK(log->count(h3co::end_of_stream()) == 8);
 
     // Getters are for the connection's executor: ask there.
     struct connection_state {
