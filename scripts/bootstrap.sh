@@ -6,8 +6,9 @@
 #                                      default stack (ngtcp2 0.12 + nghttp3 0.8 from Debian 12)
 #   scripts/bootstrap.sh --test-tools  also what only the test run needs: Doxygen
 #                                      (the API reference target), Chromium
-#                                      (the browser upload test) and GNU time
-#                                      (peak RSS in cli.h3get_fileserver)
+#                                      (the browser upload test), GNU time
+#                                      (peak RSS in cli.h3get_fileserver) and clang
+#                                      with its runtime libraries (libFuzzer: the fuzz pass)
 #   scripts/bootstrap.sh --stack 1.x   set up the ngtcp2 1.11 + nghttp3 1.8 stack instead:
 #                                      Debian 13's packages unpacked into .deps/stack-1.x
 #                                      (cmake/fetch-stack-1x.sh); nothing is installed into
@@ -51,7 +52,7 @@ packages=(
     dpkg-dev openssl xz-utils bc python3
 )
 if ((test_tools)); then
-    packages+=(doxygen chromium time)
+    packages+=(doxygen chromium time clang libclang-rt-14-dev)
 fi
 
 missing=()
