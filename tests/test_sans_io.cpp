@@ -204,6 +204,20 @@ TEST_CASE("sans-I/O: a handshake with a fake clock and no socket", "[sans_io]") 
     CHECK(open_fds() == fds_before);  // nothing was opened: no socket, no timer
 }
 
+TEST_CASE("sans-I/O: a client's close() sends GOAWAY before its CONNECTION_CLOSE", "[sans_io][goaway]") {
+    session_pair p;
+    REQUIRE(p.handshake());
+    REQUIRE_FALSE(p.server()->going_away());
+    p.client().close(p.now(), 0x0100 /* H3_NO_ERROR */, "");
+    p.client().flush_wanted = true;
+    REQUIRE(p.run_until([&] { return p.server()->terminated(); }, 5'000 * ms));
+    // The server read the client's GOAWAY (RFC 9114 §5.2) before the close ended the connection,
+    // and the close was a clean one.
+    CHECK(p.server()->going_away());
+    CHECK(p.server()->close_error() == h3co::error::connection_closed);
+    CHECK(p.client().close_error() == h3co::error::connection_closed);
+}
+
 TEST_CASE("sans-I/O: 1 MiB upload, byte-exact and the same datagrams every run", "[sans_io]") {
     const auto body = pattern(1024 * 1024);
     const auto fds_before = open_fds();
