@@ -132,10 +132,10 @@ inline int classify(std::error_code ec) {
 inline std::string describe(std::error_code ec) { return std::string(ec.category().name()) + ": " + ec.message(); }
 
 /// Connects to `where`, giving up after `timeout` with asio::error::timed_out: the connect
-/// operation is raced against a timer with `||`, which cancels the loser. h3co::connect does not
-/// react to cancellation yet, and `||` waits for both sides to finish, so the handshake also gets
-/// `timeout` (connection_options::handshake_timeout): the attempt gives up by itself at the same
-/// moment. Throws std::runtime_error for a TLS configuration error (an unreadable CA file).
+/// operation is raced against a timer with `||`, which cancels the loser; a cancelled connect
+/// abandons its handshake at once (a name lookup, once the resolver answers). The handshake also
+/// gets `timeout` (connection_options::handshake_timeout), so the attempt ends then by itself too.
+/// Throws std::runtime_error for a TLS configuration error (an unreadable CA file).
 inline asio::awaitable<std::pair<std::error_code, h3co::connection>> connect_within(
     const h3co::url_parts& where, const h3co::client_tls& tls, std::chrono::milliseconds timeout) {
     using namespace asio::experimental::awaitable_operators;
