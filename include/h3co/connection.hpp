@@ -246,7 +246,8 @@ void launch_connect(Executor ex, std::string host, std::uint16_t port, std::shar
 /// Connects to `host`:`port` over QUIC and completes the HTTP/3 set-up. The server's certificate is
 /// verified as `tls` says (by default against the system trust store and `host`). The connection
 /// runs on `ex` (a strand, if several threads run it); connect() may be called from any thread.
-/// It does not react to per-operation cancellation: give up by dropping the result.
+/// Cancellation: any type (terminal, partial, total) abandons the handshake in progress and
+/// completes with asio::error::operation_aborted, so `connect(...) || timer` gives up cleanly.
 /// Completion: void(std::error_code, basic_connection<Executor>).
 ///
 /// Overloads instead of default arguments: g++ 12 miscompiles class-type default-argument
