@@ -284,6 +284,34 @@ TEST_CASE("http: 103 Early Hints before the final response", "[http][interim]") 
     }());
 }
 
+TEST_CASE("http: total cancellation of a read_interim ends it and leaves the stream for read_response", "[http][interim][cancel]") {
+    fixture f;
+    auto release = std::make_shared<asio::steady_timer>(f.io, asio::steady_timer::time_point::max());
+    f.server.handle("/later", [release](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        co_await release->async_wait(tuple);  // answers nothing until released
+        co_await res.send_header(200);
+    });
+    f.listen();
+    test::run(f.io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await f.connect();
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request get_later{.method = "GET", .url = "/later"};
+        co_await stream.send_header(get_later);
+        co_await stream.finish();
+        asio::cancellation_signal signal;
+        std::optional<std::error_code> interim_ec;
+        stream.read_interim(asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, h3co::response_head) {
+            interim_ec = ec;
+        }));
+        signal.emit(asio::cancellation_type::total);
+        co_await until([&] { return interim_ec.has_value(); });
+        CHECK(interim_ec == asio::error::operation_aborted);
+        release->cancel();
+        const auto head = co_await stream.read_response();
+        CHECK(head.status == 200);
+    }(), 30s);
+}
+
 TEST_CASE("http: HEAD, 204 and 304 carry no body, and the client does not wait for one", "[http][bodiless]") {
     fixture f;
     auto writes = std::make_shared<std::vector<std::error_code>>();

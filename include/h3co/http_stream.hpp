@@ -103,8 +103,8 @@ public:
     }
 
     /// Ends what we send (FIN). Completes once the peer has acknowledged every body byte and the
-    /// FIN is handed to QUIC. ngtcp2 (0.12 and 1.x) does not report the FIN's own acknowledgement, so the
-    /// peer's answer (its response or end of stream) is what confirms it saw the end.
+    /// FIN. ngtcp2 (0.12 and 1.x) has no event for the FIN's acknowledgement: h3co derives it from
+    /// the acknowledged stream frames (docs/design.md, "Limits on both stacks").
     /// Completion: void(std::error_code).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto finish(CompletionToken&& token = CompletionToken{}) {

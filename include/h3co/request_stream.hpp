@@ -62,7 +62,7 @@ public:
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto read_interim(CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<void(std::error_code, response_head)>(
-            std::forward<CompletionToken>(token), this->state_, this->executor_, detail::stream_op_kind::response,
+            std::forward<CompletionToken>(token), this->state_, this->executor_, detail::stream_op_kind::interim,
             [](detail::stream_machine& m, detail::stream_state& st, auto op) { m.read_interim(st, std::move(op)); });
     }
 

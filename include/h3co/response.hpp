@@ -81,7 +81,7 @@ public:
     }
 
     /// Ends the response body; completes when the client has acknowledged every body byte and the
-    /// FIN is handed to QUIC (see basic_http_stream::finish). Completion: void(std::error_code).
+    /// FIN (see basic_http_stream::finish). Completion: void(std::error_code).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto finish(CompletionToken&& token = CompletionToken{}) {
         return body_.finish(std::forward<CompletionToken>(token));

@@ -56,7 +56,7 @@ protected:
 };
 
 /// Which pending operation of a stream a cancellation is aimed at.
-enum class stream_op_kind { header, response, read, write, finish };
+enum class stream_op_kind { header, response, interim, read, write, finish };
 
 class stream_machine {
 public:

@@ -157,6 +157,9 @@ H3CO_DECL void stream_machine::cancel(stream_state& s, stream_op_kind kind, asio
     case stream_op_kind::response:  // waiting for the response changes nothing
         if (s.response_op) s.response_op.complete(aborted, {});
         return;
+    case stream_op_kind::interim:  // likewise: an interim response that comes later is skipped
+        if (s.interim_op) s.interim_op.complete(aborted, {});
+        return;
     case stream_op_kind::read:  // unread bytes stay for the next read; bytes already handed over are kept
         if (s.read_op && (s.read_filled == 0 || partial_ok)) {
             const std::size_t n = std::exchange(s.read_filled, 0);
