@@ -1,5 +1,6 @@
 // Interop with ngtcp2's own example peers (GnuTLS-based, independent of h3co's TLS and glue code):
 // h3co's client against gtlsserver, and gtlsclient against h3co's server, over real loopback UDP.
+#include "support/child_process.hpp"
 #include "support/test_support.hpp"
 
 #include <asio/executor_work_guard.hpp>
@@ -27,23 +28,11 @@ namespace fs = std::filesystem;
 
 namespace interop_test {
 
-constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+using test::child_process;
+using test::read_file;
+using test::temp_dir;
 
-/// A temporary directory, removed with everything in it at the end of the scope.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "h3co-interop-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 std::string pseudo_random_bytes(std::size_t n, std::uint32_t seed) {
     std::mt19937 gen(seed);
@@ -57,87 +46,6 @@ void write_file(const fs::path& p, const std::string& bytes) {
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     REQUIRE(out.good());
 }
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-/// A child process started with fork/exec; its stdout and stderr go to `log`. Killed (SIGKILL, by
-/// its PID only) and reaped when the guard goes out of scope, unless it was already reaped.
-class child_process {
-public:
-    child_process(const std::vector<std::string>& argv, const fs::path& log) {
-        // Everything the child needs is prepared before fork(): after it, only async-signal-safe calls.
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        const std::string log_path = log.string();
-        const pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            // Dies with the test process even if that one aborts (e.g. a sanitizer report) before
-            // this guard's destructor can kill it.
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (::getppid() != parent) ::_exit(126);
-            const int in = ::open("/dev/null", O_RDONLY);
-            const int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (in < 0 || out < 0) ::_exit(126);
-            ::dup2(in, STDIN_FILENO);
-            ::dup2(out, STDOUT_FILENO);
-            ::dup2(out, STDERR_FILENO);
-            ::execv(args[0], args.data());
-            ::_exit(127);
-        }
-    }
-    ~child_process() { kill(); }
-    child_process(const child_process&) = delete;
-    child_process& operator=(const child_process&) = delete;
-
-    bool started() const noexcept { return pid_ > 0; }
-    pid_t pid() const noexcept { return pid_; }
-
-    /// Non-blocking: has it exited? (Reaps it if so; the status is kept.)
-    bool exited() {
-        if (pid_ <= 0) return true;
-        int status = 0;
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == pid_) {
-            status_ = status;
-            pid_ = -1;
-            return true;
-        }
-        return false;
-    }
-
-    /// Waits up to `limit` for the process to exit; returns false (still running) on timeout.
-    bool wait_for(std::chrono::milliseconds limit) {
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (!exited()) {
-            if (std::chrono::steady_clock::now() >= deadline) return false;
-            std::this_thread::sleep_for(20ms);
-        }
-        return true;
-    }
-
-    /// The raw wait status once exited (see WIFEXITED / WEXITSTATUS).
-    int status() const noexcept { return status_; }
-    bool exited_with_zero() const noexcept { return pid_ <= 0 && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
-
-    void kill() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGKILL);
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        status_ = status;
-        pid_ = -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int status_ = -1;
-};
 
 /// A port that was free on 127.0.0.1 a moment ago (UDP).
 std::uint16_t free_udp_port() {

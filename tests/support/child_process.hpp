@@ -2,12 +2,16 @@
 // with fork/exec, output to a log file, killed by its PID and reaped when the guard goes.
 #pragma once
 
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -79,6 +83,17 @@ public:
 
     bool exited_with_zero() const noexcept { return pid_ <= 0 && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
     int status() const noexcept { return status_; }
+    pid_t pid() const noexcept { return pid_; }
+
+    /// Waits up to `limit` for the process to exit; returns false (still running) on timeout.
+    bool wait_for(std::chrono::milliseconds limit) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (!exited()) {
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polls for the exit
+        }
+        return true;
+    }
 
     void kill() {
         if (pid_ <= 0) return;
