@@ -100,16 +100,7 @@ asio::awaitable<std::pair<std::error_code, std::vector<std::uint8_t>>> receive_w
     co_return std::pair{ec, std::move(buf)};
 }
 
-asio::awaitable<std::string> read_all(h3co::request_stream& stream) {
-    std::string all;
-    std::array<char, 4096> buf;
-    for (;;) {
-        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
-        all.append(buf.data(), n);
-        if (ec == h3co::error::eof) co_return all;
-        if (ec) throw std::system_error(ec);
-    }
-}
+using test::read_all;
 
 
 TEST_CASE("datagrams: both ways on one request stream, h3co client to h3co server (1.x), not_supported on 0.12",

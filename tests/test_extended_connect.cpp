@@ -44,16 +44,7 @@ struct connect_server {
     }
 };
 
-asio::awaitable<std::string> read_all(h3co::request_stream& stream) {
-    std::string all;
-    std::array<char, 1024> buf;
-    for (;;) {
-        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
-        all.append(buf.data(), n);
-        if (ec == h3co::error::eof) co_return all;
-        if (ec) throw std::system_error(ec);
-    }
-}
+using test::read_all;
 
 
 TEST_CASE("extended CONNECT: :protocol reaches the handler and the stream carries bytes both ways", "[connect]") {

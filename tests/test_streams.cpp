@@ -62,16 +62,7 @@ struct hanging_server {
     }
 };
 
-asio::awaitable<std::string> read_all(auto& stream) {
-    std::string all;
-    std::array<char, 8192> buf;
-    for (;;) {
-        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
-        all.append(buf.data(), n);
-        if (ec == h3co::error::eof) co_return all;
-        if (ec) throw std::system_error(ec);
-    }
-}
+using test::read_all;
 
 
 TEST_CASE("streams: full duplex echo, the response flows while the request body is still sent", "[streams]") {

@@ -22,16 +22,7 @@ asio::awaitable<void> echo(h3co::server_request& req, h3co::response& res) {
     }
 }
 
-asio::awaitable<std::string> read_all(h3co::request_stream& stream) {
-    std::string all;
-    std::array<char, 16384> buf;
-    for (;;) {
-        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
-        all.append(buf.data(), n);
-        if (ec == h3co::error::eof) co_return all;
-        if (ec) throw std::system_error(ec);
-    }
-}
+using test::read_all;
 
 /// Sends `body` to /echo and returns what comes back.
 asio::awaitable<std::string> echo_round(h3co::connection& conn, const std::string& body) {

@@ -11,10 +11,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
+#include <system_error>
 
 /// The completion token the tests use to get (error_code, results...) instead of exceptions.
 inline constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -73,6 +75,19 @@ inline void settle(asio::io_context& io, std::chrono::milliseconds d = std::chro
 
 inline std::string url(std::uint16_t port, const std::string& path = "/stream", const std::string& host = "localhost") {
     return "https://" + host + ":" + std::to_string(port) + path;
+}
+
+/// Reads a stream (anything with read_some) to its end; throws on any other error.
+template <class Stream>
+asio::awaitable<std::string> read_all(Stream& stream) {
+    std::string all;
+    std::array<char, 8192> buf;
+    for (;;) {
+        auto [ec, n] = co_await stream.read_some(asio::buffer(buf), tuple);
+        all.append(buf.data(), n);
+        if (ec == h3co::error::eof) co_return all;
+        if (ec) throw std::system_error(ec);
+    }
 }
 
 }  // namespace test
