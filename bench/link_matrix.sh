@@ -15,7 +15,8 @@
 #   bench/link_matrix.sh --dry-run                        the rows and their sizes, nothing run
 #   bench/link_matrix.sh --runs 3 -- --link-queue 0.5bdp  extra flags after -- go to h3co_bench
 #
-# Builds like bench/compare.sh: installs what is missing (scripts/bootstrap.sh), builds build-bench/.
+# Builds like bench/compare.sh: installs what is missing (scripts/bootstrap.sh), builds build-bench/
+# (H3CO_STACK=1.x: build-bench-1.x/, on ngtcp2 1.11 / nghttp3 1.8).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -65,19 +66,22 @@ row_bytes() {
         printf "%.0f", int(b / 1048576) * 1048576 }'
 }
 
+source scripts/stack.sh                      # H3CO_STACK=1.x: ngtcp2 1.11 / nghttp3 1.8
+h3co_stack_select "${H3CO_STACK:-0.12}"
+build="build-bench$h3co_stack_suffix"
 if ((!dry_run)); then
-    ./scripts/bootstrap.sh >&2
-    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    ./scripts/bootstrap.sh --stack "$h3co_stack" >&2
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${h3co_stack_cmake_args[@]}" \
         -DH3CO_BUILD_TESTS=OFF -DH3CO_BUILD_EXAMPLES=OFF -DH3CO_SANITIZE=OFF >&2
-    cmake --build build-bench -j2 --target h3co_bench >&2
+    cmake --build "$build" -j2 --target h3co_bench >&2
 fi
-bench=build-bench/bench/h3co_bench
+bench="$build/bench/h3co_bench"
 log="$(mktemp -t h3co_link_matrix.XXXXXX)"
 trap 'rm -f "$log"' EXIT
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "# link matrix: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# h3co $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $runs run(s) per row (medians); ~${seconds} s of transfer per row; extra flags: ${extra[*]:-none}"
+echo "# h3co $(git rev-parse --short HEAD 2>/dev/null || echo "?"), $(h3co_stack_versions); $runs run(s) per row (medians); ~${seconds} s of transfer per row; extra flags: ${extra[*]:-none}"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 table=()
