@@ -82,7 +82,7 @@ nghttp3_conn* fresh_conn(bool server) {
 /// QPACK dynamic table is not used: the stream stands on its own).
 std::vector<std::uint8_t> encode_request(const h3co::request& req, const std::string& body) {
     auto* conn = fresh_conn(false);
-    std::vector<std::string> storage;
+    h3co::detail::header_encoding::name_storage storage;
     auto nva = h3co::detail::header_encoding::request(req, "localhost:443", storage);
     if (!nva) std::abort();
     pending_body = &body;
@@ -100,7 +100,7 @@ std::vector<std::uint8_t> encode_response(const std::vector<std::uint8_t>& reque
                                           const h3co::fields& fields, const std::string& body) {
     auto* conn = fresh_conn(true);
     if (nghttp3_conn_read_stream(conn, 0, request_stream.data(), request_stream.size(), 1) < 0) std::abort();
-    std::vector<std::string> storage;
+    h3co::detail::header_encoding::name_storage storage;
     auto nva = h3co::detail::header_encoding::response(status, fields, storage);
     if (!nva) std::abort();
     pending_body = &body;

@@ -175,7 +175,7 @@ struct h3_callbacks {
         if (me.machine_.hand_out(*s, bytes)) {
             *pflags |= NGHTTP3_DATA_FLAG_EOF;
             if (s->trailers_to_send) {  // the FIN goes with the trailers, after the body
-                std::vector<std::string> storage;
+                header_encoding::name_storage storage;
                 std::vector<nghttp3_nv> nva;
                 if (!header_encoding::append_fields(*s->trailers_to_send, nva, storage) ||
                     nghttp3_conn_submit_trailers(me.native_->h3, s->id, nva.data(), nva.size()) != 0)

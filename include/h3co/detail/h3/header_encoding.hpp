@@ -9,12 +9,17 @@
 #include <nghttp3/nghttp3.h>
 
 #include <cctype>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace h3co::detail::header_encoding {
+
+/// Strings the pairs point into (lowercased names, the request's pseudo-header values). A deque:
+/// adding one never moves the others, whose pointers are already in the pairs.
+using name_storage = std::deque<std::string>;
 
 /// A pair pointing at `name` and `value`, which must outlive the submit call (nghttp3 copies them).
 inline nghttp3_nv nv(std::string_view name, std::string_view value) {
@@ -24,7 +29,7 @@ inline nghttp3_nv nv(std::string_view name, std::string_view value) {
 }
 
 /// Appends user fields with lowercased names; false if a name or value is not allowed.
-inline bool append_fields(const fields& headers, std::vector<nghttp3_nv>& nva, std::vector<std::string>& storage) {
+inline bool append_fields(const fields& headers, std::vector<nghttp3_nv>& nva, name_storage& storage) {
     for (const auto& f : headers) {
         std::string name = f.name;
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -41,7 +46,7 @@ inline bool append_fields(const fields& headers, std::vector<nghttp3_nv>& nva, s
 /// :method, :scheme, :authority, :path and the fields of `req`. A URL that is a bare path uses
 /// `default_authority` and https. nullopt when the request is not valid.
 inline std::optional<std::vector<nghttp3_nv>> request(const h3co::request& req, const std::string& default_authority,
-                                                      std::vector<std::string>& storage) {
+                                                      name_storage& storage) {
     url_parts parts;
     if (req.url.find("://") != std::string::npos) {
         auto parsed = parse_url(req.url);
@@ -57,7 +62,6 @@ inline std::optional<std::vector<nghttp3_nv>> request(const h3co::request& req, 
     if (parts.path.front() != '/' && parts.path != "*") return std::nullopt;
     if (req.method.empty() || parts.authority.empty()) return std::nullopt;
     if (!req.protocol.empty() && req.method != "CONNECT") return std::nullopt;  // RFC 9220 extended CONNECT
-    storage.reserve(3 + req.headers.size());  // no reallocation: nva points into storage
     storage.push_back(std::move(parts.scheme));
     storage.push_back(std::move(parts.authority));
     storage.push_back(std::move(parts.path));
@@ -73,8 +77,7 @@ inline std::optional<std::vector<nghttp3_nv>> request(const h3co::request& req, 
 
 /// :status and `headers`.
 inline std::optional<std::vector<nghttp3_nv>> response(int status, const fields& headers,
-                                                       std::vector<std::string>& storage) {
-    storage.reserve(1 + headers.size());
+                                                       name_storage& storage) {
     storage.push_back(std::to_string(status));
     std::vector<nghttp3_nv> nva;
     nva.push_back(nv(":status", storage.back()));

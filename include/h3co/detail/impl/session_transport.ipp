@@ -30,7 +30,7 @@ H3CO_DECL std::error_code session::stream_unusable(const stream_state& s) const 
 }
 
 H3CO_DECL std::error_code session::submit_request_header(stream_state& s, const request& req) {
-    std::vector<std::string> storage;
+    header_encoding::name_storage storage;
     auto nva = header_encoding::request(req, default_authority_, storage);
     if (!nva) return make_error_code(error::invalid_request);
     // RFC 9220 §3: :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL.
@@ -52,7 +52,7 @@ H3CO_DECL std::error_code session::submit_raw_request_header(stream_state& s, co
 
 H3CO_DECL std::error_code session::submit_response_header(stream_state& s, int status, const fields& headers,
                                                           bool body) {
-    std::vector<std::string> storage;
+    header_encoding::name_storage storage;
     auto nva = header_encoding::response(status, headers, storage);
     if (!nva) return make_error_code(error::invalid_request);
     nghttp3_data_reader reader{&h3_callbacks::read_body};
@@ -62,7 +62,7 @@ H3CO_DECL std::error_code session::submit_response_header(stream_state& s, int s
 }
 
 H3CO_DECL std::error_code session::submit_interim_header(stream_state& s, int status, const fields& headers) {
-    std::vector<std::string> storage;
+    header_encoding::name_storage storage;
     auto nva = header_encoding::response(status, headers, storage);
     if (!nva) return make_error_code(error::invalid_request);
     if (nghttp3_conn_submit_info(native_->h3, s.id, nva->data(), nva->size()) != 0)
