@@ -13,7 +13,8 @@
 #    still serves after each; an upload to an escaping path is refused and creates nothing
 # 4. exit codes: 404 -> 5 (and no -o file), wrong CA -> 4, usage -> 2, unwritable -o -> 6
 # 5. a 1 GiB sparse file: h3get's bytes have the right sha256, its peak RSS (/usr/bin/time -f %M)
-#    stays within 16 MiB of a 1-byte download's, and the server's peak RSS (VmHWM) under 32 MiB
+#    stays within 32 MiB of a 1-byte download's (the receive windows' maxima, and slack), and the
+#    server's peak RSS (VmHWM) under 32 MiB
 # 6. a server that does not answer (stopped with SIGSTOP): --connect-timeout 1 exits with 3 within
 #    5 s; no server at all: exit 3
 set -euo pipefail
@@ -157,11 +158,12 @@ rss_big="$(tail -n 1 "$work/rss-big")"; rss_small="$(tail -n 1 "$work/rss-small"
 server_rss="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
 echo "ok: $((big >> 20)) MiB downloaded, sha256 identical; peak RSS: h3get $rss_big KiB (1 B download: $rss_small KiB), server $server_rss KiB"
 if [[ "$sanitized" != 1 ]]; then
-    # The receive window is 256 KiB per stream and h3get reads 64 KiB at a time; anything near the
-    # body's size would mean it is buffered.
-    ((rss_big - rss_small < 16384)) || fail "h3get's peak RSS grew by $((rss_big - rss_small)) KiB for a 1 GiB download"
+    # What h3get may hold is its receive window, which grows with a fast reader up to
+    # connection_options::max_connection_receive_window (24 MiB; a stream's up to 16 MiB), plus
+    # 8 MiB of slack for the allocator; anything near the body's size would mean it is buffered.
+    ((rss_big - rss_small < 32768)) || fail "h3get's peak RSS grew by $((rss_big - rss_small)) KiB for a 1 GiB download"
     ((server_rss < 32768)) || fail "the server's peak RSS is $server_rss KiB"
-    echo "ok: h3get grew by $((rss_big - rss_small)) KiB (< 16 MiB), the server stayed under 32 MiB"
+    echo "ok: h3get grew by $((rss_big - rss_small)) KiB (< 32 MiB), the server stayed under 32 MiB"
 fi
 
 # 6. unreachable servers
