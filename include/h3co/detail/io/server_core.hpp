@@ -100,9 +100,7 @@ public:
             auto self = weak.lock();
             if (!self) return;
             --self->running_handlers_;
-            if (auto it = self->handlers_per_address_.find(address); it != self->handlers_per_address_.end() &&
-                                                                        --it->second == 0)
-                self->handlers_per_address_.erase(it);
+            count_down(self->handlers_per_address_, address);
         });
         dispatcher_(std::move(session), std::move(st), std::move(slot));
     }
@@ -128,8 +126,7 @@ public:
     /// retired it) are dropped for `period` nanoseconds, not answered with a stateless reset.
     void retire(const std::string& key, std::uint64_t period) {
         sessions_.erase(key);
-        const auto until = steady_now_ns() + period;
-        if (ended_.emplace(key, until).second) ended_order_.emplace_back(until, key);
+        drop_late_packets(key, steady_now_ns() + period);
     }
     void forget(session_type& s) {
         // Its peer may still send for a while (its packets crossed our CONNECTION_CLOSE, or it is
@@ -140,13 +137,12 @@ public:
             auto it = sessions_.find(key);
             if (it != sessions_.end() && it->second.get() == &s) {
                 sessions_.erase(it);
-                if (ended_.emplace(key, until).second) ended_order_.emplace_back(until, key);
+                drop_late_packets(key, until);
             }
         }
         if (auto it = live_.find(&s); it != live_.end()) {
             if (!it->second.established) --handshakes_;
-            if (auto a = per_address_.find(it->second.address); a != per_address_.end() && --a->second == 0)
-                per_address_.erase(a);
+            count_down(per_address_, it->second.address);
             live_.erase(it);
         }
         // After the connection's last packets (its CONNECTION_CLOSE, posted) have left.
@@ -194,6 +190,17 @@ public:
     const Executor& get_executor() const noexcept { return executor_; }
 
 private:
+    /// One fewer for `key`; the entry goes when none is left.
+    static void count_down(std::unordered_map<std::string, std::size_t>& counts, const std::string& key) {
+        if (auto it = counts.find(key); it != counts.end() && --it->second == 0) counts.erase(it);
+    }
+
+    /// Datagrams to connection ID `key` are dropped until `until` (a closing period), not answered
+    /// with a stateless reset.
+    void drop_late_packets(const std::string& key, std::uint64_t until) {
+        if (ended_.emplace(key, until).second) ended_order_.emplace_back(until, key);
+    }
+
     void close_listeners() {
         for (auto& l : listeners_) {
             std::error_code ignored;
