@@ -2,6 +2,7 @@
 #pragma once
 
 #include <h3co/detail/config.hpp>
+#include <h3co/detail/ascii.hpp>
 #include <h3co/detail/async_support.hpp>
 #include <h3co/detail/erased_initiate.hpp>
 #include <h3co/detail/handle_access.hpp>
@@ -162,15 +163,9 @@ namespace detail {
 
 /// True for "localhost" and names under ".localhost" (RFC 6761 §6.3), in any case.
 inline bool is_localhost(std::string_view name) {
-    auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); };
-    auto ends_with = [&](std::string_view suffix) {
-        if (name.size() < suffix.size()) return false;
-        for (std::size_t i = 0; i < suffix.size(); ++i)
-            if (lower(name[name.size() - suffix.size() + i]) != suffix[i]) return false;
-        return true;
-    };
     if (!name.empty() && name.back() == '.') name.remove_suffix(1);  // the absolute form
-    return ends_with("localhost") && (name.size() == 9 || name[name.size() - 10] == '.');
+    return name.size() >= 9 && ascii_iequals(name.substr(name.size() - 9), "localhost") &&
+           (name.size() == 9 || name[name.size() - 10] == '.');
 }
 
 /// Resolves `host` and tries each address in turn until one completes the handshake. A refused

@@ -1,8 +1,9 @@
 // What travels in HEADERS frames: requests and responses, as plain values.
 #pragma once
 
+#include <h3co/detail/ascii.hpp>
+
 #include <algorithm>
-#include <cctype>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,12 +24,7 @@ public:
 
     /// The first value of `name` (case-insensitive), if present.
     std::optional<std::string_view> find(std::string_view name) const {
-        auto it = std::find_if(begin(), end(), [&](const field& f) {
-            return f.name.size() == name.size() &&
-                   std::equal(f.name.begin(), f.name.end(), name.begin(), [](char a, char b) {
-                       return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-                   });
-        });
+        auto it = std::find_if(begin(), end(), [&](const field& f) { return detail::ascii_iequals(f.name, name); });
         if (it == end()) return std::nullopt;
         return std::string_view(it->value);
     }

@@ -1,6 +1,7 @@
 // stream_machine's non-template functions (see detail/stream_machine.hpp).
 #pragma once
 
+#include <h3co/detail/ascii.hpp>
 #include <h3co/detail/stream_machine.hpp>
 
 #include <asio/error.hpp>
@@ -10,16 +11,6 @@
 #include <utility>
 
 namespace h3co::detail {
-
-/// ASCII case-insensitive equality (field values such as "100-Continue").
-inline bool lowercase_equal(std::string_view value, std::string_view lower) {
-    if (value.size() != lower.size()) return false;
-    for (std::size_t i = 0; i < value.size(); ++i) {
-        const char c = value[i] >= 'A' && value[i] <= 'Z' ? static_cast<char>(value[i] - 'A' + 'a') : value[i];
-        if (c != lower[i]) return false;
-    }
-    return true;
-}
 
 // The codes RFC 9114 §8.1 gives; h3_error has them, but the engine speaks in raw codes.
 inline constexpr std::uint64_t h3_no_error = static_cast<std::uint64_t>(h3_error::no_error);
@@ -191,7 +182,7 @@ H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin) {
     }
     if (s.recv == recv_state::headers) s.recv = fin ? recv_state::eof : recv_state::body;
     if (server_) {
-        if (auto expect = s.request.headers.find("expect")) s.expect_continue = lowercase_equal(*expect, "100-continue");
+        if (auto expect = s.request.headers.find("expect")) s.expect_continue = ascii_iequals(*expect, "100-continue");
         return true;
     }
     serve_response(s);
