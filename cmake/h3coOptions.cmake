@@ -21,16 +21,16 @@ if(H3CO_FUZZ AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
 endif()
 
 # h3co_target_sanitize(<target>): ASan + UBSan when H3CO_SANITIZE is ON; ThreadSanitizer when
-# H3CO_TSAN is ON; with H3CO_FUZZ, libFuzzer's coverage instrumentation plus ASan + UBSan (the
-# fuzz targets add -fsanitize=fuzzer, libFuzzer's main, themselves).
+# H3CO_TSAN is ON; with H3CO_FUZZ, libFuzzer's coverage instrumentation plus H3CO_FUZZ_SANITIZERS
+# (default ASan + UBSan; the fuzz targets add -fsanitize=fuzzer, libFuzzer's main, themselves).
 function(h3co_target_sanitize tgt)
   if(H3CO_FUZZ)
     # -fno-sanitize=function: clang 14's UBSan function check cannot compile coroutines
     # ("Cannot represent a difference across sections", llvm/llvm-project#49689).
-    set(_flags -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=function -fno-omit-frame-pointer
+    set(_flags -fsanitize=fuzzer-no-link,${H3CO_FUZZ_SANITIZERS} -fno-sanitize=function -fno-omit-frame-pointer
                -fno-sanitize-recover=undefined)
     target_compile_options(${tgt} PRIVATE ${_flags})
-    target_link_options(${tgt} PRIVATE -fsanitize=address,undefined)
+    target_link_options(${tgt} PRIVATE -fsanitize=${H3CO_FUZZ_SANITIZERS})
   elseif(H3CO_TSAN)
     set(_flags -fsanitize=thread -fno-omit-frame-pointer)
     target_compile_options(${tgt} PRIVATE ${_flags}
