@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -44,6 +45,21 @@ std::string text(const std::vector<std::uint8_t>& v) { return std::string(v.begi
 
 
 TEST_CASE("fuzz corpus: byte_ring", "[fuzz]") { CHECK(run_all("byte_ring", h3co_fuzz::byte_ring_ops) >= 2); }
+
+// The buffer targets' model compares against a fixed byte stream (pipe_ring.hpp): that only shows a
+// byte read from the wrong place if no short run of it repeats at another offset a buffer can reach.
+TEST_CASE("fuzz model: the byte pattern never repeats within a buffer's reach", "[fuzz]") {
+    const auto& stream = h3co_fuzz::pattern();
+    constexpr std::size_t run = 8, reach = 20'000 + 8'192 + 10'000;
+    std::size_t repeats = 0;
+    for (std::size_t shift = 1; shift <= reach; ++shift)
+        for (const std::uint64_t at : {std::uint64_t{0}, std::uint64_t{12'345}})
+            if (stream.matches(stream.at(at + shift), run, at)) ++repeats;
+    CHECK(repeats == 0);
+    // A run that crosses the end of the period goes on with the period's first bytes.
+    const std::uint8_t* last = stream.at(h3co_fuzz::byte_pattern::period - 4);
+    CHECK(std::equal(last + 4, last + 12, stream.at(0)));
+}
 
 TEST_CASE("fuzz corpus: pipe", "[fuzz]") { CHECK(run_all("pipe", h3co_fuzz::pipe_ops) >= 3); }
 

@@ -1,7 +1,7 @@
 // Fuzz targets for the two buffers every body goes through: the byte ring (detail/byte_ring.hpp)
 // and the pipe's shared state (detail/pipe_state.hpp). The input is a sequence of operations;
-// each result is checked against a simple model (a std::deque of bytes; for the pipe, "what the
-// reader gets is, in order, what the writes took").
+// each result is checked against a simple model (for the ring, the positions of a known byte
+// stream; for the pipe, "what the reader gets is, in order, what the writes took").
 //
 // The pipe's operations complete through an asio::io_context polled as the input says. Every
 // buffer handed to the pipe is freed the moment its operation completes, and a view is read only
@@ -23,69 +23,97 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <memory>
 #include <vector>
 
 namespace h3co_fuzz {
 
-/// byte_ring against a deque of bytes.
+/// The bytes a byte_ring model writes: byte i of the stream is at(i)[0]. The bytes look random
+/// and repeat only after `period` bytes, more than a ring here ever holds plus one operation, so a
+/// byte copied from the wrong place (or not copied) shows. Every comparison is one memcmp against
+/// this table: the model costs no more than the ring, however long the input.
+class byte_pattern {
+public:
+    static constexpr std::size_t period = 65'521;    ///< prime, > 20,000 (capacity) + 8,192 (operation)
+    static constexpr std::size_t max_run = 32 * 1024;  ///< longest run at() must serve
+
+    byte_pattern() : bytes_(period + max_run) {
+        std::uint32_t x = 2463534242u;  // xorshift32: cheap and far from periodic at this length
+        for (std::size_t i = 0; i < period; ++i) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            bytes_[i] = static_cast<std::uint8_t>(x >> 24);
+        }
+        std::copy_n(bytes_.begin(), max_run, bytes_.begin() + period);
+    }
+
+    /// The stream's bytes from position `pos` on (at most max_run of them).
+    const std::uint8_t* at(std::uint64_t pos) const noexcept { return bytes_.data() + pos % period; }
+
+    bool matches(const std::uint8_t* got, std::size_t len, std::uint64_t pos) const noexcept {
+        return len == 0 || std::memcmp(got, at(pos), len) == 0;
+    }
+
+private:
+    std::vector<std::uint8_t> bytes_;
+};
+
+inline const byte_pattern& pattern() {
+    static const byte_pattern p;
+    return p;
+}
+
+/// byte_ring against a model that is two stream positions: what was written, and what was read.
 inline int byte_ring_ops(const std::uint8_t* data, std::size_t size) {
     input_reader in(data, size);
+    const auto& stream = pattern();
     std::size_t max_capacity = in.u16() % 20'000;
     h3co::detail::byte_ring ring(max_capacity);
-    std::deque<std::uint8_t> model;
-    std::uint8_t next_value = 0;  // written bytes count up, so that any misplaced byte shows
-    std::vector<std::uint8_t> src, dst;
+    std::uint64_t written = 0, head = 0;  // the ring holds the stream's bytes [head, written)
+    std::vector<std::uint8_t> dst;
     for (int ops = 0; !in.done() && ops < 10'000; ++ops) {
+        const std::size_t held = written - head;
         switch (in.byte() % 8) {
         case 0: {  // write
             const std::size_t n = in.u16() % 8192;
-            src.resize(n);
-            for (auto& b : src) b = next_value++;
-            const std::size_t room = max_capacity - model.size();
-            const std::size_t taken = ring.write(src.data(), n);
-            expect(taken == std::min(n, room), "write took what fits");
-            model.insert(model.end(), src.begin(), src.begin() + static_cast<std::ptrdiff_t>(taken));
-            next_value = static_cast<std::uint8_t>(next_value - (n - taken));
+            const std::size_t taken = ring.write(stream.at(written), n);
+            expect(taken == std::min(n, max_capacity - held), "write took what fits");
+            written += taken;
             break;
         }
         case 1: {  // peek at an offset
             const std::size_t len = in.u16() % 8192, offset = in.u16() % 8192;
             dst.assign(len, 0);
             const std::size_t got = ring.peek(dst.data(), len, offset);
-            const std::size_t want = offset >= model.size() ? 0 : std::min(len, model.size() - offset);
-            expect(got == want, "peek length");
-            expect(std::equal(dst.begin(), dst.begin() + static_cast<std::ptrdiff_t>(got),
-                              model.begin() + static_cast<std::ptrdiff_t>(std::min(offset, model.size()))),
-                   "peek bytes");
+            expect(got == (offset >= held ? 0 : std::min(len, held - offset)), "peek length");
+            expect(stream.matches(dst.data(), got, head + offset), "peek bytes");
             break;
         }
         case 2: {  // read
             const std::size_t len = in.u16() % 8192;
             dst.assign(len, 0);
             const std::size_t got = ring.read(dst.data(), len);
-            expect(got == std::min(len, model.size()), "read length");
-            expect(std::equal(dst.begin(), dst.begin() + static_cast<std::ptrdiff_t>(got), model.begin()), "read bytes");
-            model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(got));
+            expect(got == std::min(len, held), "read length");
+            expect(stream.matches(dst.data(), got, head), "read bytes");
+            head += got;
             break;
         }
         case 3: {  // consume
             const std::size_t n = in.u16() % 8192;
             ring.consume(n);
-            model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(std::min(n, model.size())));
+            head += std::min(n, held);
             break;
         }
         case 4: {  // spans from an offset
             const std::size_t offset = in.u16() % 8192;
-            const auto spans = ring.spans(offset);
-            std::vector<std::uint8_t> joined;
-            for (const auto& s : spans) joined.insert(joined.end(), s.begin(), s.end());
-            const std::size_t from = std::min(offset, model.size());
-            expect(joined.size() == model.size() - from, "spans length");
-            expect(std::equal(joined.begin(), joined.end(), model.begin() + static_cast<std::ptrdiff_t>(from)),
-                   "spans bytes");
+            std::uint64_t pos = head + std::min(offset, held);
+            for (const auto& span : ring.spans(offset)) {
+                expect(stream.matches(span.data(), span.size(), pos), "spans bytes");
+                pos += span.size();
+            }
+            expect(pos == written, "spans length");
             break;
         }
         case 5:
@@ -94,7 +122,7 @@ inline int byte_ring_ops(const std::uint8_t* data, std::size_t size) {
             break;
         case 6:
             ring.shrink();
-            if (model.empty()) expect(ring.allocated() == 0, "shrink frees an empty ring");
+            if (held == 0) expect(ring.allocated() == 0, "shrink frees an empty ring");
             break;
         case 7: {
             const std::size_t n = in.u16() % 20'000;
@@ -103,10 +131,11 @@ inline int byte_ring_ops(const std::uint8_t* data, std::size_t size) {
             break;
         }
         }
-        expect(ring.size() == model.size(), "size");
-        expect(ring.empty() == model.empty(), "empty");
+        const std::size_t now_held = written - head;
+        expect(ring.size() == now_held, "size");
+        expect(ring.empty() == (now_held == 0), "empty");
         expect(ring.max_capacity() == max_capacity, "max_capacity");
-        expect(ring.space() == max_capacity - model.size(), "space");
+        expect(ring.space() == max_capacity - now_held, "space");
         expect(ring.allocated() <= max_capacity, "allocated within the capacity");
     }
     return 0;
@@ -119,8 +148,10 @@ public:
 
     void write(std::size_t n) {
         const int id = next_id_++;
-        auto buf = std::make_unique<std::vector<std::uint8_t>>(n);
-        for (auto& b : *buf) b = next_value_++;
+        // Each write offers the pattern's next bytes (so a refused write's bytes are skipped).
+        const auto* bytes = pattern().at(next_position_);
+        auto buf = std::make_unique<std::vector<std::uint8_t>>(bytes, bytes + n);
+        next_position_ += n;
         const auto buffer = asio::buffer(*buf);
         writes_[id] = std::move(buf);
         ++started_;
@@ -264,27 +295,37 @@ private:
     }
 
     /// What the reader got must be what the writes took, or what the writes in progress offer.
+    /// Only what is new since the last check is compared, so that a long input costs linear time.
     void check_received() {
-        if (received_.size() <= taken_.size()) {
-            expect(std::equal(received_.begin(), received_.end(), taken_.begin()), "the reader got the bytes in order");
-            return;
+        const std::size_t common = std::min(received_.size(), taken_.size());
+        if (common > checked_) {
+            expect(std::equal(received_.begin() + static_cast<std::ptrdiff_t>(checked_),
+                              received_.begin() + static_cast<std::ptrdiff_t>(common),
+                              taken_.begin() + static_cast<std::ptrdiff_t>(checked_)),
+                   "the reader got the bytes in order");
+            checked_ = common;
         }
-        // Ahead of the completed writes: the rest must come from the write in progress.
-        std::vector<std::uint8_t> offered = taken_;
-        for (const auto& [id, buf] : writes_) offered.insert(offered.end(), buf->begin(), buf->end());
-        expect(received_.size() <= offered.size(), "the reader got no more than was offered");
-        expect(std::equal(received_.begin(), received_.end(), offered.begin()), "the reader got the bytes in order");
+        // Ahead of the completed writes: the rest must come from the writes in progress.
+        auto ahead = received_.begin() + static_cast<std::ptrdiff_t>(common);
+        for (const auto& [id, buf] : writes_) {
+            if (ahead == received_.end()) break;
+            const auto n = std::min<std::ptrdiff_t>(received_.end() - ahead, static_cast<std::ptrdiff_t>(buf->size()));
+            expect(std::equal(ahead, ahead + n, buf->begin()), "the reader got the bytes in order");
+            ahead += n;
+        }
+        expect(ahead == received_.end(), "the reader got no more than was offered");
     }
 
     std::size_t capacity_;
     asio::io_context io_;
     h3co::detail::pipe_state pipe_;
     int next_id_ = 0;
-    std::uint8_t next_value_ = 0;
+    std::uint64_t next_position_ = 0;  ///< in pattern(): where the next write's bytes start
     std::map<int, std::unique_ptr<std::vector<std::uint8_t>>> writes_;  ///< buffers the pipe holds
     std::map<int, std::unique_ptr<std::vector<std::uint8_t>>> reads_;
     std::vector<std::uint8_t> taken_;     ///< what completed writes took, in order
     std::vector<std::uint8_t> received_;  ///< what the reader got, in order
+    std::size_t checked_ = 0;             ///< received_[0, checked_) matched taken_ already
     asio::const_buffer view_;
     std::size_t started_ = 0, completed_ = 0;
     std::size_t views_in_flight_ = 0;  ///< view operations started and not completed
