@@ -10,8 +10,8 @@
 // answer (431, 413, resets, a handler's response, closing the stream) runs for real too.
 //
 // The pair is kept from one input to the next (under ASan a handshake costs ~1.3 ms of CPU, an
-// exchange ~0.18 ms); each input runs on a new stream, and a connection the input killed (a connection error such as
-// H3_FRAME_UNEXPECTED) is replaced before the next input. What carries over is connection-level
+// exchange ~0.18 ms); each input runs on a new stream, and a connection the input killed (a
+// connection error such as H3_FRAME_UNEXPECTED) is replaced before the next input. What carries over is connection-level
 // only: stream IDs and flow-control totals. The QPACK dynamic table stays empty, since the raw
 // sender never inserts into it.
 //
