@@ -3,12 +3,12 @@
 // only by the engine's implementation files.
 #pragma once
 
+#include <h3co/detail/ascii.hpp>
 #include <h3co/message.hpp>
 #include <h3co/url.hpp>
 
 #include <nghttp3/nghttp3.h>
 
-#include <cctype>
 #include <deque>
 #include <optional>
 #include <string>
@@ -32,7 +32,7 @@ inline nghttp3_nv nv(std::string_view name, std::string_view value) {
 inline bool append_fields(const fields& headers, std::vector<nghttp3_nv>& nva, name_storage& storage) {
     for (const auto& f : headers) {
         std::string name = f.name;
-        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (auto& c : name) c = ascii_lower(c);
         if (name.empty() || name.front() == ':') return false;
         if (!nghttp3_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size())) return false;
         if (!nghttp3_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()))
