@@ -58,7 +58,8 @@ public:
         return *this;
     }
     /// A stream dropped while still open is reset (H3_REQUEST_CANCELLED): the peer never mistakes
-    /// an abandoned body for a complete one.
+    /// an abandoned body for a complete one. What a closed one received and nobody read is dropped
+    /// (its flow-control credit goes back to the connection).
     ~basic_http_stream() { abandon(); }
 
     /// The executor of the stream's connection.
@@ -199,8 +200,7 @@ protected:
         auto st = std::move(state_);
         if (!reset_on_destroy_) return;
         asio::dispatch(executor_, [st] {
-            if (st->fully_closed()) return;
-            if (auto owner = st->owner.lock()) owner->streams().cancel(*st);
+            if (auto owner = st->owner.lock()) owner->streams().abandon(*st);
         });
     }
 

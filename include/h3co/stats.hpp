@@ -47,6 +47,14 @@ struct connection_stats {
     std::uint64_t datagrams_received = 0;  ///< HTTP/3 datagrams received for open streams
     /// Datagrams dropped: a full receive queue, a stream that is not open, one that fits no packet.
     std::uint64_t datagrams_dropped = 0;
+
+    /// Receive credit (docs/design.md, "Flow-control credit"): every stream byte the peer delivered
+    /// is extended back exactly once, so credit_delivered == credit_extended + credit_held +
+    /// credit_released_at_end always.
+    std::uint64_t credit_delivered = 0;        ///< stream bytes (all streams, framing included) QUIC delivered
+    std::uint64_t credit_extended = 0;         ///< of those, bytes whose flow-control credit went back
+    std::uint64_t credit_held = 0;             ///< bytes buffered, unread: credit still owed to the peer
+    std::uint64_t credit_released_at_end = 0;  ///< bytes still held when the connection ended
 };
 
 }  // namespace h3co

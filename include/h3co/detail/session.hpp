@@ -13,6 +13,7 @@
 #pragma once
 
 #include <h3co/detail/config.hpp>
+#include <h3co/detail/credit_ledger.hpp>
 #include <h3co/detail/flow_window.hpp>
 #include <h3co/detail/h3/datagrams.hpp>
 #include <h3co/detail/h3/peer_settings.hpp>
@@ -109,6 +110,9 @@ public:
     H3CO_DECL void close(std::uint64_t now, std::uint64_t app_error_code, std::string_view reason = {});
     /// GOAWAY: the peer opens no new requests; existing ones go on.
     H3CO_DECL void send_goaway();
+    /// Client: PRIORITY_UPDATE (RFC 9218) for `s`, whose HEADERS went out (testing.hpp uses it, as
+    /// browsers do on long-lived connections).
+    H3CO_DECL std::error_code send_priority_update(stream_state& s, std::uint32_t urgency, bool incremental);
 
     /// Client: allocates a request stream, or queues `op` until the peer grants stream credit;
     /// `key` names the queued op for cancel_open().
@@ -183,6 +187,7 @@ private:
     H3CO_DECL void start_raw_stream(stream_state& s) override;
     H3CO_DECL void resume_sending(stream_state& s) override;
     H3CO_DECL void return_credit(stream_state& s, std::size_t n) override;
+    H3CO_DECL void release_credit(stream_state& s) override;
     H3CO_DECL std::size_t send_buffer_limit(const stream_state& s) const override;
     H3CO_DECL void shutdown_stream(stream_state& s, std::uint64_t app_error_code, bool send, bool recv) override;
 
@@ -203,8 +208,15 @@ private:
     /// After the handshake: the three unidirectional streams every HTTP/3 endpoint opens.
     H3CO_DECL int setup_h3_streams();
     /// Flow-control credit for `n` bytes of `stream_id` that nghttp3 consumed itself (framing, QPACK):
-    /// given back as they are, the windows do not grow for them.
+    /// given back as they are, the windows do not grow for them. Bytes a discard already released
+    /// are not given back twice (credit_ledger).
     H3CO_DECL void credit(std::int64_t stream_id, std::size_t n);
+    /// All the credit `stream_id` still owes goes back: nobody will read its bytes.
+    H3CO_DECL void release_credit(std::int64_t stream_id);
+    /// Extends `stream_id`'s and the connection's windows by `n` bytes the ledger allowed.
+    H3CO_DECL void extend_windows(std::int64_t stream_id, bool stream_open, std::uint64_t n);
+    /// QUIC closed `stream_id` (`s`: its state, if any): checks that only its buffer still owes credit.
+    H3CO_DECL void credit_stream_closed(std::int64_t stream_id, const stream_state* s);
     /// ngtcp2 took `datalen` bytes (-1: none) of `stream_id` from `veccnt` nghttp3_vecs at `vecs`:
     /// tell whoever supplied them, nghttp3 or a raw stream, and track the FIN. False on a fatal
     /// nghttp3 error.
@@ -247,6 +259,7 @@ private:
     std::uint64_t lost_in_closed_streams_ = 0;  ///< packets lost on streams that are gone
 
     std::uint64_t now_ = 0;          ///< the time the latest input brought (stream operations carry none)
+    credit_ledger ledger_;           ///< receive credit: every delivered byte extended exactly once
     flow_window window_;             ///< the connection's receive window
     std::uint64_t largest_stream_window_ = 0;  ///< the largest receive window any stream reached
 

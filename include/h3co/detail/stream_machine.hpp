@@ -46,6 +46,9 @@ public:
     /// The application consumed `n` body bytes: the peer may send that many more (and, when it
     /// reads fast enough, more still: the receive window grows).
     virtual void return_credit(stream_state& s, std::size_t n) = 0;
+    /// Nobody will read what `s` received so far (its buffer was dropped): all the credit it still
+    /// owes goes back, whatever the HTTP/3 layer held of it (detail/credit_ledger.hpp).
+    virtual void release_credit(stream_state& s) = 0;
     /// The most `s` may hold written but unacknowledged now: what the congestion window needs.
     virtual std::size_t send_buffer_limit(const stream_state& s) const = 0;
     /// RESET_STREAM (when `send`) and STOP_SENDING (when `recv`) with `app_error_code`.
@@ -174,8 +177,11 @@ public:
     /// Reads filled straight from a receive batch's packets complete now, once each (before the
     /// flush that ends the batch).
     H3CO_DECL void complete_filled_reads();
-    /// Drops body bytes nobody will read, returning their flow-control credit.
+    /// Drops body bytes nobody will read, returning all the flow-control credit the stream owes.
     H3CO_DECL void discard_received(stream_state& s);
+    /// The last handle on `s` is gone: a stream still open is reset (H3_REQUEST_CANCELLED); what a
+    /// closed one still holds is dropped and its credit returned.
+    H3CO_DECL void abandon(stream_state& s);
 
 private:
     static std::error_code send_error(const stream_state& s) {

@@ -258,6 +258,7 @@ H3CO_DECL void session::close_with(std::error_code ec, std::uint64_t now) {
 H3CO_DECL void session::terminate(std::error_code ec) {
     if (terminated_) return;
     terminated_ = true;
+    ledger_.connection_ended();
     if (!close_error_) close_error_ = ec;
     fail_everything(close_error_);
     on_terminated(close_error_);
@@ -282,6 +283,16 @@ H3CO_DECL void session::send_goaway() {
     nghttp3_conn_submit_shutdown_notice(native_->h3);
     nghttp3_conn_shutdown(native_->h3);
     wake_flush();
+}
+
+H3CO_DECL std::error_code session::send_priority_update(stream_state& s, std::uint32_t urgency, bool incremental) {
+    if (auto ec = stream_unusable(s)) return ec;
+    if (role_ != session_role::client || s.send == send_state::idle || urgency > 7)
+        return make_error_code(error::invalid_request);
+    if (h3_compat::set_client_priority(native_->h3, s.id, urgency, incremental) != 0)
+        return make_error_code(error::invalid_request);
+    wake_flush();
+    return {};
 }
 
 H3CO_DECL void session::open_stream(open_op op, std::shared_ptr<void> key) {
@@ -415,12 +426,6 @@ H3CO_DECL void session::keep_alive_update() {
         native_->conn, streams_.empty() ? 0 : static_cast<ngtcp2_duration>(interval.count()) * NGTCP2_MILLISECONDS);
 }
 
-H3CO_DECL void session::credit(std::int64_t stream_id, std::size_t n) {
-    if (n == 0 || terminated_) return;
-    ngtcp2_conn_extend_max_stream_offset(native_->conn, stream_id, n);
-    ngtcp2_conn_extend_max_offset(native_->conn, n);
-}
-
 H3CO_DECL std::error_code session::unusable() const {
     if (terminated_) return close_error_ ? close_error_ : make_error_code(error::connection_closed);
     return {};
@@ -437,6 +442,10 @@ H3CO_DECL connection_stats session::stats() const {
     out.bytes_received = bytes_received_;
     out.connection_receive_window = window_.size;
     out.stream_receive_window = std::max<std::uint64_t>(largest_stream_window_, options_.stream_receive_window);
+    out.credit_delivered = ledger_.delivered_total();
+    out.credit_extended = ledger_.extended_total();
+    out.credit_held = ledger_.held();
+    out.credit_released_at_end = ledger_.released_at_end();
     out.stream_send_buffer = options_.stream_send_buffer;
     for (const auto& [id, s] : streams_) out.stream_send_buffer = std::max<std::uint64_t>(out.stream_send_buffer, s->send_buf.limit());
     auto* conn = native_->conn;

@@ -15,6 +15,7 @@
 #include <ngtcp2/ngtcp2.h>
 
 #include <algorithm>
+#include <cassert>
 #include <array>
 #include <limits>
 #include <utility>
@@ -83,7 +84,8 @@ H3CO_DECL void session::resume_sending(stream_state& s) {
     wake_flush();
 }
 
-H3CO_DECL void session::return_credit(stream_state& s, std::size_t n) {
+H3CO_DECL void session::return_credit(stream_state& s, std::size_t read) {
+    const std::uint64_t n = ledger_.extend(s.id, read, true);
     if (n == 0 || terminated_) return;
     auto* conn = native_->conn;
     const std::uint64_t srtt = smoothed_rtt();
@@ -101,6 +103,33 @@ H3CO_DECL void session::return_credit(stream_state& s, std::size_t n) {
     }
     ngtcp2_conn_extend_max_offset(conn, conn_credit);
     wake_flush();
+}
+
+H3CO_DECL void session::release_credit(stream_state& s) { release_credit(s.id); }
+
+H3CO_DECL void session::release_credit(std::int64_t stream_id) {
+    const auto* s = find_stream(stream_id);
+    extend_windows(stream_id, s && !s->quic_closed, ledger_.release(stream_id));
+}
+
+H3CO_DECL void session::credit(std::int64_t stream_id, std::size_t n) {
+    const auto* s = find_stream(stream_id);
+    extend_windows(stream_id, !s || !s->quic_closed, ledger_.extend(stream_id, n, false));
+}
+
+H3CO_DECL void session::extend_windows(std::int64_t stream_id, bool stream_open, std::uint64_t n) {
+    if (n == 0 || terminated_) return;
+    if (stream_open) ngtcp2_conn_extend_max_stream_offset(native_->conn, stream_id, n);
+    ngtcp2_conn_extend_max_offset(native_->conn, n);
+    wake_flush();
+}
+
+H3CO_DECL void session::credit_stream_closed(std::int64_t stream_id, const stream_state* s) {
+    // nghttp3 has closed the stream too (and handed back what it held): only the receive buffer,
+    // waiting for the application, may still owe credit. A stream nobody can read owes nothing.
+    if (!s) release_credit(stream_id);
+    assert(ledger_.owed(stream_id) == (s ? s->recv_buf.size() : 0));
+    ledger_.closed(stream_id);
 }
 
 H3CO_DECL std::size_t session::send_buffer_limit(const stream_state& s) const {

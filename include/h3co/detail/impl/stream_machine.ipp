@@ -121,15 +121,18 @@ H3CO_DECL void stream_machine::reset(stream_state& s, std::uint64_t app_error_co
     const bool recv_open = s.recv != recv_state::reset && s.recv != recv_state::eof;
     if (send_open || recv_open) transport_.shutdown_stream(s, app_error_code, send_open, recv_open);
     if (send_open) fail_send(s, reason);
-    if (recv_open) fail_recv(s, reason);
+    // A reset stream's buffered bytes are dropped, a complete body's too: reads fail with `reason`.
+    discard_received(s);
+    if (s.recv != recv_state::reset) fail_recv(s, reason);
     fail_send_ops(s, reason);
     fail_recv_ops(s, reason);
 }
 
 H3CO_DECL void stream_machine::stop_reading(stream_state& s, std::uint64_t app_error_code) {
+    // After the FIN (or a reset) there is nothing to stop, but what is buffered is still dropped.
+    discard_received(s);
     if (s.recv == recv_state::eof || s.recv == recv_state::reset) return;
     transport_.shutdown_stream(s, app_error_code, false, true);
-    discard_received(s);
     fail_recv(s, h3co::end_of_stream());
 }
 
@@ -137,6 +140,13 @@ H3CO_DECL void stream_machine::take_over(stream_state& s) { s.taken_over = true;
 
 H3CO_DECL void stream_machine::cancel(stream_state& s) {
     reset(s, static_cast<std::uint64_t>(h3_error::request_cancelled), make_error_code(asio::error::operation_aborted));
+}
+
+H3CO_DECL void stream_machine::abandon(stream_state& s) {
+    if (s.fully_closed())
+        discard_received(s);  // a complete message nobody read: its credit is still owed
+    else
+        cancel(s);
 }
 
 H3CO_DECL void stream_machine::cancel(stream_state& s, stream_op_kind kind, asio::cancellation_type type) {
@@ -192,7 +202,7 @@ H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin) {
 
 H3CO_DECL bool stream_machine::body_received(stream_state& s, const std::uint8_t* data, std::size_t len) {
     if (s.recv != recv_state::body) {
-        consume(s, len);  // nobody will read these bytes (we stopped reading): their credit goes back now
+        transport_.release_credit(s);  // nobody will read these bytes (we stopped reading): their credit goes back now
         return true;
     }
     if (server_ && !s.taken_over && s.bytes_received + len > max_request_body_) {
@@ -213,7 +223,7 @@ H3CO_DECL void stream_machine::raw_received(stream_state& s, const std::uint8_t*
         }
         if (fin) s.recv = recv_state::eof;
     } else {
-        consume(s, len);
+        transport_.release_credit(s);
     }
     if (s.read_filled == 0 || s.recv != recv_state::body) serve_read(s);
 }
@@ -226,7 +236,8 @@ H3CO_DECL void stream_machine::end_of_stream(stream_state& s) {
 }
 
 H3CO_DECL void stream_machine::reset_by_peer(stream_state& s, std::uint64_t app_error_code) {
-    if (s.recv == recv_state::eof || s.recv == recv_state::reset) return;
+    if (s.recv == recv_state::reset) return discard_received(s);  // we stopped or reset first: nothing is read
+    if (s.recv == recv_state::eof) return;  // the body was complete: RFC 9000 §3.2 lets the reset be ignored
     fail_recv(s, make_h3_error_code(app_error_code));
     // Bytes already buffered are dropped: a reset stream's data is not to be trusted as complete.
     discard_received(s);
@@ -288,10 +299,9 @@ H3CO_DECL void stream_machine::refuse_oversized_headers(stream_state& s) {
     reset(s, static_cast<std::uint64_t>(h3_error::excessive_load), make_error_code(error::header_too_large));
 }
 
-H3CO_DECL void stream_machine::refuse_oversized_body(stream_state& s, std::size_t len) {
-    consume(s, len);
+H3CO_DECL void stream_machine::refuse_oversized_body(stream_state& s, std::size_t) {
     fail_recv(s, make_error_code(error::body_too_large));
-    discard_received(s);
+    discard_received(s);  // these bytes and any before them
     transport_.shutdown_stream(s, h3_no_error, false, true);
     if (s.send == send_state::idle) {
         send_response_header(s, 413, {}, status_op());
@@ -356,8 +366,8 @@ H3CO_DECL void stream_machine::complete_filled_reads() {
 }
 
 H3CO_DECL void stream_machine::discard_received(stream_state& s) {
-    consume(s, s.recv_buf.size());
     s.recv_buf.consume(s.recv_buf.size());
+    transport_.release_credit(s);
 }
 
 H3CO_DECL void stream_machine::consume(stream_state& s, std::size_t n) {

@@ -52,6 +52,7 @@ struct quic_callbacks {
         cb.stream_stop_sending = &stream_stop_sending;
         cb.extend_max_stream_data = &extend_max_stream_data;
         cb.extend_max_local_streams_bidi = &extend_max_local_streams_bidi;
+        cb.extend_max_remote_streams_bidi = &extend_max_remote_streams_bidi;
         cb.recv_datagram = &recv_datagram;
         return cb;
     }
@@ -132,6 +133,7 @@ struct quic_callbacks {
         auto& me = self(user_data);
         auto& n = *me.native_;
         const bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+        me.ledger_.delivered(stream_id, len);  // from here each byte is extended exactly once
         if (auto* s = state_of(sud); s && s->raw) {
             me.machine_.raw_received(*s, data, len, fin);
             return 0;
@@ -155,7 +157,7 @@ struct quic_callbacks {
             } else {
                 compat::shutdown_stream(n.conn, stream_id, NGHTTP3_H3_MESSAGE_ERROR);
             }
-            me.credit(stream_id, len);
+            me.release_credit(stream_id);  // this chunk and all before it; body bytes read already excepted
             return 0;
         }
         if (consumed < 0) {
@@ -229,11 +231,25 @@ struct quic_callbacks {
         const int rv = nghttp3_conn_close_stream(me.native_->h3, stream_id, app_error_code);
         if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) return NGTCP2_ERR_CALLBACK_FAILURE;
         if (keep && !keep->quic_closed) me.stream_closed(*keep, app_error_code);
+        me.credit_stream_closed(stream_id, keep.get());
         // The client may open one more request in its place (at most max_concurrent_streams at
         // once): for every stream it opened, whatever came on it, even a reset before HEADERS.
         if (me.role_ == session_role::server && ngtcp2_is_bidi_stream(stream_id) &&
             !ngtcp2_conn_is_local_stream(conn, stream_id) && !me.terminated_)
             ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+        // Likewise a unidirectional stream of the peer's beyond its three critical ones (a reserved
+        // or GREASE type, RFC 9114 §6.2.3, which nghttp3 stops reading): another may take its place.
+        if (!ngtcp2_is_bidi_stream(stream_id) && !ngtcp2_conn_is_local_stream(conn, stream_id) && !me.terminated_)
+            ngtcp2_conn_extend_max_streams_uni(conn, 1);
+        return 0;
+    }
+
+    /// We let the client open more request streams: nghttp3 checks the IDs PRIORITY_UPDATE names
+    /// (RFC 9218 §7.1) against its own count, which must follow ngtcp2's.
+    static int extend_max_remote_streams_bidi(ngtcp2_conn*, std::uint64_t max_streams, void* user_data) {
+        auto& me = self(user_data);
+        if (me.role_ == session_role::server && me.native_->h3)
+            nghttp3_conn_set_max_client_streams_bidi(me.native_->h3, max_streams);
         return 0;
     }
 

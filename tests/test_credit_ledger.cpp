@@ -1,0 +1,195 @@
+// Receive credit over a connection's whole life: every byte the peer delivers is extended back
+// exactly once, whatever the application does with it (reads it, drops it unread, resets, returns
+// from a handler without reading). A leak shows as a connection that stalls once the unread bytes
+// reach its window; a double credit as a peer allowed to send more than the window. Each case runs
+// far past the window and then checks the ledger in connection_stats.
+#include "support/test_support.hpp"
+
+#include <h3co/testing.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace credit_ledger_test {
+
+constexpr std::size_t body_size = 8 * 1024;
+constexpr int rounds = 400;  // 400 x 8 KiB: three times the 1 MiB connection window below
+
+/// Windows that never grow: what the peer may send is exactly what was extended back.
+h3co::connection_options fixed_windows() {
+    h3co::connection_options o;
+    o.connection_receive_window = 1024 * 1024;
+    o.max_connection_receive_window = o.connection_receive_window;
+    o.stream_receive_window = 64 * 1024;
+    o.max_stream_receive_window = o.stream_receive_window;
+    return o;
+}
+
+/// Nothing owed once every stream is gone: each delivered byte was extended.
+void check_balanced(const h3co::connection_stats& s) {
+    INFO("delivered " << s.credit_delivered << ", extended " << s.credit_extended << ", held " << s.credit_held);
+    CHECK(s.credit_delivered > 0);
+    CHECK(s.credit_held == 0);
+    CHECK(s.credit_delivered == s.credit_extended + s.credit_released_at_end);
+}
+
+/// One side tells the other that something happened (count-based: a signal before the wait counts).
+class event {
+public:
+    explicit event(asio::io_context& io) : timer_(io, std::chrono::steady_clock::time_point::max()) {}
+    void fire() {
+        ++fired_;
+        timer_.cancel();
+    }
+    asio::awaitable<void> wait() {
+        while (fired_ == taken_) co_await timer_.async_wait(tuple);
+        ++taken_;
+    }
+
+private:
+    asio::steady_timer timer_;
+    std::uint64_t fired_ = 0, taken_ = 0;
+};
+
+/// A server whose /err answers 404 with an 8 KiB body, whose /unread answers 401 without reading
+/// the request body, and whose /open sends 8 KiB and keeps the response open until the client is done.
+struct credit_server {
+    h3co::server server;
+    std::uint16_t port;
+    std::shared_ptr<h3co::connection_stats> last_stats = std::make_shared<h3co::connection_stats>();
+    /// /err's body is all at the client (finish() completes once the client acknowledged it).
+    std::shared_ptr<event> response_delivered;
+    /// The client's upload to /unread is all at the server: the client fires it after its finish().
+    std::shared_ptr<event> upload_delivered;
+
+    explicit credit_server(asio::io_context& io)
+        : server(test::executor(io), test::server_identity(), fixed_windows()), port(0),
+          response_delivered(std::make_shared<event>(io)), upload_delivered(std::make_shared<event>(io)) {
+        server.handle("/err", [done = response_delivered](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+            co_await res.send_header(404);
+            const std::string body(body_size, 'e');
+            co_await res.write(asio::buffer(body));
+            co_await res.finish();
+            done->fire();
+        });
+        server.handle("/unread", [st = last_stats, arrived = upload_delivered](h3co::server_request& req,
+                                                                              h3co::response& res) -> asio::awaitable<void> {
+            co_await arrived->wait();  // the body and its FIN are buffered here, unread
+            *st = req.connection_stats();
+            co_await res.send_header(401);
+        });
+        server.handle("/open", [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+            co_await res.send_header(200);
+            const std::string body(body_size, 'o');
+            co_await res.write(asio::buffer(body));
+            std::array<char, 256> buf;
+            for (;;) {  // until the client resets the stream
+                auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
+                if (ec) break;
+            }
+        });
+        port = server.listen("127.0.0.1", 0).port();
+    }
+};
+
+asio::awaitable<h3co::connection> connect_to(asio::io_context& io, std::uint16_t port) {
+    co_return co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca(),
+                                     fixed_windows());
+}
+
+TEST_CASE("credit: 400 complete responses dropped unread on one connection", "[credit-ledger]") {
+    asio::io_context io;
+    credit_server srv(io);
+    const auto stats = test::run(io, [&]() -> asio::awaitable<h3co::connection_stats> {
+        auto conn = co_await connect_to(io, srv.port);
+        for (int i = 0; i < rounds; ++i) {
+            INFO("request " << i);
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "GET", .url = test::url(srv.port, "/err", "127.0.0.1")};
+            co_await stream.send_header(req);
+            const auto resp = co_await stream.read_response();
+            CHECK(resp.status == 404);
+            co_await srv.response_delivered->wait();  // the whole body is buffered at the client
+            // As a user who looks only at the status: the stream, body unread, is dropped.
+        }
+        // A drop on the connection's executor takes effect at once (dispatch).
+        co_return conn.stats();
+    }(), 30s);
+    check_balanced(stats);
+}
+
+TEST_CASE("credit: a handler that answers without reading the request body, 400 times", "[credit-ledger]") {
+    asio::io_context io;
+    credit_server srv(io);
+    const auto stats = test::run(io, [&]() -> asio::awaitable<h3co::connection_stats> {
+        auto conn = co_await connect_to(io, srv.port);
+        const std::string body(body_size, 'u');
+        for (int i = 0; i < rounds; ++i) {
+            INFO("request " << i);
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "POST", .url = test::url(srv.port, "/unread", "127.0.0.1")};
+            co_await stream.send_header(req);
+            co_await stream.write(asio::buffer(body));
+            co_await stream.finish();  // the server acknowledged every byte: they are in its buffer
+            srv.upload_delivered->fire();
+            const auto resp = co_await stream.read_response();
+            CHECK(resp.status == 401);
+        }
+        co_return conn.stats();
+    }(), 30s);
+    check_balanced(stats);
+    // The server's view, from the last handler: nothing but that request's own body (and its DATA
+    // frame's header) still held.
+    INFO("server: delivered " << srv.last_stats->credit_delivered << ", held " << srv.last_stats->credit_held);
+    CHECK(srv.last_stats->credit_held <= body_size + 16);
+    CHECK(srv.last_stats->credit_held >= body_size);
+}
+
+TEST_CASE("credit: streams reset by the client with response bytes buffered, 400 times", "[credit-ledger]") {
+    asio::io_context io;
+    credit_server srv(io);
+    const auto stats = test::run(io, [&]() -> asio::awaitable<h3co::connection_stats> {
+        auto conn = co_await connect_to(io, srv.port);
+        std::array<char, 1> one;
+        for (int i = 0; i < rounds; ++i) {
+            INFO("request " << i);
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "POST", .url = test::url(srv.port, "/open", "127.0.0.1")};
+            co_await stream.send_header(req);
+            const auto resp = co_await stream.read_response();
+            REQUIRE(resp.status == 200);
+            co_await stream.read_some(asio::buffer(one));  // the body is arriving: some of it is buffered
+            stream.reset();
+        }
+        co_return conn.stats();
+    }(), 30s);
+    check_balanced(stats);
+}
+
+TEST_CASE("credit: the ledger balances after reads, drops and resets, on both sides", "[credit-ledger]") {
+    asio::io_context io;
+    credit_server srv(io);
+    const auto stats = test::run(io, [&]() -> asio::awaitable<h3co::connection_stats> {
+        auto conn = co_await connect_to(io, srv.port);
+        for (int i = 0; i < 30; ++i) {
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "GET", .url = test::url(srv.port, "/err", "127.0.0.1")};
+            co_await stream.send_header(req);
+            co_await stream.read_response();
+            co_await srv.response_delivered->wait();
+            if (i % 3 == 0) {
+                const auto body = co_await test::read_all(stream);
+                CHECK(body.size() == body_size);
+            }
+            if (i % 3 == 1) stream.reset();
+        }
+        co_return conn.stats();
+    }(), 30s);
+    check_balanced(stats);
+    CHECK(stats.credit_delivered >= 10 * body_size);  // the bodies read whole, at least
+}
+
+}  // namespace credit_ledger_test
