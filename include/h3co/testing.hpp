@@ -9,6 +9,9 @@
 #include <h3co/connection.hpp>
 #include <h3co/request_stream.hpp>
 
+#include <span>
+#include <system_error>
+
 namespace h3co::testing {
 
 /// Sends exactly `raw` on `stream` as the request's header block: pseudo-headers, case and
@@ -50,6 +53,28 @@ auto send_raw_datagram(basic_http_stream<Executor>& stream, std::vector<std::uin
         });
 }
 
+/// Sends PRIORITY_UPDATE (RFC 9218) for `stream`, whose header went out, with `urgency` (0-7) and
+/// `incremental`: what browsers send on long-lived connections. Completion: void(std::error_code).
+template <class Executor, class CompletionToken = detail::default_token_t<Executor>>
+auto send_priority_update(basic_request_stream<Executor>& stream, unsigned urgency, bool incremental,
+                          CompletionToken&& token = CompletionToken{}) {
+    return detail::initiate_stream_op<detail::status_signature>(
+        std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(),
+        detail::stream_op_kind::header, [urgency, incremental](detail::stream_machine&, detail::stream_state& st, auto op) {
+            auto owner = st.owner.lock();
+            op.complete(owner ? owner->send_priority_update(st, urgency, incremental)
+                              : make_error_code(error::connection_closed));
+        });
+}
+/// Opens a unidirectional stream on `conn` and sends exactly `bytes` on it with its FIN: for testing
+/// how peers treat reserved and GREASE stream types (RFC 9114 §6.2.3). Call it on the connection's
+/// executor. asio::error::would_block when the peer's stream limit allows no other now.
+template <class Executor>
+std::error_code send_raw_uni_stream(basic_connection<Executor>& conn, std::span<const std::uint8_t> bytes) {
+    auto& impl = detail::handle_access::impl(conn);
+    if (!impl) return make_error_code(error::connection_closed);
+    return impl->send_raw_uni_stream(bytes);
+}
 /// Request streams whose state is alive in this process, in any connection: a test that ends with
 /// the same count it started with has leaked none.
 inline long live_stream_states() noexcept {

@@ -113,6 +113,10 @@ public:
     /// Client: PRIORITY_UPDATE (RFC 9218) for `s`, whose HEADERS went out (testing.hpp uses it, as
     /// browsers do on long-lived connections).
     H3CO_DECL std::error_code send_priority_update(stream_state& s, std::uint32_t urgency, bool incremental);
+    /// Opens a unidirectional stream and sends exactly `bytes` on it, then its FIN (testing.hpp: a
+    /// reserved or GREASE stream type, RFC 9114 §6.2.3). asio::error::would_block when the peer's
+    /// stream limit allows no other now.
+    H3CO_DECL std::error_code send_raw_uni_stream(std::span<const std::uint8_t> bytes);
 
     /// Client: allocates a request stream, or queues `op` until the peer grants stream credit;
     /// `key` names the queued op for cancel_open().
@@ -257,6 +261,7 @@ private:
     std::uint64_t bytes_sent_ = 0;
     std::uint64_t bytes_received_ = 0;
     std::uint64_t lost_in_closed_streams_ = 0;  ///< packets lost on streams that are gone
+    std::uint64_t replaced_remote_uni_streams_ = 0;  ///< see compat::max_replaced_remote_uni_streams
 
     std::uint64_t now_ = 0;          ///< the time the latest input brought (stream operations carry none)
     credit_ledger ledger_;           ///< receive credit: every delivered byte extended exactly once

@@ -143,7 +143,17 @@ struct h3_callbacks {
 
     static int stop_sending(nghttp3_conn*, std::int64_t stream_id, std::uint64_t app_error_code, void* user_data,
                             void*) {
-        compat::shutdown_stream_read(self(user_data).native_->conn, stream_id, app_error_code);
+        auto& me = self(user_data);
+        auto* conn = me.native_->conn;
+        compat::shutdown_stream_read(conn, stream_id, app_error_code);
+        // nghttp3 stops reading a peer's unidirectional stream of a reserved or unknown type. ngtcp2
+        // 0.12 never closes it, so stream_close never lets another take its place: do it here.
+        if (!compat::closes_remote_uni_streams && !ngtcp2_is_bidi_stream(stream_id) &&
+            !ngtcp2_conn_is_local_stream(conn, stream_id) &&
+            me.replaced_remote_uni_streams_ < compat::max_replaced_remote_uni_streams) {
+            ++me.replaced_remote_uni_streams_;
+            ngtcp2_conn_extend_max_streams_uni(conn, 1);
+        }
         return 0;
     }
 

@@ -5,6 +5,9 @@
 #include <nghttp3/nghttp3.h>
 #include <nghttp3/version.h>
 
+#include <cstdint>
+#include <cstdio>
+
 namespace h3co::detail::h3_compat {
 
 /// nghttp3 1.x sends and checks SETTINGS_H3_DATAGRAM (RFC 9297) and reports the peer's SETTINGS
@@ -28,6 +31,22 @@ inline void set_recv_settings(nghttp3_callbacks& cb, Callback f) noexcept {
     cb.recv_settings = f;
 #else
     (void)cb, (void)f;
+#endif
+}
+
+/// Client: sends PRIORITY_UPDATE (RFC 9218) for request stream `stream_id`. 0.8 takes the priority
+/// as a struct, 1.x as the serialized field value.
+inline int set_client_priority(nghttp3_conn* conn, std::int64_t stream_id, std::uint32_t urgency, bool incremental) {
+#if NGHTTP3_VERSION_NUM >= 0x010000
+    char field[16];
+    const int len = std::snprintf(field, sizeof field, incremental ? "u=%u, i" : "u=%u", urgency);
+    return nghttp3_conn_set_client_stream_priority(conn, stream_id, reinterpret_cast<const std::uint8_t*>(field),
+                                                   static_cast<std::size_t>(len));
+#else
+    nghttp3_pri pri{};
+    pri.urgency = urgency;
+    pri.inc = incremental ? 1 : 0;
+    return nghttp3_conn_set_stream_priority(conn, stream_id, &pri);
 #endif
 }
 

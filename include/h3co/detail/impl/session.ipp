@@ -295,6 +295,24 @@ H3CO_DECL std::error_code session::send_priority_update(stream_state& s, std::ui
     return {};
 }
 
+H3CO_DECL std::error_code session::send_raw_uni_stream(std::span<const std::uint8_t> bytes) {
+    if (auto ec = unusable()) return ec;
+    std::int64_t id = -1;
+    const int rv = ngtcp2_conn_open_uni_stream(native_->conn, &id, nullptr);
+    if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return make_error_code(asio::error::would_block);
+    if (rv != 0) return make_error_code(error::protocol_error);
+    auto s = new_stream(id);
+    ngtcp2_conn_set_stream_user_data(native_->conn, id, s.get());
+    s->raw = true;
+    s->recv = recv_state::eof;  // nothing comes back on our own unidirectional stream
+    s->send_buf.set_limit(std::max(bytes.size(), s->send_buf.limit()));
+    s->send_buf.write(bytes.data(), bytes.size());
+    s->send = send_state::finishing;
+    start_raw_stream(*s);
+    wake_flush();
+    return {};
+}
+
 H3CO_DECL void session::open_stream(open_op op, std::shared_ptr<void> key) {
     if (auto ec = unusable()) return op.complete(ec, nullptr);
     if (goaway_received_) return op.complete(make_error_code(error::going_away), nullptr);

@@ -239,7 +239,9 @@ struct quic_callbacks {
             ngtcp2_conn_extend_max_streams_bidi(conn, 1);
         // Likewise a unidirectional stream of the peer's beyond its three critical ones (a reserved
         // or GREASE type, RFC 9114 §6.2.3, which nghttp3 stops reading): another may take its place.
-        if (!ngtcp2_is_bidi_stream(stream_id) && !ngtcp2_conn_is_local_stream(conn, stream_id) && !me.terminated_)
+        // On 0.12 ngtcp2 never closes them: the stop_sending callback (h3/callbacks.hpp) does it there.
+        if (compat::closes_remote_uni_streams && !ngtcp2_is_bidi_stream(stream_id) &&
+            !ngtcp2_conn_is_local_stream(conn, stream_id) && !me.terminated_)
             ngtcp2_conn_extend_max_streams_uni(conn, 1);
         return 0;
     }

@@ -162,6 +162,16 @@ inline constexpr bool pmtud_probes_supported =
     false;
 #endif
 
+/// Whether ngtcp2 closes a peer's unidirectional stream (and calls stream_close) once its data is
+/// all in. ngtcp2 0.12.1 never does: such a stream waits for a FIN of its own that is never acked,
+/// so its state lives until the connection ends (fixed in 1.x, which marks it FIN-acked at once).
+inline constexpr bool closes_remote_uni_streams = ngtcp2_1x;
+
+/// On ngtcp2 0.12.1, how many reserved (GREASE) unidirectional streams (RFC 9114 §6.2.3) a peer may
+/// open over a connection's life beyond those its initial limit allows: each keeps ngtcp2's state
+/// until the connection ends, so the count bounds that memory. 1.x frees them and sets no bound.
+inline constexpr std::uint64_t max_replaced_remote_uni_streams = 256;
+
 /// The largest UDP payload ngtcp2 accepts as a peer's max_udp_payload_size (RFC 9000's 65527).
 inline constexpr std::size_t max_udp_payload_limit = 65527;
 

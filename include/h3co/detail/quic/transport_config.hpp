@@ -83,7 +83,9 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     params.initial_max_stream_data_bidi_remote = o.stream_receive_window;
     params.initial_max_stream_data_uni = o.stream_receive_window;
     params.initial_max_data = o.connection_receive_window;
-    params.initial_max_streams_uni = 3;
+    // The peer's control and QPACK streams, and room for reserved (GREASE) ones, which nghttp3 stops
+    // reading and which are replaced as they close (quic_callbacks::stream_close).
+    params.initial_max_streams_uni = 8;
     params.max_idle_timeout = static_cast<ngtcp2_duration>(o.idle_timeout.count()) * NGTCP2_MILLISECONDS;
     params.active_connection_id_limit = 7;
     // HTTP/3 datagrams (RFC 9297) ride in QUIC DATAGRAM frames, at most max_udp_payload each: what
