@@ -1,0 +1,125 @@
+// A client's connections over their whole life: the pool connects once per authority however many
+// requests race for it, and closes all it made; peer error codes keep their full 62 bits; a stray
+// ICMP error does not end an established connection; connect() races a blackholed address against
+// the next one (RFC 8305); and a closed connection still says why it ended and what it did.
+#include "support/test_support.hpp"
+
+#include <asio/ip/udp.hpp>
+
+#include <memory>
+#include <vector>
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace client_lifecycle_test {
+
+auto hello() {
+    return [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        co_await res.send_header(200);
+        co_await res.write(asio::buffer(std::string("hello")));
+    };
+}
+
+/// Runs `io` until `done()` holds or `limit` passes (a bounded wait on a condition, not a sleep).
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 5000ms) {
+    const auto deadline = clock_type::now() + limit;
+    while (!done() && clock_type::now() < deadline) {
+        io.restart();
+        io.run_for(10ms);
+    }
+    return done();
+}
+
+// ---- the pool ----------------------------------------------------------------------------------------
+
+TEST_CASE("client lifecycle: ten concurrent requests to one authority share one connection", "[client-lifecycle][pool]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    server.handle("/", hello());
+    const auto port = server.listen("127.0.0.1", 0).port();
+    auto client = std::make_unique<h3co::client>(test::executor(io), test::trusting_test_ca());
+    const std::string url = test::url(port, "/", "127.0.0.1");
+
+    int finished = 0;
+    std::vector<int> statuses;
+    std::vector<std::error_code> errors;
+    for (int i = 0; i < 10; ++i) {
+        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+            const h3co::request get{.method = "GET", .url = url};
+            auto [ec, response] = co_await client->request(get, tuple);
+            if (ec) errors.push_back(ec);
+            else {
+                statuses.push_back(response.status);
+                co_await test::read_all(response.body);
+            }
+            ++finished;
+        }, asio::detached);
+    }
+    REQUIRE(run_until(io, [&] { return finished == 10; }, 20000ms));
+    CHECK(errors.empty());
+    CHECK(statuses == std::vector<int>(10, 200));
+    CHECK(server.stats().connections_accepted == 1);
+    CHECK(server.stats().connections == 1);
+
+    client->close();
+    // The client's CONNECTION_CLOSE reaches the server: nothing of ours stays open there.
+    CHECK(run_until(io, [&] { return server.stats().connections == 0; }));
+    CHECK(server.stats().connections_accepted == 1);
+}
+
+TEST_CASE("client lifecycle: destroying the client closes the connections it made", "[client-lifecycle][pool]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    server.handle("/", hello());
+    const auto port = server.listen("127.0.0.1", 0).port();
+    auto client = std::make_unique<h3co::client>(test::executor(io), test::trusting_test_ca());
+    const std::string url = test::url(port, "/", "127.0.0.1");
+    test::run(io, [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 3; ++i) {
+            const h3co::request get{.method = "GET", .url = url};
+            auto response = co_await client->request(get);
+            co_await test::read_all(response.body);
+        }
+    }());
+    REQUIRE(server.stats().connections == 1);
+    asio::post(io, [&] { client.reset(); });  // on the client's executor, as a coroutine would
+    CHECK(run_until(io, [&] { return server.stats().connections == 0; }));
+}
+
+TEST_CASE("client lifecycle: a waiter cancelled while the pool connects leaves the connect to the others",
+          "[client-lifecycle][pool]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    server.handle("/", hello());
+    const auto port = server.listen("127.0.0.1", 0).port();
+    h3co::client client(test::executor(io), test::trusting_test_ca());
+    const std::string url = test::url(port, "/", "127.0.0.1");
+
+    std::error_code cancelled_ec;
+    bool cancelled_done = false;
+    asio::cancellation_signal signal;
+    client.connection_for(url, asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, h3co::connection) {
+                              cancelled_ec = ec;
+                              cancelled_done = true;
+                          }));
+    std::error_code other_ec;
+    bool other_done = false;
+    bool other_open = false;
+    client.connection_for(url, [&](std::error_code ec, h3co::connection c) {
+        other_ec = ec;
+        other_open = c.is_open();
+        other_done = true;
+    });
+    signal.emit(asio::cancellation_type::terminal);
+    REQUIRE(run_until(io, [&] { return cancelled_done && other_done; }));
+    CHECK(cancelled_ec == asio::error::operation_aborted);
+    CHECK_FALSE(other_ec);
+    CHECK(other_open);
+    CHECK(server.stats().connections_accepted == 1);
+    client.close();
+    CHECK(run_until(io, [&] { return server.stats().connections == 0; }));
+}
+
+}  // namespace client_lifecycle_test
