@@ -122,4 +122,54 @@ TEST_CASE("client lifecycle: a waiter cancelled while the pool connects leaves t
     CHECK(run_until(io, [&] { return server.stats().connections == 0; }));
 }
 
+// ---- 62-bit error codes ------------------------------------------------------------------------------
+
+TEST_CASE("client lifecycle: error codes above int range keep their value and match no named code",
+          "[client-lifecycle][error-codes]") {
+    constexpr std::uint64_t wide = 0x1'0000'010Bull;  // H3_REQUEST_REJECTED plus 2^32
+    const auto ec = h3co::make_h3_error_code(wide);
+    CHECK(ec);
+    CHECK(ec != h3co::h3_error::request_rejected);
+    CHECK(ec != h3co::make_h3_error_code(0x10b));
+    CHECK(h3co::wire_error_code(ec) == wide);
+    CHECK(h3co::wire_error_code(h3co::make_h3_error_code(0x10b)) == 0x10bu);
+    CHECK(h3co::make_h3_error_code(wide) == h3co::make_h3_error_code(wide));
+    CHECK(h3co::make_h3_error_code(wide) != h3co::make_h3_error_code(wide + 1));
+    CHECK(ec.message().find("0x10000010b") != std::string::npos);
+    // Between INT_MAX and 2^32: no negative int in the h3 category either.
+    const auto mid = h3co::make_h3_error_code(0x8000'0000ull);
+    CHECK(mid.category() != h3co::h3_category());
+    CHECK(h3co::wire_error_code(mid) == 0x8000'0000ull);
+    // The largest varint (2^62 - 1) and transport codes alike.
+    CHECK(h3co::wire_error_code(h3co::make_h3_error_code((1ull << 62) - 1)) == (1ull << 62) - 1);
+    const auto quic = h3co::make_quic_error_code(0x1'0000'0002ull);
+    CHECK(quic != h3co::quic_error::connection_refused);
+    CHECK(h3co::wire_error_code(quic) == 0x1'0000'0002ull);
+    CHECK_FALSE(h3co::wire_error_code(h3co::make_error_code(h3co::error::eof)));
+}
+
+TEST_CASE("client lifecycle: a reset with request_rejected plus 2^32 is not retried", "[client-lifecycle][error-codes]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    auto calls = std::make_shared<int>(0);
+    constexpr std::uint64_t wide = 0x1'0000'010Bull;
+    server.handle("/", [calls](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        ++*calls;
+        res.take_over().reset(static_cast<h3co::h3_error>(wide));
+        co_return;
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+    h3co::client client(test::executor(io), test::trusting_test_ca());
+    const auto ec = test::run(io, [&]() -> asio::awaitable<std::error_code> {
+        const h3co::request get{.method = "GET", .url = test::url(port, "/", "127.0.0.1")};
+        auto [ec, response] = co_await client.request(get, tuple);
+        co_return ec;
+    }());
+    CHECK(ec);
+    CHECK(ec != h3co::h3_error::request_rejected);
+    CHECK(h3co::wire_error_code(ec) == wide);
+    CHECK(*calls == 1);
+    client.close();
+}
+
 }  // namespace client_lifecycle_test
