@@ -172,4 +172,109 @@ TEST_CASE("client lifecycle: a reset with request_rejected plus 2^32 is not retr
     client.close();
 }
 
+// ---- ICMP errors -------------------------------------------------------------------------------------
+
+/// A UDP relay on 127.0.0.1 whose client-facing socket can be closed and bound again on the same
+/// port, as a server restarting on its port looks to the client: meanwhile the kernel answers the
+/// client's packets with ICMP port unreachable.
+class restartable_relay {
+public:
+    restartable_relay(asio::io_context& io, asio::ip::udp::endpoint server)
+        : io_(io), front_(io), back_(io, asio::ip::udp::endpoint(asio::ip::address_v4::loopback(), 0)) {
+        back_.connect(server);
+        open_front(0);
+        port_ = front_.local_endpoint().port();
+        receive_back();
+    }
+
+    std::uint16_t port() const { return port_; }
+
+    void stop() {
+        std::error_code ignored;
+        front_.close(ignored);
+    }
+    void restart() { open_front(port_); }
+
+private:
+    void open_front(std::uint16_t port) {
+        front_ = asio::ip::udp::socket(io_, asio::ip::udp::endpoint(asio::ip::address_v4::loopback(), port));
+        receive_front();
+    }
+
+    void receive_front() {
+        front_.async_receive_from(asio::buffer(front_buf_), client_, [this](std::error_code ec, std::size_t n) {
+            if (ec) return;  // closed by stop()
+            std::error_code ignored;
+            back_.send(asio::buffer(front_buf_.data(), n), 0, ignored);
+            receive_front();
+        });
+    }
+
+    void receive_back() {
+        back_.async_receive(asio::buffer(back_buf_), [this](std::error_code ec, std::size_t n) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec && front_.is_open()) {
+                std::error_code ignored;
+                front_.send_to(asio::buffer(back_buf_.data(), n), client_, 0, ignored);
+            }
+            receive_back();
+        });
+    }
+
+    asio::io_context& io_;
+    asio::ip::udp::socket front_;
+    asio::ip::udp::socket back_;
+    asio::ip::udp::endpoint client_;
+    std::uint16_t port_ = 0;
+    std::array<char, 65536> front_buf_{};
+    std::array<char, 65536> back_buf_{};
+};
+
+TEST_CASE("client lifecycle: an established connection survives an ICMP port unreachable", "[client-lifecycle][icmp]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    server.handle("/", hello());
+    const auto server_endpoint = server.listen("127.0.0.1", 0);
+    restartable_relay relay(io, server_endpoint);
+
+    auto conn = test::run(io, [&]() -> asio::awaitable<h3co::connection> {
+        co_return co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), relay.port(),
+                                         test::trusting_test_ca());
+    }());
+    REQUIRE(conn.is_open());
+
+    // The "server" goes away: the client's next packet is answered by ICMP port unreachable.
+    relay.stop();
+    const auto sent_before = conn.stats().packets_sent;
+    int status = 0;
+    std::string body;
+    std::error_code request_ec;
+    bool done = false;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        const h3co::request get{.method = "GET", .url = test::url(relay.port(), "/", "127.0.0.1")};
+        auto [ec, stream] = co_await conn.open_request_stream(tuple);
+        if (!ec) std::tie(ec) = co_await stream.send_header(get, tuple);
+        if (!ec) std::tie(ec) = co_await stream.finish(tuple);
+        if (!ec) {
+            auto [rec, head] = co_await stream.read_response(tuple);
+            ec = rec;
+            status = head.status;
+            if (!ec) body = co_await test::read_all(stream);
+        }
+        request_ec = ec;
+        done = true;
+    }, asio::detached);
+    REQUIRE(run_until(io, [&] { return conn.stats().packets_sent > sent_before; }));
+    // Let the client's socket report the refusal before the "server" comes back.
+    run_until(io, [&] { return conn.stats().unreachable_errors > 0 || !conn.is_open(); }, 2000ms);
+    relay.restart();
+
+    REQUIRE(run_until(io, [&] { return done; }, 20000ms));
+    CHECK_FALSE(request_ec);
+    CHECK(status == 200);
+    CHECK(body == "hello");
+    CHECK(conn.is_open());
+    CHECK(conn.stats().unreachable_errors >= 1);
+}
+
 }  // namespace client_lifecycle_test
