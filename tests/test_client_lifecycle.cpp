@@ -277,4 +277,97 @@ TEST_CASE("client lifecycle: an established connection survives an ICMP port unr
     CHECK(conn.stats().unreachable_errors >= 1);
 }
 
+// ---- happy eyeballs ----------------------------------------------------------------------------------
+
+TEST_CASE("client lifecycle: connect races past a blackholed first address", "[client-lifecycle][happy-eyeballs]") {
+    asio::io_context io;
+    // "localhost" is ::1 first, then 127.0.0.1: the server gets 127.0.0.1, and a socket that
+    // never answers (no ICMP either) sits on [::1] at the same port.
+    std::unique_ptr<h3co::server> server;
+    std::optional<asio::ip::udp::socket> blackhole;
+    std::uint16_t port = 0;
+    for (int tries = 0; tries < 20 && !server; ++tries) {
+        asio::ip::udp::socket s(io);
+        s.open(asio::ip::udp::v6());
+        s.set_option(asio::ip::v6_only(true));
+        s.bind({asio::ip::address_v6::loopback(), 0});
+        port = s.local_endpoint().port();
+        auto candidate = std::make_unique<h3co::server>(test::executor(io), test::server_identity());
+        candidate->handle("/", hello());
+        try {
+            candidate->listen("127.0.0.1", port);
+        } catch (const std::system_error&) {
+            continue;  // that port is taken on 127.0.0.1: another pair
+        }
+        server = std::move(candidate);
+        blackhole.emplace(std::move(s));
+    }
+    REQUIRE(server);
+
+    h3co::connection_options options;
+    options.handshake_timeout = 3s;
+    const auto started = clock_type::now();
+    auto [ec, open, remote_v4] = test::run(io, [&]() -> asio::awaitable<std::tuple<std::error_code, bool, bool>> {
+        auto [ec, conn] = co_await h3co::connect(test::executor(io), std::string("localhost"), port,
+                                                 test::trusting_test_ca(), options, tuple);
+        co_return std::tuple{ec, conn.is_open(), conn.is_open() && conn.stats().packets_received > 0};
+    }());
+    const auto took = clock_type::now() - started;
+    CHECK_FALSE(ec);
+    CHECK(open);
+    CHECK(remote_v4);
+    // Raced, not tried one after the other: well inside the first attempt's handshake timeout.
+    CHECK(took < 2s);
+    CHECK(server->stats().connections_accepted == 1);
+    // The [::1] attempt was given up: its packets stop.
+    test::settle(io, 100ms);
+    std::size_t queued = 0;
+    blackhole->non_blocking(true);
+    std::array<char, 2048> buf;
+    for (std::error_code rec; !rec; ++queued) blackhole->receive(asio::buffer(buf), 0, rec);
+    test::settle(io, 1500ms);
+    std::size_t later = 0;
+    for (std::error_code rec;; ++later) {
+        blackhole->receive(asio::buffer(buf), 0, rec);
+        if (rec) break;
+    }
+    CHECK(queued > 1);  // the [::1] attempt did start
+    CHECK(later == 0);
+}
+
+TEST_CASE("client lifecycle: connect tries the next address after a timeout", "[client-lifecycle][happy-eyeballs]") {
+    // Both addresses blackholed: the connect fails with the handshake timeout, after both were tried,
+    // not after the first alone plus nothing.
+    asio::io_context io;
+    std::optional<asio::ip::udp::socket> v6, v4;
+    std::uint16_t port = 0;
+    for (int tries = 0; tries < 20 && !v6; ++tries) {
+        v4.emplace(io, asio::ip::udp::endpoint(asio::ip::address_v4::loopback(), 0));
+        port = v4->local_endpoint().port();
+        std::error_code ec;
+        asio::ip::udp::socket s(io);
+        s.open(asio::ip::udp::v6(), ec);
+        if (!ec) s.set_option(asio::ip::v6_only(true), ec);
+        if (!ec) s.bind({asio::ip::address_v6::loopback(), port}, ec);
+        if (!ec) v6.emplace(std::move(s));
+    }
+    REQUIRE(v6);
+    h3co::connection_options options;
+    options.handshake_timeout = 1s;
+    const auto started = clock_type::now();
+    const auto ec = test::run(io, [&]() -> asio::awaitable<std::error_code> {
+        auto [ec, conn] = co_await h3co::connect(test::executor(io), std::string("localhost"), port,
+                                                 test::trusting_test_ca(), options, tuple);
+        co_return ec;
+    }());
+    const auto took = clock_type::now() - started;
+    CHECK(ec == h3co::error::handshake_timeout);
+    CHECK(took < 5s);
+    v4->non_blocking(true);
+    std::array<char, 2048> buf;
+    std::error_code rec;
+    v4->receive(asio::buffer(buf), 0, rec);
+    CHECK_FALSE(rec);  // the 127.0.0.1 attempt sent its Initial
+}
+
 }  // namespace client_lifecycle_test
