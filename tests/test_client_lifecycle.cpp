@@ -370,4 +370,33 @@ TEST_CASE("client lifecycle: connect tries the next address after a timeout", "[
     CHECK_FALSE(rec);  // the 127.0.0.1 attempt sent its Initial
 }
 
+// ---- state after close() -----------------------------------------------------------------------------
+
+TEST_CASE("client lifecycle: close_error and stats stay readable after close", "[client-lifecycle][close]") {
+    asio::io_context io;
+    h3co::server server(test::executor(io), test::server_identity());
+    server.handle("/", hello());
+    const auto port = server.listen("127.0.0.1", 0).port();
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
+        const h3co::request get{.method = "GET", .url = test::url(port, "/", "127.0.0.1")};
+        auto stream = co_await conn.open_request_stream();
+        co_await stream.send_header(get);
+        co_await stream.finish();
+        co_await stream.read_response();
+        co_await test::read_all(stream);
+        const auto before = conn.stats();
+        CHECK(before.packets_sent > 0);
+        conn.close();
+        CHECK_FALSE(conn.is_open());
+        CHECK(conn.close_error() == h3co::error::connection_closed);
+        const auto after = conn.stats();
+        CHECK(after.packets_sent >= before.packets_sent);
+        CHECK(after.bytes_received >= before.bytes_received);
+        // Operations after close() fail with why it ended, never crash.
+        auto [ec, again] = co_await conn.open_request_stream(tuple);
+        CHECK(ec == h3co::error::connection_closed);
+    }());
+}
+
 }  // namespace client_lifecycle_test

@@ -119,11 +119,12 @@ public:
     /// \endcond
 
     /// Closes the connection: CONNECTION_CLOSE with H3_NO_ERROR, or with `code` and `reason`. Any
-    /// thread: it runs on the connection's executor (at once when called there).
+    /// thread: it runs on the connection's executor (at once when called there). The handle keeps
+    /// the ended connection: close_error(), close_reason() and stats() still tell how it went, and
+    /// operations fail with close_error().
     void close(h3_error code = h3_error::no_error, std::string reason = {}) {
         if (!impl_) return;
-        auto impl = std::move(impl_);
-        asio::dispatch(impl->get_executor(), [impl, code, reason = std::move(reason)] {
+        asio::dispatch(impl_->get_executor(), [impl = impl_, code, reason = std::move(reason)] {
             impl->close_connection(static_cast<std::uint64_t>(code), reason);
         });
     }
@@ -150,10 +151,8 @@ private:
     friend struct detail::handle_access;
 
     void release() {
-        if (closes_on_destroy_)
-            close();
-        else
-            impl_.reset();
+        if (closes_on_destroy_) close();
+        impl_.reset();
     }
 
     std::shared_ptr<detail::client_session<Executor>> impl_;
