@@ -17,11 +17,14 @@
 #include <asio/dispatch.hpp>
 #include <asio/experimental/as_tuple.hpp>
 
+#include <algorithm>
 #include <array>
 #include <type_traits>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace h3co {
 
@@ -30,7 +33,9 @@ template <class T>
 concept body_source = requires(T& source) { source.async_read_some(asio::mutable_buffer{}, asio::detached); };
 
 /// A client that sends requests by URL over a pool of connections, one per host and port:
-/// it connects on first use, and again once a connection closed or got GOAWAY.
+/// it connects on first use, and again once a connection closed or got GOAWAY. Requests that need
+/// a connection while one is being made wait for that one (one connect per authority at a time).
+/// close() and the destructor close every connection the client made.
 ///
 /// Threads: the pool and its connections live on the executor given to the constructor (with
 /// several threads running it, make it a strand). Every member may be called from any thread:
@@ -44,6 +49,21 @@ public:
     /// std::runtime_error if `tls` cannot be loaded (a CA or key-log file that cannot be opened).
     explicit basic_client(Executor ex, client_tls tls = {}, connection_options options = {})
         : state_(std::make_shared<shared>(std::move(ex), std::move(tls), options)) {}
+
+    /// Takes `other`'s pool over; `other` is left without one.
+    basic_client(basic_client&&) noexcept = default;
+    /// Closes this client's connections (see close()), then takes over `other`'s pool.
+    basic_client& operator=(basic_client&& other) noexcept {
+        if (this != &other) {
+            if (state_) close();
+            state_ = std::move(other.state_);
+        }
+        return *this;
+    }
+    /// Closes every connection the client made (see close()).
+    ~basic_client() {
+        if (state_) close();
+    }
 
     /// The executor given to the constructor.
     executor_type get_executor() const noexcept { return state_->executor; }
@@ -77,26 +97,48 @@ public:
             [st = state_, url](connection_op op) mutable { launch_connection_for(std::move(st), std::move(url), std::move(op)); });
     }
 
-    /// Closes every pooled connection. Any thread: it runs on the client's executor (at once when
-    /// called there).
+    /// Closes every connection the client made, pooled or left after GOAWAY (H3_NO_ERROR), and
+    /// gives up the connects in progress: requests waiting for one fail with
+    /// error::connection_closed. Later requests connect anew. Any thread: it runs on the client's
+    /// executor (at once when called there).
     void close() {
         asio::dispatch(state_->executor, [st = state_] {
-            for (auto& [key, session] : st->pool) {
-                st->keep_token(key, *session);
-                basic_connection<Executor>(session).close();
-            }
+            for (auto& [key, session] : st->pool) st->keep_token(key, *session);
             st->pool.clear();
+            for (auto& [key, flight] : std::exchange(st->connecting, {})) {
+                flight->closed = true;
+                flight->cancel.emit(asio::cancellation_type::terminal);
+            }
+            for (auto& weak : std::exchange(st->made, {}))
+                if (auto session = weak.lock()) session->close_connection(static_cast<std::uint64_t>(h3_error::no_error), {});
         });
     }
 
 private:
+    using session_ptr = std::shared_ptr<detail::client_session<Executor>>;
+    using session_op = detail::pending_op<std::error_code, session_ptr>;
+
+    /// One authority's connect in progress, and the requests waiting for it.
+    struct flight {
+        struct waiter {
+            session_op op;
+            std::shared_ptr<char> key;  ///< identifies the waiter to its canceller
+        };
+        std::vector<waiter> waiters;
+        asio::cancellation_signal cancel;  ///< gives the connect up: nobody waits, or close()
+        bool closed = false;               ///< close() ran meanwhile: the result is not pooled
+    };
+
     struct shared {
         shared(Executor ex, client_tls tls, connection_options options)
             : executor(std::move(ex)), tls(detail::tls_context::make_client(tls)), options(options) {}
         Executor executor;
         std::shared_ptr<detail::tls_context> tls;
         connection_options options;
-        std::map<std::string, std::shared_ptr<detail::client_session<Executor>>> pool;
+        std::map<std::string, session_ptr> pool;
+        std::map<std::string, std::shared_ptr<flight>> connecting;
+        /// Every connection made since the last close(), pooled or not: close() closes those alive.
+        std::vector<std::weak_ptr<detail::client_session<Executor>>> made;
         /// Per authority: the server's last NEW_TOKEN token, sent when connecting to it again.
         std::map<std::string, std::string> tokens;
 
@@ -108,6 +150,9 @@ private:
     using session_result = std::pair<std::error_code, std::shared_ptr<detail::client_session<Executor>>>;
 
     static asio::awaitable<session_result, Executor> get_session(std::shared_ptr<shared> st, std::string url);
+    static void start_connect(std::shared_ptr<shared> st, std::string key, std::string host, std::uint16_t port,
+                              std::shared_ptr<flight> f);
+    static void wait_for(const std::shared_ptr<shared>& st, const std::shared_ptr<flight>& f, session_op op);
 
     using response_result = std::pair<std::error_code, basic_client_response<Executor>>;
 
@@ -156,11 +201,73 @@ auto basic_client<Executor>::get_session(std::shared_ptr<shared> st, std::string
         st->keep_token(key, *it->second);
         st->pool.erase(it);
     }
+    // Single flight: the first request starts the connect, every request (that one included) waits
+    // for it with its own cancellation.
+    auto f = st->connecting[key];
+    if (!f) {
+        f = st->connecting[key] = std::make_shared<flight>();
+        start_connect(st, key, parts->host, parts->port, f);
+    }
+    const auto token = asio::experimental::as_tuple(asio::use_awaitable_t<Executor>{});
+    auto [ec, session] = co_await asio::async_initiate<decltype(token), void(std::error_code, session_ptr)>(
+        [&](auto handler) { wait_for(st, f, session_op(std::move(handler), st->executor)); }, token);
+    co_return session_result{ec, std::move(session)};
+}
+
+/// Runs the connect for `key` on its own, not under any request's cancellation; its result goes
+/// to every waiter of `f`, and into the pool.
+template <class Executor>
+void basic_client<Executor>::start_connect(std::shared_ptr<shared> st, std::string key, std::string host,
+                                           std::uint16_t port, std::shared_ptr<flight> f) {
     auto options = st->options;
     if (auto t = st->tokens.find(key); t != st->tokens.end()) options.address_token = t->second;
-    auto r = co_await detail::connect_attempts<Executor>(st->executor, parts->host, parts->port, st->tls, options);
-    if (!r.first) st->pool[key] = r.second;
-    co_return r;
+    auto ex = st->executor;
+    auto slot = f->cancel.slot();
+    auto attempts = detail::connect_attempts<Executor>(ex, host, port, st->tls, options);  // before st moves
+    asio::co_spawn(ex, std::move(attempts),
+                   asio::bind_cancellation_slot(slot, [st = std::move(st), key = std::move(key), host, port,
+                                                       f = std::move(f)](std::exception_ptr ep, session_result r) {
+                       if (ep) r = session_result{make_error_code(error::protocol_error), nullptr};
+                       // Given up when its waiters left, but a request came since: connect for it.
+                       if (r.first == asio::error::operation_aborted && !f->closed && !f->waiters.empty())
+                           return start_connect(st, key, host, port, f);
+                       if (auto it = st->connecting.find(key); it != st->connecting.end() && it->second == f)
+                           st->connecting.erase(it);
+                       if (f->closed) {
+                           if (r.second) r.second->close_connection(static_cast<std::uint64_t>(h3_error::no_error), {});
+                           r = session_result{make_error_code(error::connection_closed), nullptr};
+                       } else if (!r.first) {
+                           std::erase_if(st->made, [](const auto& w) {
+                               auto s = w.lock();
+                               return !s || s->terminated();
+                           });
+                           st->made.push_back(r.second);
+                           st->pool[key] = r.second;
+                       }
+                       for (auto& w : std::exchange(f->waiters, {})) w.op.complete(r.first, r.second);
+                   }));
+}
+
+/// Adds `op` to the waiters of `f`. Cancelling it takes only that waiter out; the connect is given
+/// up once no one waits for it.
+template <class Executor>
+void basic_client<Executor>::wait_for(const std::shared_ptr<shared>& st, const std::shared_ptr<flight>& f,
+                                      session_op op) {
+    auto key = std::make_shared<char>();
+    op.on_cancel([weak = std::weak_ptr<flight>(f), key = std::weak_ptr<char>(key), ex = st->executor](asio::cancellation_type) {
+        asio::dispatch(ex, [weak, key] {
+            auto fl = weak.lock();
+            auto k = key.lock();
+            if (!fl || !k) return;
+            auto it = std::find_if(fl->waiters.begin(), fl->waiters.end(), [&](const auto& w) { return w.key == k; });
+            if (it == fl->waiters.end()) return;
+            auto cancelled = std::move(it->op);
+            fl->waiters.erase(it);
+            cancelled.complete(make_error_code(asio::error::operation_aborted), nullptr);
+            if (fl->waiters.empty()) fl->cancel.emit(asio::cancellation_type::terminal);
+        });
+    });
+    f->waiters.push_back({std::move(op), std::move(key)});
 }
 
 template <class Executor>

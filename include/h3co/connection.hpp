@@ -13,13 +13,17 @@
 #include <h3co/tls.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/basic_waitable_timer.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/udp.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/this_coro.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -115,11 +119,12 @@ public:
     /// \endcond
 
     /// Closes the connection: CONNECTION_CLOSE with H3_NO_ERROR, or with `code` and `reason`. Any
-    /// thread: it runs on the connection's executor (at once when called there).
+    /// thread: it runs on the connection's executor (at once when called there). The handle keeps
+    /// the ended connection: close_error(), close_reason() and stats() still tell how it went, and
+    /// operations fail with close_error().
     void close(h3_error code = h3_error::no_error, std::string reason = {}) {
         if (!impl_) return;
-        auto impl = std::move(impl_);
-        asio::dispatch(impl->get_executor(), [impl, code, reason = std::move(reason)] {
+        asio::dispatch(impl_->get_executor(), [impl = impl_, code, reason = std::move(reason)] {
             impl->close_connection(static_cast<std::uint64_t>(code), reason);
         });
     }
@@ -146,10 +151,8 @@ private:
     friend struct detail::handle_access;
 
     void release() {
-        if (closes_on_destroy_)
-            close();
-        else
-            impl_.reset();
+        if (closes_on_destroy_) close();
+        impl_.reset();
     }
 
     std::shared_ptr<detail::client_session<Executor>> impl_;
@@ -168,9 +171,123 @@ inline bool is_localhost(std::string_view name) {
            (name.size() == 9 || name[name.size() - 10] == '.');
 }
 
-/// Resolves `host` and tries each address in turn until one completes the handshake. A refused
-/// address (ICMP port unreachable on the connected socket) fails fast, so "localhost" resolving to
-/// ::1 first costs nothing when the server listens only on 127.0.0.1.
+/// RFC 8305 §5 ("Connection Attempt Delay"): the next address is tried this long after the one
+/// before, unless that one failed earlier.
+inline constexpr std::chrono::milliseconds connection_attempt_delay{250};
+
+/// RFC 8305 §4: the addresses with their families interleaved, the resolver's first family first
+/// (IPv6, where the resolver prefers it), each family in the resolver's order.
+inline std::vector<asio::ip::udp::endpoint> interleave_families(const std::vector<asio::ip::udp::endpoint>& in) {
+    if (in.empty()) return {};
+    const bool first_v6 = in.front().address().is_v6();
+    std::vector<asio::ip::udp::endpoint> first, second, out;
+    for (const auto& e : in) (e.address().is_v6() == first_v6 ? first : second).push_back(e);
+    for (std::size_t i = 0; i < std::max(first.size(), second.size()); ++i) {
+        if (i < first.size()) out.push_back(first[i]);
+        if (i < second.size()) out.push_back(second[i]);
+    }
+    return out;
+}
+
+/// True when an attempt's failure says nothing about the server, only about the address: nothing
+/// answered (timeout), or the network said no (refused, unreachable, no such local address).
+/// Certificate, TLS, ALPN and protocol failures are the server's answer: no other address is tried.
+inline bool try_next_address(const std::error_code& ec) noexcept {
+    return ec == error::handshake_timeout || ec == error::idle_timeout ||
+           ec.category() == asio::error::get_system_category();
+}
+
+/// Happy eyeballs (RFC 8305) over QUIC: starts a handshake with each address in turn, the next
+/// one connection_attempt_delay after the one before or as soon as that one fails, and keeps the
+/// first to complete; the others are given up.
+template <class Executor>
+class connect_race : public std::enable_shared_from_this<connect_race<Executor>> {
+public:
+    using session_ptr = std::shared_ptr<client_session<Executor>>;
+    using done_op = pending_op<std::error_code, session_ptr>;
+
+    connect_race(Executor ex, std::vector<asio::ip::udp::endpoint> endpoints, std::string name, std::uint16_t port,
+                 std::shared_ptr<tls_context> tls, connection_options options)
+        : ex_(ex), timer_(ex), endpoints_(std::move(endpoints)), name_(std::move(name)), port_(port),
+          tls_(std::move(tls)), options_(std::move(options)) {}
+
+    /// Starts the race on the executor; `op` gets the winner, or the last failure. Cancelling `op`
+    /// gives every attempt up (operation_aborted).
+    void start(done_op op) {
+        op_ = std::move(op);
+        op_.on_cancel([weak = this->weak_from_this(), ex = ex_](asio::cancellation_type) {
+            asio::dispatch(ex, [weak] {
+                if (auto self = weak.lock()) self->finish(make_error_code(asio::error::operation_aborted), nullptr);
+            });
+        });
+        next_attempt();
+    }
+
+private:
+    void next_attempt() {
+        if (done_) return;
+        if (next_ == endpoints_.size()) {
+            if (running_ == 0) finish(last_, nullptr);
+            return;
+        }
+        const auto endpoint = endpoints_[next_++];
+        auto session = std::make_shared<client_session<Executor>>(ex_, options_, tls_);
+        attempts_.push_back(session);
+        ++running_;
+        session->start(endpoint, name_, port_,
+                       pending_op<std::error_code>(
+                           [self = this->shared_from_this(), session](std::error_code ec) { self->attempt_done(session, ec); },
+                           ex_));
+        if (next_ < endpoints_.size()) {
+            timer_.expires_after(connection_attempt_delay);
+            timer_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
+                auto self = weak.lock();
+                if (!ec && self) self->next_attempt();
+            });
+        }
+    }
+
+    void attempt_done(const session_ptr& session, std::error_code ec) {
+        --running_;
+        if (done_) {
+            if (!ec) session->close_connection(static_cast<std::uint64_t>(h3_error::no_error), {});  // a late winner
+            return;
+        }
+        if (!ec) return finish({}, session);
+        last_ = ec;
+        if (!try_next_address(ec)) return finish(ec, nullptr);
+        timer_.cancel();  // a failed attempt starts the next one at once (RFC 8305 §5)
+        next_attempt();
+    }
+
+    void finish(std::error_code ec, session_ptr winner) {
+        if (done_) return;
+        done_ = true;
+        timer_.cancel();
+        for (auto& s : std::exchange(attempts_, {}))
+            if (s != winner) s->cancel_connect();
+        op_.complete(ec, std::move(winner));
+    }
+
+    Executor ex_;
+    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor> timer_;
+    std::vector<asio::ip::udp::endpoint> endpoints_;
+    std::string name_;
+    std::uint16_t port_;
+    std::shared_ptr<tls_context> tls_;
+    connection_options options_;
+    done_op op_;
+    std::vector<session_ptr> attempts_;
+    std::size_t next_ = 0;
+    std::size_t running_ = 0;
+    std::error_code last_ = make_error_code(error::resolve_failed);
+    bool done_ = false;
+};
+
+/// Resolves `host` and races its addresses (connect_race): a blackholed address costs
+/// connection_attempt_delay, not a handshake timeout, and a refused one (ICMP port unreachable on
+/// the connected socket) less, so "localhost" resolving to ::1 first costs little when the server
+/// listens only on 127.0.0.1.
 template <class Executor>
 asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Executor>>>, Executor> connect_attempts(
     Executor ex, std::string host, std::uint16_t port, std::shared_ptr<tls_context> tls, connection_options options) {
@@ -196,28 +313,13 @@ asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Execut
         if (ec) co_return result{make_error_code(error::resolve_failed), nullptr};
         for (const auto& entry : resolved) endpoints.push_back(entry.endpoint());
     }
-    std::error_code last = make_error_code(error::resolve_failed);
-    for (const auto& endpoint : endpoints) {
-        auto session = std::make_shared<client_session<Executor>>(ex, options, tls);
-        std::error_code attempt;
-        auto redirected = asio::redirect_error(token, attempt);
-        co_await asio::async_initiate<decltype(redirected), void(std::error_code)>(
-            [&](auto handler) {
-                pending_op<std::error_code> op(std::move(handler), ex);
-                op.on_cancel([weak = std::weak_ptr<client_session<Executor>>(session), ex](asio::cancellation_type) {
-                    asio::dispatch(ex, [weak] {
-                        if (auto s = weak.lock()) s->cancel_connect();
-                    });
-                });
-                session->start(endpoint, name, port, std::move(op));
-            },
-            redirected);
-        if (!attempt) co_return result{{}, std::move(session)};
-        last = attempt;
-        // Certificate and protocol failures are answers, not unreachable addresses: stop there.
-        if (attempt != asio::error::connection_refused) break;
-    }
-    co_return result{last, nullptr};
+    auto race = std::make_shared<connect_race<Executor>>(ex, interleave_families(endpoints), name, port, std::move(tls),
+                                                         std::move(options));
+    const auto tuple_token = asio::experimental::as_tuple(token);
+    auto [ec, session] = co_await asio::async_initiate<decltype(tuple_token),
+                                                       void(std::error_code, std::shared_ptr<client_session<Executor>>)>(
+        [&](auto handler) { race->start(typename connect_race<Executor>::done_op(std::move(handler), ex)); }, tuple_token);
+    co_return result{ec, std::move(session)};
 }
 
 /// Runs connect_attempts as a coroutine of its own; `op` gets the connection. Cancelling `op`

@@ -4,9 +4,15 @@
 
 #include <asio/error.hpp>
 
+#include <climits>
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace h3co {
 
@@ -219,6 +225,57 @@ public:
     }
 };
 
+/// A QUIC or HTTP/3 code above int range (codes are varints, up to 2^62 - 1, and an error_code holds
+/// an int): a category of its own per value, so that the code keeps its full value and compares
+/// equal to no named code (0x1_0000_010B is not H3_REQUEST_REJECTED). Its error_code value is 1.
+class wide_code_category final : public std::error_category {
+public:
+    /// `known` false: the one category for codes past the registry's bound, value not kept.
+    wide_code_category(bool h3, std::uint64_t value, bool known) noexcept : h3_(h3), known_(known), value_(value) {}
+    const char* name() const noexcept override { return h3_ ? "h3co.http3.wide" : "h3co.quic.wide"; }
+    std::string message(int) const override {
+        std::string what = h3_ ? "HTTP/3 application error" : "QUIC transport error";
+        if (!known_) return what + " above 2^31 (value not kept)";
+        static const char digits[] = "0123456789abcdef";
+        std::string hex;
+        for (std::uint64_t v = value_; v != 0; v >>= 4) hex.insert(hex.begin(), digits[v & 0xf]);
+        return what + " 0x" + hex;
+    }
+    bool h3() const noexcept { return h3_; }
+    /// The code as sent on the wire, if kept.
+    std::optional<std::uint64_t> value() const noexcept {
+        return known_ ? std::optional<std::uint64_t>(value_) : std::nullopt;
+    }
+
+private:
+    bool h3_;
+    bool known_;
+    std::uint64_t value_;
+};
+
+/// The category for `value` (above INT_MAX). Categories must outlive every error_code, so they are
+/// never freed; a peer choosing fresh codes could grow the registry, so it stops at a bound and
+/// later values (or any, if memory runs out) share one category without their value.
+inline const std::error_category& wide_code(bool h3, std::uint64_t value) noexcept {
+    constexpr std::size_t bound = 1024;
+    static const wide_code_category beyond_quic(false, 0, false);
+    static const wide_code_category beyond_h3(true, 0, false);
+    const std::error_category& beyond = h3 ? static_cast<const std::error_category&>(beyond_h3) : beyond_quic;
+    try {
+        static std::mutex mutex;
+        static auto* known = new std::map<std::pair<bool, std::uint64_t>, const wide_code_category*>;
+        static auto* storage = new std::deque<wide_code_category>;
+        std::lock_guard lock(mutex);
+        if (auto it = known->find({h3, value}); it != known->end()) return *it->second;
+        if (storage->size() >= bound) return beyond;
+        const auto* made = &storage->emplace_back(h3, value, true);
+        known->emplace(std::pair{h3, value}, made);
+        return *made;
+    } catch (...) {
+        return beyond;
+    }
+}
+
 }  // namespace detail
 
 /// The category of h3co::error, named "h3co".
@@ -245,10 +302,10 @@ inline const std::error_category& tls_category() noexcept {
 /// `e` as an error_code in h3co_category(). These overloads, with the std::is_error_code_enum
 /// specializations below, let each enum convert implicitly: `ec == h3co::error::eof` works.
 inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), h3co_category()}; }
-/// `e` as an error_code in quic_category().
-inline std::error_code make_error_code(quic_error e) noexcept { return {static_cast<int>(e), quic_category()}; }
-/// `e` as an error_code in h3_category().
-inline std::error_code make_error_code(h3_error e) noexcept { return {static_cast<int>(e), h3_category()}; }
+/// `e` as an error_code in quic_category() (see make_quic_error_code for values above int range).
+inline std::error_code make_error_code(quic_error e) noexcept;
+/// `e` as an error_code in h3_category() (see make_h3_error_code for values above int range).
+inline std::error_code make_error_code(h3_error e) noexcept;
 /// `e` as an error_code in tls_category().
 inline std::error_code make_error_code(tls_error e) noexcept { return {static_cast<int>(e), tls_category()}; }
 
@@ -256,13 +313,31 @@ inline std::error_code make_error_code(tls_error e) noexcept { return {static_ca
 /// asio::async_read, Beast and any other AsyncReadStream consumer see a normal end of data.
 inline std::error_code end_of_stream() noexcept { return asio::error::eof; }
 
-/// The code a peer sent in RESET_STREAM / STOP_SENDING / CONNECTION_CLOSE, as an error_code.
+/// The code a peer sent in RESET_STREAM / STOP_SENDING / CONNECTION_CLOSE, as an error_code: in
+/// h3_category() up to INT_MAX; above, in a category of its own that no named code equals (its
+/// message and wire_error_code() give the full value).
 inline std::error_code make_h3_error_code(std::uint64_t app_error_code) noexcept {
+    if (app_error_code > static_cast<std::uint64_t>(INT_MAX)) return {1, detail::wide_code(true, app_error_code)};
     return {static_cast<int>(app_error_code), h3_category()};
 }
-/// The transport error code of a peer's CONNECTION_CLOSE, as an error_code.
+/// The transport error code of a peer's CONNECTION_CLOSE, as an error_code (above INT_MAX: as
+/// make_h3_error_code does).
 inline std::error_code make_quic_error_code(std::uint64_t transport_error_code) noexcept {
+    if (transport_error_code > static_cast<std::uint64_t>(INT_MAX))
+        return {1, detail::wide_code(false, transport_error_code)};
     return {static_cast<int>(transport_error_code), quic_category()};
+}
+
+inline std::error_code make_error_code(quic_error e) noexcept { return make_quic_error_code(static_cast<std::uint64_t>(e)); }
+inline std::error_code make_error_code(h3_error e) noexcept { return make_h3_error_code(static_cast<std::uint64_t>(e)); }
+
+/// The QUIC or HTTP/3 code `ec` stands for, as sent on the wire (all 62 bits); empty for codes of
+/// other categories, and for a code above INT_MAX once a process has seen over 1024 distinct ones.
+inline std::optional<std::uint64_t> wire_error_code(const std::error_code& ec) noexcept {
+    if (ec.category() == h3_category() || ec.category() == quic_category())
+        return static_cast<std::uint64_t>(static_cast<unsigned>(ec.value()));
+    if (const auto* wide = dynamic_cast<const detail::wide_code_category*>(&ec.category())) return wide->value();
+    return std::nullopt;
 }
 
 }  // namespace h3co

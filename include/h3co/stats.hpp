@@ -29,6 +29,9 @@ struct connection_stats {
     /// Packets declared lost that carried stream data (ngtcp2 0.12 and 1.11 count per stream and
     /// report no other losses), summed over the connection's streams, open and closed.
     std::uint64_t packets_lost = 0;
+    /// Client: ICMP errors (port, host or network unreachable) reported on an established
+    /// connection's socket and outlived: unauthenticated, they do not end the connection.
+    std::uint64_t unreachable_errors = 0;
     /// Bytes the peer may send on the whole connection beyond what the application has read: the
     /// receive window as it has grown (connection_options::max_connection_receive_window bounds it).
     std::uint64_t connection_receive_window = 0;

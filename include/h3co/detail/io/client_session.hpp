@@ -66,6 +66,13 @@ public:
     /// The last token the server gave for a next connection (NEW_TOKEN); empty if none came.
     const std::string& address_token() const noexcept { return address_token_; }
 
+    /// The session's numbers, with the ICMP errors this connection outlived.
+    connection_stats stats() const {
+        auto out = base::stats();
+        out.unreachable_errors = unreachable_errors_;
+        return out;
+    }
+
 protected:
     std::size_t transmit(std::span<datagram_run> runs) override {
         if (!socket_.is_open()) return runs.size();
@@ -120,13 +127,25 @@ private:
                 [&](const received_datagram& d) { this->read_packet(path_, d.data, d.len, d.ecn, now); }, ec);
         }
         if (ec && ec != asio::error::would_block) {
-            // On a connected UDP socket an ICMP "port unreachable" arrives as ECONNREFUSED.
-            this->terminate(ec);
-            return;
+            // On a connected UDP socket an ICMP "port unreachable" arrives as ECONNREFUSED. During
+            // the handshake it fails the attempt at once (connect() tries the next address). Once
+            // established it is no proof of anything: ICMP is not authenticated (anyone who knows
+            // the 4-tuple can forge one) and a server restarting on its port sends it for a moment.
+            // The connection carries on; if the server is really gone, the idle timeout ends it.
+            if (!this->established() || !is_unreachable(ec)) {
+                this->terminate(ec);
+                return;
+            }
+            ++unreachable_errors_;
         }
         if (this->terminated()) return;
         this->flush_now();
         receive();
+    }
+
+    static bool is_unreachable(const std::error_code& ec) noexcept {
+        return ec == asio::error::connection_refused || ec == asio::error::host_unreachable ||
+               ec == asio::error::network_unreachable;
     }
 
     socket_type socket_;
@@ -136,6 +155,7 @@ private:
     connect_op connect_op_;
     std::string address_token_;
     bool waiting_writable_ = false;
+    std::uint64_t unreachable_errors_ = 0;
 };
 
 }  // namespace h3co::detail
