@@ -131,8 +131,8 @@ struct h3_callbacks {
     }
 
     static int end_trailers(nghttp3_conn*, std::int64_t, int, void* user_data, void* sud) {
-        // An oversized trailer block fails the stream like an oversized header block.
-        if (auto* s = state_of(sud); s && s->header_overflow) self(user_data).machine_.refuse_oversized_headers(*s);
+        // An oversized trailer block fails the body's reader; a handler may be running with the head.
+        if (auto* s = state_of(sud); s && s->header_overflow) self(user_data).machine_.refuse_oversized_trailers(*s);
         return 0;
     }
 
@@ -178,8 +178,12 @@ struct h3_callbacks {
                 header_encoding::name_storage storage;
                 std::vector<nghttp3_nv> nva;
                 if (!header_encoding::append_fields(*s->trailers_to_send, nva, storage) ||
-                    nghttp3_conn_submit_trailers(me.native_->h3, s->id, nva.data(), nva.size()) != 0)
-                    return NGHTTP3_ERR_CALLBACK_FAILURE;
+                    nghttp3_conn_submit_trailers(me.native_->h3, s->id, nva.data(), nva.size()) != 0) {
+                    // finish_with_trailers checked them; should nghttp3 still refuse them, this
+                    // stream alone ends, not the connection and every request on it.
+                    me.machine_.trailers_unsendable(*s);
+                    return NGHTTP3_ERR_WOULDBLOCK;
+                }
                 *pflags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
                 s->trailers_to_send.reset();
             }
