@@ -131,8 +131,10 @@ public:
     // ---- what the protocol reports (from the session's library callbacks) -------------------------
 
     /// The peer's HEADERS are complete (`fin`: nothing follows). True when a server should now
-    /// start the request's handler.
-    H3CO_DECL bool headers_complete(stream_state& s, bool fin);
+    /// start the request's handler. A client holds at most `max_interim` interim responses unread
+    /// (connection_options::max_interim_responses); one more resets the stream with
+    /// H3_EXCESSIVE_LOAD, and its operations fail with error::excessive_load.
+    H3CO_DECL bool headers_complete(stream_state& s, bool fin, std::size_t max_interim);
     /// Body bytes arrived. False when they cannot be held, which flow control forbids.
     H3CO_DECL bool body_received(stream_state& s, const std::uint8_t* data, std::size_t len);
     /// Bytes arrived on a raw stream: they are the body, frames and all.

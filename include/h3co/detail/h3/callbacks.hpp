@@ -109,7 +109,8 @@ struct h3_callbacks {
         if (!s) return 0;
         auto& me = self(user_data);
         // The handler starts after this callback: on_request only schedules it.
-        if (me.machine_.headers_complete(*s, fin != 0)) me.on_request(s->shared_from_this());
+        if (me.machine_.headers_complete(*s, fin != 0, me.options_.max_interim_responses))
+            me.on_request(s->shared_from_this());
         return 0;
     }
 

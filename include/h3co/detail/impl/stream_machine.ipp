@@ -192,7 +192,7 @@ H3CO_DECL void stream_machine::cancel(stream_state& s, stream_op_kind kind, asio
 
 // ---- protocol events ----------------------------------------------------------------------------
 
-H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin) {
+H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin, std::size_t max_interim) {
     if (s.header_overflow) {
         refuse_oversized_headers(s);
         return false;
@@ -200,6 +200,10 @@ H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin) {
     if (!server_ && s.response.status < 200) {  // interim: keep it for read_interim, wait for the final one
         s.interim.push_back(s.response);
         serve_interim(s);
+        if (s.interim.size() > max_interim) {  // a server must not grow our memory with endless 1xx
+            s.interim.clear();
+            reset(s, static_cast<std::uint64_t>(h3_error::excessive_load), make_error_code(error::excessive_load));
+        }
         return false;
     }
     if (s.recv == recv_state::headers) s.recv = fin ? recv_state::eof : recv_state::body;
