@@ -62,6 +62,11 @@ struct connection_options {
     std::size_t max_connection_send_buffer = 32 * 1024 * 1024;
     /// Largest header block accepted (decoded size), answered with 431 / H3_EXCESSIVE_LOAD beyond it.
     std::size_t max_header_bytes = 64 * 1024;
+    /// Client: interim (1xx) responses a stream holds for read_interim() unread. One more fails the
+    /// stream's operations with error::excessive_load and resets it with H3_EXCESSIVE_LOAD, so a
+    /// server cannot grow a client's memory with endless 1xx. Those read_interim() took do not
+    /// count: a client that reads them as they come takes any number.
+    std::size_t max_interim_responses = 16;
     /// Largest request body a server accepts; beyond it the handler's read fails with
     /// error::body_too_large and the client gets 413 (if no response was sent yet).
     std::uint64_t max_request_body = UINT64_MAX;

@@ -109,7 +109,10 @@ public:
     /// Ends the body: FIN after the buffered bytes. Completes when the peer has acknowledged them
     /// all and the FIN.
     H3CO_DECL void finish(stream_state& s, status_op op);
-    /// finish() with trailer fields after the body.
+    /// finish() with trailer fields after the body. Fields nghttp3 would refuse (a name that is not
+    /// a token, such as a pseudo-header; a value with CR, LF, NUL or another control character, or
+    /// with white space around it) fail it with error::invalid_request at once; the stream stays
+    /// as it was.
     H3CO_DECL void finish_with_trailers(stream_state& s, fields trailers, status_op op);
     /// Aborts both directions with `app_error_code` (RESET_STREAM + STOP_SENDING); pending
     /// operations complete with `reason`.
@@ -131,8 +134,10 @@ public:
     // ---- what the protocol reports (from the session's library callbacks) -------------------------
 
     /// The peer's HEADERS are complete (`fin`: nothing follows). True when a server should now
-    /// start the request's handler.
-    H3CO_DECL bool headers_complete(stream_state& s, bool fin);
+    /// start the request's handler. A client holds at most `max_interim` interim responses unread
+    /// (connection_options::max_interim_responses); one more resets the stream with
+    /// H3_EXCESSIVE_LOAD, and its operations fail with error::excessive_load.
+    H3CO_DECL bool headers_complete(stream_state& s, bool fin, std::size_t max_interim);
     /// Body bytes arrived. False when they cannot be held, which flow control forbids.
     H3CO_DECL bool body_received(stream_state& s, const std::uint8_t* data, std::size_t len);
     /// Bytes arrived on a raw stream: they are the body, frames and all.
@@ -154,6 +159,12 @@ public:
     /// A header block over the limit: a server answers 431 without running a handler; a client
     /// fails the response with error::header_too_large. Other streams are unaffected.
     H3CO_DECL void refuse_oversized_headers(stream_state& s);
+    /// A trailer block over the limit: the body's reader fails with error::header_too_large and the
+    /// stream is reset with H3_EXCESSIVE_LOAD. The request or response head stays as it was.
+    H3CO_DECL void refuse_oversized_trailers(stream_state& s);
+    /// nghttp3 refused our trailers when the body ended: the stream (only) is reset with
+    /// H3_INTERNAL_ERROR, and finish() fails with error::invalid_request.
+    H3CO_DECL void trailers_unsendable(stream_state& s);
 
     // ---- body bytes on their way out ---------------------------------------------------------------
 

@@ -109,7 +109,8 @@ struct h3_callbacks {
         if (!s) return 0;
         auto& me = self(user_data);
         // The handler starts after this callback: on_request only schedules it.
-        if (me.machine_.headers_complete(*s, fin != 0)) me.on_request(s->shared_from_this());
+        if (me.machine_.headers_complete(*s, fin != 0, me.options_.max_interim_responses))
+            me.on_request(s->shared_from_this());
         return 0;
     }
 
@@ -131,8 +132,8 @@ struct h3_callbacks {
     }
 
     static int end_trailers(nghttp3_conn*, std::int64_t, int, void* user_data, void* sud) {
-        // An oversized trailer block fails the stream like an oversized header block.
-        if (auto* s = state_of(sud); s && s->header_overflow) self(user_data).machine_.refuse_oversized_headers(*s);
+        // An oversized trailer block fails the body's reader; a handler may be running with the head.
+        if (auto* s = state_of(sud); s && s->header_overflow) self(user_data).machine_.refuse_oversized_trailers(*s);
         return 0;
     }
 
@@ -188,8 +189,12 @@ struct h3_callbacks {
                 header_encoding::name_storage storage;
                 std::vector<nghttp3_nv> nva;
                 if (!header_encoding::append_fields(*s->trailers_to_send, nva, storage) ||
-                    nghttp3_conn_submit_trailers(me.native_->h3, s->id, nva.data(), nva.size()) != 0)
-                    return NGHTTP3_ERR_CALLBACK_FAILURE;
+                    nghttp3_conn_submit_trailers(me.native_->h3, s->id, nva.data(), nva.size()) != 0) {
+                    // finish_with_trailers checked them; should nghttp3 still refuse them, this
+                    // stream alone ends, not the connection and every request on it.
+                    me.machine_.trailers_unsendable(*s);
+                    return NGHTTP3_ERR_WOULDBLOCK;
+                }
                 *pflags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
                 s->trailers_to_send.reset();
             }

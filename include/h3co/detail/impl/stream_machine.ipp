@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 namespace h3co::detail {
@@ -97,7 +98,28 @@ H3CO_DECL void stream_machine::read_response(stream_state& s, head_op op) {
     serve_response(s);
 }
 
+// RFC 9110 §5.6.2's tchar. ':' is none, so no pseudo-header passes.
+inline constexpr bool is_field_name_char(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// What nghttp3 will encode (names are lowercased when encoded), checked when finish_with_trailers
+// is called: one refused later could only end the stream with a reset.
+inline bool sendable_trailer_field(const field& f) noexcept {
+    if (f.name.empty() || !std::all_of(f.name.begin(), f.name.end(), is_field_name_char)) return false;
+    const std::string_view v = f.value;
+    const auto ws = [](char c) { return c == ' ' || c == '\t'; };
+    if (!v.empty() && (ws(v.front()) || ws(v.back()))) return false;
+    return std::none_of(v.begin(), v.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return (u < 0x20 && u != '\t') || u == 0x7f;  // CR, LF, NUL and the other controls
+    });
+}
+
 H3CO_DECL void stream_machine::finish_with_trailers(stream_state& s, fields trailers, status_op op) {
+    if (!std::all_of(trailers.begin(), trailers.end(), sendable_trailer_field))
+        return op.complete(make_error_code(error::invalid_request));
     if (s.send != send_state::open || s.raw) return finish(s, std::move(op));  // finish() tells why not
     if (s.finish_op || s.write_op) return op.complete(make_error_code(error::operation_in_progress));
     s.trailers_to_send = std::move(trailers);
@@ -180,7 +202,7 @@ H3CO_DECL void stream_machine::cancel(stream_state& s, stream_op_kind kind, asio
 
 // ---- protocol events ----------------------------------------------------------------------------
 
-H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin) {
+H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin, std::size_t max_interim) {
     if (s.header_overflow) {
         refuse_oversized_headers(s);
         return false;
@@ -188,6 +210,10 @@ H3CO_DECL bool stream_machine::headers_complete(stream_state& s, bool fin) {
     if (!server_ && s.response.status < 200) {  // interim: keep it for read_interim, wait for the final one
         s.interim.push_back(s.response);
         serve_interim(s);
+        if (s.interim.size() > max_interim) {  // a server must not grow our memory with endless 1xx
+            s.interim.clear();
+            reset(s, static_cast<std::uint64_t>(h3_error::excessive_load), make_error_code(error::excessive_load));
+        }
         return false;
     }
     if (s.recv == recv_state::headers) s.recv = fin ? recv_state::eof : recv_state::body;
@@ -297,6 +323,21 @@ H3CO_DECL void stream_machine::refuse_oversized_headers(stream_state& s) {
         return;
     }
     reset(s, static_cast<std::uint64_t>(h3_error::excessive_load), make_error_code(error::header_too_large));
+}
+
+H3CO_DECL void stream_machine::refuse_oversized_trailers(stream_state& s) {
+    // The head is left alone: a running handler holds it, and views into it, for its whole life.
+    s.trailers.clear();
+    if (s.recv != recv_state::headers && s.recv != recv_state::body) return;  // nobody reads on
+    reset(s, static_cast<std::uint64_t>(h3_error::excessive_load), make_error_code(error::header_too_large));
+}
+
+H3CO_DECL void stream_machine::trailers_unsendable(stream_state& s) {
+    s.trailers_to_send.reset();
+    // hand_out() took the body as finished, but its FIN was to go with the trailers: the send side
+    // is still open, and reset() must end it.
+    if (s.send == send_state::finished) s.send = send_state::finishing;
+    reset(s, static_cast<std::uint64_t>(h3_error::internal_error), make_error_code(error::invalid_request));
 }
 
 H3CO_DECL void stream_machine::refuse_oversized_body(stream_state& s, std::size_t) {
