@@ -60,4 +60,132 @@ TEST_CASE("handle edges: trailers() on a default-constructed or moved-from handl
     CHECK(stream.trailers().empty());
 }
 
+// ---- operations on a handle without a stream ------------------------------------------------------
+
+TEST_CASE("handle edges: an operation on a handle without a stream completes with not_open", "[handle-edges][empty-handle]") {
+    fixture f;
+    SECTION("a plain callback: completed on the system executor, never a bad_executor exception") {
+        h3co::http_stream none;
+        std::vector<char> buf(16);
+        std::promise<std::pair<std::error_code, std::size_t>> done;
+        CHECK_NOTHROW(none.read_some(asio::buffer(buf), [&](std::error_code ec, std::size_t n) { done.set_value({ec, n}); }));
+        auto result = done.get_future();
+        REQUIRE(result.wait_for(10s) == std::future_status::ready);
+        const auto [ec, n] = result.get();
+        CHECK(ec == h3co::error::not_open);
+        CHECK(n == 0);
+    }
+    SECTION("a callback bound to an executor: completed there") {
+        h3co::request_stream none;
+        std::optional<std::error_code> got;
+        CHECK_NOTHROW(none.finish(asio::bind_executor(f.io, [&](std::error_code ec) { got = ec; })));
+        CHECK_FALSE(got);  // never inline
+        test::settle(f.io, 20ms);
+        REQUIRE(got);
+        CHECK(*got == h3co::error::not_open);
+    }
+    SECTION("every operation of a default-constructed request stream, awaited") {
+        const auto errors = test::run(f.io, []() -> asio::awaitable<std::vector<std::error_code>> {
+            h3co::request_stream none;
+            std::vector<std::error_code> out;
+            const h3co::request req{.method = "GET", .url = "https://127.0.0.1:1/"};
+            const h3co::fields trailers{{"x-sum", "1"}};
+            std::vector<char> buf(16);
+            out.push_back(std::get<0>(co_await none.send_header(req, tuple)));
+            out.push_back(std::get<0>(co_await none.read_response(tuple)));
+            out.push_back(std::get<0>(co_await none.read_interim(tuple)));
+            out.push_back(std::get<0>(co_await none.read_some(asio::buffer(buf), tuple)));
+            out.push_back(std::get<0>(co_await none.write(asio::buffer(buf), tuple)));
+            out.push_back(std::get<0>(co_await none.async_write_some(asio::buffer(buf), tuple)));
+            out.push_back(std::get<0>(co_await none.finish(tuple)));
+            out.push_back(std::get<0>(co_await none.finish_with_trailers(trailers, tuple)));
+            out.push_back(std::get<0>(co_await none.send_datagram(asio::buffer(buf), tuple)));
+            out.push_back(std::get<0>(co_await none.receive_datagram(asio::buffer(buf), tuple)));
+            none.reset();  // nothing to reset: no effect, no exception
+            co_return out;
+        }());
+        REQUIRE(errors.size() == 10);
+        for (std::size_t i = 0; i < errors.size(); ++i) {
+            INFO("operation " << i << ": " << errors[i].message());
+            CHECK(errors[i] == h3co::error::not_open);
+        }
+    }
+    SECTION("a moved-from client stream fails, the stream it moved to goes on") {
+        f.listen();
+        auto conn = f.connect();
+        const auto [moved_ec, status] = test::run(f.io, [&]() -> asio::awaitable<std::pair<std::error_code, int>> {
+            auto stream = co_await conn.open_request_stream();
+            auto taken = std::move(stream);
+            const h3co::request req{.method = "GET", .url = f.url("/ok")};
+            auto [ec] = co_await stream.send_header(req, tuple);
+            co_await taken.send_header(req);
+            co_await taken.finish();
+            const auto head = co_await taken.read_response();
+            co_return std::pair{ec, head.status};
+        }());
+        CHECK(moved_ec == h3co::error::not_open);
+        CHECK(status == 200);
+    }
+    SECTION("a handler's moved-from request and response fail, the ones they moved to answer") {
+        struct seen_t {
+            std::error_code header, write, read;
+            bool empty_head = false;
+            std::int64_t stream_id = 0;
+            bool header_sent = true;
+        };
+        auto seen = std::make_shared<seen_t>();
+        f.server.handle("/moved", [seen](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+            auto kept_req = std::move(req);
+            auto kept_res = std::move(res);
+            std::vector<char> buf(16);
+            std::tie(seen->read, std::ignore) = co_await req.read_some(asio::buffer(buf), tuple);
+            seen->empty_head = req.path().empty() && req.method().empty() && req.headers().empty() && req.trailers().empty();
+            seen->stream_id = req.stream_id();
+            seen->header_sent = res.header_sent();
+            std::tie(seen->header) = co_await res.send_header(500, tuple);
+            std::tie(seen->write, std::ignore) = co_await res.write(asio::buffer(buf), tuple);
+            auto none = res.take_over();
+            CHECK_FALSE(none.is_open());
+            co_await kept_res.send_header(204);
+            (void)kept_req;
+        });
+        f.listen();
+        auto conn = f.connect();
+        auto stream = test::run(f.io, conn.open_request_stream());
+        const auto status = test::run(f.io, [&]() -> asio::awaitable<int> {
+            const h3co::request req{.method = "GET", .url = f.url("/moved")};
+            co_await stream.send_header(req);
+            co_await stream.finish();
+            co_return (co_await stream.read_response()).status;
+        }());
+        CHECK(status == 204);
+        CHECK(seen->read == h3co::error::not_open);
+        CHECK(seen->empty_head);
+        CHECK(seen->stream_id == -1);
+        CHECK_FALSE(seen->header_sent);
+        CHECK(seen->header == h3co::error::not_open);
+        CHECK(seen->write == h3co::error::not_open);
+    }
+    SECTION("moved-from pipe ends") {
+        auto [reader, writer] = h3co::make_pipe(test::executor(f.io));
+        auto kept_reader = std::move(reader);
+        auto kept_writer = std::move(writer);
+        const auto errors = test::run(f.io, [&]() -> asio::awaitable<std::vector<std::error_code>> {
+            std::vector<char> buf(16);
+            std::vector<std::error_code> out;
+            out.push_back(std::get<0>(co_await reader.async_read_some(asio::buffer(buf), tuple)));
+            out.push_back(std::get<0>(co_await reader.async_read_view(tuple)));
+            out.push_back(std::get<0>(co_await writer.write(asio::buffer(buf), tuple)));
+            reader.consume(1);  // no effect, no exception
+            writer.close();
+            reader.close();
+            co_return out;
+        }());
+        REQUIRE(errors.size() == 3);
+        CHECK(errors[0] == h3co::error::not_open);
+        CHECK(errors[1] == h3co::error::not_open);
+        CHECK(errors[2] == h3co::error::not_open);
+    }
+}
+
 }  // namespace handle_edges_test

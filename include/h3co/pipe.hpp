@@ -55,13 +55,14 @@ public:
     /// The executor given to make_pipe().
     executor_type get_executor() const noexcept { return executor_; }
 
-    /// Reads at least one byte, or completes with eof / the writer's error.
-    /// Completion: void(std::error_code, std::size_t).
+    /// Reads at least one byte, or completes with eof / the writer's error; error::not_open on a
+    /// moved-from reader. Completion: void(std::error_code, std::size_t).
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_erased<detail::io_signature>(
             std::forward<CompletionToken>(token), executor_,
             [state = state_, ex = executor_, buffers](detail::pipe_state::io_op op) mutable {
+                if (!state) return op.complete(make_error_code(error::not_open), 0);
                 op.on_cancel([weak = std::weak_ptr<detail::pipe_state>(state), ex](auto) {
                     asio::dispatch(ex, [weak] {
                         if (auto s = weak.lock()) s->cancel_read();
@@ -88,6 +89,7 @@ public:
         return detail::initiate_erased<void(std::error_code, asio::const_buffer)>(
             std::forward<CompletionToken>(token), executor_,
             [state = state_, ex = executor_](detail::pipe_state::view_op op) mutable {
+                if (!state) return op.complete(make_error_code(error::not_open), asio::const_buffer());
                 op.on_cancel([weak = std::weak_ptr<detail::pipe_state>(state), ex](auto) {
                     asio::dispatch(ex, [weak] {
                         if (auto s = weak.lock()) s->cancel_read();
@@ -149,7 +151,8 @@ public:
     executor_type get_executor() const noexcept { return executor_; }
 
     /// Writes all of `buffers`, waiting for room as needed. Completion: void(std::error_code,
-    /// std::size_t); error::broken_pipe once the reader is closed, error::not_writable after close().
+    /// std::size_t); error::broken_pipe once the reader is closed, error::not_writable after close(),
+    /// error::not_open on a moved-from writer.
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_erased<detail::io_signature>(

@@ -95,6 +95,7 @@ public:
     /// they come, whatever content-length it announced (a Go client sends `content-length: 0` and
     /// then the body), and max_request_body no longer applies. Call it from the handler.
     basic_http_stream<Executor> take_over() {
+        if (!state_) return {};  // a moved-from response: an empty stream, whose operations fail with not_open
         asio::dispatch(executor_, [st = state_] {
             if (auto owner = st->owner.lock()) owner->streams().take_over(*st);
         });
@@ -103,7 +104,7 @@ public:
 
     /// True once send_header() has started the response. On the connection's executor (where the
     /// handler runs).
-    bool header_sent() const noexcept { return state_->send != detail::send_state::idle; }
+    bool header_sent() const noexcept { return state_ && state_->send != detail::send_state::idle; }
 
 private:
     std::shared_ptr<detail::stream_state> state_;
