@@ -188,4 +188,82 @@ TEST_CASE("handle edges: an operation on a handle without a stream completes wit
     }
 }
 
+// ---- a pipe reader closed while a view is out -----------------------------------------------------
+
+TEST_CASE("handle edges: a pipe reader closed while a view of the writer's buffer is out completes the write only once the view is given back",
+          "[handle-edges][pipe]") {
+    asio::io_context io;
+    auto [reader, writer] = h3co::make_pipe(test::executor(io));
+    const std::string data(100, 'v');
+    std::optional<std::pair<std::error_code, std::size_t>> write_result;
+    asio::const_buffer view;
+    reader.async_read_view([&](std::error_code, asio::const_buffer v) { view = v; });
+    writer.write(asio::buffer(data), [&](std::error_code ec, std::size_t n) { write_result.emplace(ec, n); });
+    test::settle(io, 20ms);
+    REQUIRE(view.data() == data.data());
+
+    reader.close();
+    test::settle(io, 20ms);
+    CHECK_FALSE(write_result);  // the view still points into the writer's buffer
+    reader.consume(30);
+    test::settle(io, 20ms);
+    REQUIRE(write_result);
+    CHECK(write_result->first == h3co::error::broken_pipe);
+    CHECK(write_result->second == 30);
+
+    // The closed reader takes no more reads, and says so.
+    const auto [ec, n] = test::run(io, [&]() -> asio::awaitable<std::pair<std::error_code, std::size_t>> {
+        std::vector<char> buf(8);
+        auto [read_ec, read_n] = co_await reader.async_read_some(asio::buffer(buf), tuple);
+        co_return std::pair{read_ec, read_n};
+    }());
+    CHECK(ec == h3co::error::not_open);
+    CHECK(n == 0);
+}
+
+TEST_CASE("handle edges: a pipe reader dropped while a view is out gives the view back", "[handle-edges][pipe]") {
+    asio::io_context io;
+    auto [reader, writer] = h3co::make_pipe(test::executor(io));
+    std::optional<h3co::pipe_reader> holder(std::move(reader));
+    const std::string data(100, 'w');
+    std::optional<std::pair<std::error_code, std::size_t>> write_result;
+    asio::const_buffer view;
+    holder->async_read_view([&](std::error_code, asio::const_buffer v) { view = v; });
+    writer.write(asio::buffer(data), [&](std::error_code ec, std::size_t n) { write_result.emplace(ec, n); });
+    test::settle(io, 20ms);
+    REQUIRE(view.data() == data.data());
+    holder->close();
+    test::settle(io, 20ms);
+    CHECK_FALSE(write_result);
+    holder.reset();  // nobody can read the view any more: the writer is done
+    test::settle(io, 20ms);
+    REQUIRE(write_result);
+    CHECK(write_result->first == h3co::error::broken_pipe);
+    CHECK(write_result->second == 0);
+}
+
+TEST_CASE("handle edges: a pipe reader closed while a view of the pipe's own buffer is out keeps that buffer",
+          "[handle-edges][pipe]") {
+    asio::io_context io;
+    auto [reader, writer] = h3co::make_pipe(test::executor(io), 4096);
+    const std::string data(4096, 'b');
+    bool write_done = false;
+    writer.write(asio::buffer(data), [&](std::error_code ec, std::size_t) {
+        CHECK_FALSE(ec);
+        write_done = true;
+    });
+    test::settle(io, 20ms);
+    REQUIRE(write_done);  // all of it went into the pipe's buffer
+    asio::const_buffer view;
+    reader.async_read_view([&](std::error_code, asio::const_buffer v) { view = v; });
+    test::settle(io, 20ms);
+    REQUIRE(view.size() == data.size());
+    reader.close();
+    test::settle(io, 20ms);
+    // Still readable: the buffer is released when the view is given back (ASan reports it otherwise).
+    CHECK(std::string(static_cast<const char*>(view.data()), view.size()) == data);
+    reader.consume(view.size());
+    test::settle(io, 20ms);
+}
+
 }  // namespace handle_edges_test
