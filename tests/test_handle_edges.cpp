@@ -266,4 +266,61 @@ TEST_CASE("handle edges: a pipe reader closed while a view of the pipe's own buf
     test::settle(io, 20ms);
 }
 
+// ---- connection-specific fields (RFC 9114 §4.2) ---------------------------------------------------
+
+TEST_CASE("handle edges: connection-specific fields are refused with invalid_request", "[handle-edges][fields]") {
+    fixture f;
+    auto seen = std::make_shared<std::vector<std::error_code>>();
+    f.server.handle("/answer", [seen](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+        const auto& fs = req.headers();
+        const h3co::fields bad{{std::string(fs.find("x-name").value_or("")), std::string(fs.find("x-value").value_or(""))}};
+        auto [ec] = co_await res.send_header(200, bad, tuple);
+        seen->push_back(ec);
+        if (ec) co_await res.send_header(203);
+    });
+    f.server.handle("/te", [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        const h3co::fields te{{"te", "trailers"}};
+        co_await res.send_header(200, te);
+    });
+    f.listen();
+    auto conn = f.connect();
+    const std::vector<h3co::field> refused{
+        {"connection", "close"},    {"Connection", "keep-alive"},    {"keep-alive", "timeout=5"},
+        {"proxy-connection", "x"},  {"transfer-encoding", "chunked"}, {"upgrade", "websocket"},
+        {"te", "gzip"},             {"te", "trailers, gzip"},
+    };
+    for (const auto& field : refused) {
+        INFO(field.name << ": " << field.value);
+        SECTION("client: " + field.name + ": " + field.value) {
+            auto stream = test::run(f.io, conn.open_request_stream());
+            const h3co::request req{.method = "GET", .url = f.url("/ok"), .headers = {field}};
+            const auto [ec] = test::run(f.io, stream.send_header(req, tuple));
+            CHECK(ec == h3co::error::invalid_request);
+        }
+        SECTION("server: " + field.name + ": " + field.value) {
+            auto stream = test::run(f.io, conn.open_request_stream());
+            const h3co::request req{.method = "GET", .url = f.url("/answer"),
+                                    .headers = {{"x-name", field.name}, {"x-value", field.value}}};
+            const auto status = test::run(f.io, [&]() -> asio::awaitable<int> {
+                co_await stream.send_header(req);
+                co_await stream.finish();
+                co_return (co_await stream.read_response()).status;
+            }());
+            CHECK(status == 203);
+            REQUIRE(seen->size() == 1);
+            CHECK(seen->front() == h3co::error::invalid_request);
+        }
+    }
+    SECTION("te: trailers is allowed, both ways") {
+        auto stream = test::run(f.io, conn.open_request_stream());
+        const h3co::request req{.method = "GET", .url = f.url("/te"), .headers = {{"te", "trailers"}}};
+        const auto status = test::run(f.io, [&]() -> asio::awaitable<int> {
+            co_await stream.send_header(req);
+            co_await stream.finish();
+            co_return (co_await stream.read_response()).status;
+        }());
+        CHECK(status == 200);
+    }
+}
+
 }  // namespace handle_edges_test

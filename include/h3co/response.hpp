@@ -43,7 +43,8 @@ public:
     /// a HEAD request and for 204 and 304, which carry none (RFC 9110 §6.4.1): the stream then ends
     /// with the header, and write() fails with error::not_writable.
     /// Completion: void(std::error_code); error::already_open if a header was sent already,
-    /// error::invalid_request for a status below 200 (see send_interim()).
+    /// error::invalid_request for a status below 200 (see send_interim()) or a connection-specific
+    /// field (see basic_request_stream::send_header()).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto send_header(int status, const h3co::fields& headers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
