@@ -28,6 +28,9 @@ inline const h3co::fields no_fields{};
 /// client's basic_request_stream, and what a server handler gets from basic_response::take_over().
 /// Models Asio's AsyncReadStream and AsyncWriteStream. Move-only.
 ///
+/// Operations take any completion token; a handler's associated executor and cancellation slot are
+/// honoured, its associated allocator is not (one heap allocation per operation, docs/design.md).
+///
 /// One read and one write (or finish) may be pending at a time; another of the same kind fails
 /// with error::operation_in_progress. An operation on a stream whose connection has ended completes
 /// with error::connection_closed (or the connection's close error); cancelling a pending operation

@@ -1,6 +1,10 @@
 // Starting an asynchronous operation with its handler type-erased at once: the initiation wraps
 // the handler in a pending_op, and everything after it (hopping onto the engine's executor,
 // waiting, completing) is compiled once per operation instead of once per completion token type.
+//
+// The handler's associated allocator is not used: the pending_op is one allocation from the global
+// heap per operation, and may be freed on the engine's executor (connection shutdown), not only
+// the handler's, where a recycling allocator would not expect it (docs/design.md, "Layers").
 #pragma once
 
 #include <h3co/detail/pending_op.hpp>
