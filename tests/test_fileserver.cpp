@@ -4,6 +4,7 @@
 // server end to end with h3upload and h3get.
 #include "support/test_support.hpp"
 
+#include "../examples/common/client_cli.hpp"
 #include "../examples/fileserver/file_handler.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -400,6 +401,28 @@ TEST_CASE("fileserver: dotfiles and uploads in progress are neither served nor o
     test::run(fs_.io, put.finish());
     CHECK(test::run(fs_.io, put.read_response()).status == 201);
     CHECK(slurp(fs_.root.path / "data.bin") == part);
+}
+
+TEST_CASE("h3get and h3upload: a response that does not match its content-length exits with 5 (HTTP)",
+          "[fileserver][cli-exit]") {
+    asio::io_context io;
+    h3co::server server{test::executor(io), test::server_identity()};
+    server.handle("/short", [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        const h3co::fields headers{{"content-length", "100"}};
+        co_await res.send_header(200, headers);
+        co_await res.write(asio::buffer(std::string_view("only ten b")));
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+    auto conn = test::run(io, h3co::connect(test::executor(io), "127.0.0.1", port, test::trusting_test_ca()));
+    auto get = test::run(io, conn.open_request_stream());
+    const h3co::request req{.method = "GET", .url = test::url(port, "/short", "127.0.0.1"), .headers = {}};
+    CHECK(send_bodyless(io, get, req).status == 200);
+    const auto [ec, received] = test::run(io, read_body(get));
+    REQUIRE(ec == h3co::error::content_length_mismatch);  // what h3get's read loop gets
+    CHECK(received <= 10);
+    CHECK(examples::classify(ec) == examples::exit_http);
+    server.close();
+    test::settle(io, 100ms);
 }
 
 }  // namespace fileserver_test
