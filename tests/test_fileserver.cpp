@@ -4,6 +4,7 @@
 // server end to end with h3upload and h3get.
 #include "support/test_support.hpp"
 
+#include "../examples/common/client_cli.hpp"
 #include "../examples/fileserver/file_handler.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -275,7 +277,7 @@ TEST_CASE("fileserver: check_path refuses every way up and decodes the rest", "[
     }
     CHECK(check_path("/").relative == ".");
     CHECK(check_path("/a%20b.txt?x=1").relative == "a b.txt");
-    CHECK(check_path("/dir/..a/b..").relative == "dir/..a/b..");
+    CHECK(check_path("/dir/a../b..").relative == "dir/a../b..");
     CHECK(check_path("/a%2fb").relative == "a/b");  // %2f is a separator like any '/'
     CHECK(check_path("/a.txt?/../x").relative == "a.txt");  // the query is not part of the path
 }
@@ -320,6 +322,107 @@ TEST_CASE("fileserver: open_beneath never leaves the root, with openat2 and with
     CHECK(status("sub-link/file.txt", resolver::openat2) == 0);
     CHECK(status("in-link", resolver::nofollow_walk) == 403);
     CHECK(status("sub-link/file.txt", resolver::nofollow_walk) == 403);
+}
+
+/// The contents of the file `path`.
+std::string slurp(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_CASE("fileserver: check_path refuses hidden segments with 404", "[fileserver][dotfiles]") {
+    using fileserver::check_path;
+    for (const char* path : {"/.htpasswd", "/.git/config", "/dir/.hidden", "/dir/.hidden/x", "/%2ehidden",
+                             "/.data.bin.upload-0123abcd", "/dir/..a/b"}) {
+        INFO(path);
+        const auto checked = check_path(path);
+        CHECK(checked.status == 404);
+        CHECK(checked.relative.empty());
+    }
+    CHECK(check_path("/a.b/c.d").relative == "a.b/c.d");
+}
+
+TEST_CASE("fileserver: dotfiles and uploads in progress are neither served nor overwritten", "[fileserver][dotfiles]") {
+    file_server fs_;
+    const std::string secret = "user:$apr1$hash\n";
+    std::ofstream(fs_.root.path / ".htpasswd") << secret;
+    fs::create_directory(fs_.root.path / ".git");
+    std::ofstream(fs_.root.path / ".git" / "config") << secret;
+    auto conn = fs_.connect();
+
+    // An upload in progress: its temporary file exists while the body comes.
+    auto put = test::run(fs_.io, conn.open_request_stream());
+    const h3co::request put_req{.method = "PUT", .url = fs_.url("/data.bin"), .headers = {}};
+    test::run(fs_.io, put.send_header(put_req));
+    const std::string part(1000, 'p');
+    test::run(fs_.io, put.write(asio::buffer(part)));
+    std::string temp;
+    REQUIRE(run_until(fs_.io, [&] {
+        for (const auto& name : fs_.root.names())
+            if (name.rfind(".data.bin.upload-", 0) == 0 && fs::file_size(fs_.root.path / name) == part.size()) temp = name;
+        return !temp.empty();
+    }));
+
+    for (const std::string& path : {std::string("/.htpasswd"), std::string("/.git/config"), "/" + temp}) {
+        INFO("GET " << path);
+        auto get = test::run(fs_.io, conn.open_request_stream());
+        const h3co::request req{.method = "GET", .url = fs_.url(path), .headers = {}};
+        CHECK(send_bodyless(fs_.io, get, req).status == 404);
+        const auto [ec, body] = test::run(fs_.io, [&]() -> asio::awaitable<std::pair<std::error_code, std::string>> {
+            std::string all;
+            std::vector<char> buf(4096);
+            for (;;) {
+                auto [rec, n] = co_await get.read_some(asio::buffer(buf), as_tuple(asio::use_awaitable));
+                all.append(buf.data(), n);
+                if (rec) co_return std::pair{rec, all};
+            }
+        }());
+        CHECK(body.find(secret) == std::string::npos);
+        CHECK(body.find(part) == std::string::npos);
+    }
+    for (const std::string& path : {std::string("/.htpasswd"), "/" + temp}) {
+        INFO("PUT " << path);
+        auto over = test::run(fs_.io, conn.open_request_stream());
+        const h3co::request req{.method = "PUT", .url = fs_.url(path), .headers = {}};
+        const auto status = test::run(fs_.io, [&]() -> asio::awaitable<int> {
+            co_await over.send_header(req);
+            const std::string junk = "overwritten";
+            // A refusal may stop the body first (STOP_SENDING): the write and finish may fail.
+            co_await over.write(asio::buffer(junk), as_tuple(asio::use_awaitable));
+            co_await over.finish(as_tuple(asio::use_awaitable));
+            co_return (co_await over.read_response()).status;
+        }());
+        CHECK(status == 404);
+    }
+    CHECK(slurp(fs_.root.path / ".htpasswd") == secret);
+    CHECK(fs::file_size(fs_.root.path / temp) == part.size());
+
+    // The upload goes on and lands under its own name.
+    test::run(fs_.io, put.finish());
+    CHECK(test::run(fs_.io, put.read_response()).status == 201);
+    CHECK(slurp(fs_.root.path / "data.bin") == part);
+}
+
+TEST_CASE("h3get and h3upload: a response that does not match its content-length exits with 5 (HTTP)",
+          "[fileserver][cli-exit]") {
+    asio::io_context io;
+    h3co::server server{test::executor(io), test::server_identity()};
+    server.handle("/short", [](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        const h3co::fields headers{{"content-length", "100"}};
+        co_await res.send_header(200, headers);
+        co_await res.write(asio::buffer(std::string_view("only ten b")));
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+    auto conn = test::run(io, h3co::connect(test::executor(io), "127.0.0.1", port, test::trusting_test_ca()));
+    auto get = test::run(io, conn.open_request_stream());
+    const h3co::request req{.method = "GET", .url = test::url(port, "/short", "127.0.0.1"), .headers = {}};
+    CHECK(send_bodyless(io, get, req).status == 200);
+    const auto [ec, received] = test::run(io, read_body(get));
+    REQUIRE(ec == h3co::error::content_length_mismatch);  // what h3get's read loop gets
+    CHECK(received <= 10);
+    CHECK(examples::classify(ec) == examples::exit_http);
+    server.close();
+    test::settle(io, 100ms);
 }
 
 }  // namespace fileserver_test

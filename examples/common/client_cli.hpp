@@ -30,14 +30,14 @@ enum exit_code : int {
     exit_usage = 2,       ///< bad command line
     exit_connection = 3,  ///< resolve, refused, timeout, connection lost
     exit_tls = 4,         ///< certificate verification or handshake
-    exit_http = 5,        ///< non-2xx status or stream reset
+    exit_http = 5,        ///< non-2xx status, stream reset or stopped, a malformed response (content-length)
     exit_local_io = 6,    ///< a local file, stdin or stdout
 };
 
 /// The exit-code lines of the usage texts.
 constexpr const char* exit_codes_text =
-    "exit codes: 0 ok (2xx), 2 usage, 3 connection, 4 TLS, 5 HTTP (non-2xx or stream reset),\n"
-    "            6 local I/O\n";
+    "exit codes: 0 ok (2xx), 2 usage, 3 connection, 4 TLS, 5 HTTP (non-2xx, stream reset or\n"
+    "            stopped, a malformed response), 6 local I/O\n";
 
 /// Thrown by the argument parsers; the tool prints it with its usage and exits with exit_usage.
 struct usage_error : std::runtime_error {
@@ -124,7 +124,13 @@ inline bool is_tls_failure(std::error_code ec) {
 /// The exit code of a connection or stream failure.
 inline int classify(std::error_code ec) {
     if (is_tls_failure(ec)) return exit_tls;
-    if (ec.category() == h3co::h3_category() || ec == h3co::error::stream_stopped) return exit_http;
+    if (ec.category() == h3co::h3_category()) return exit_http;
+    // The exchange failed, not the connection: a malformed or mismatched message, a stream stopped
+    // or timed out by the server, a request h3co refused to send.
+    if (ec == h3co::error::stream_stopped || ec == h3co::error::content_length_mismatch ||
+        ec == h3co::error::body_too_large || ec == h3co::error::header_too_large ||
+        ec == h3co::error::invalid_request || ec == h3co::error::request_timeout)
+        return exit_http;
     return exit_connection;  // resolve_failed, connection_refused, timeouts, connection_closed, ...
 }
 

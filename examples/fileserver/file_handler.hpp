@@ -12,8 +12,9 @@
 //   full disk. A reader never sees a half-uploaded file under the target's name.
 // - 404 for a missing file, 403 for what is not a regular file, 405 for other methods.
 // - Paths (safe_path.hpp): %XX is decoded first, then "." / ".." / empty segments and NUL are
-//   refused with 400; the file is opened with openat2(RESOLVE_BENEATH) relative to the root, so a
-//   symlink leading outside gets 403.
+//   refused with 400, a segment starting with '.' (dotfiles, uploads in progress) with 404; the
+//   file is opened with openat2(RESOLVE_BENEATH) relative to the root, so a symlink leading
+//   outside gets 403.
 //
 // Reading and writing a regular file with read(2) / write(2) blocks the thread for as long as the
 // disk takes; that is fine for an example, and for local disks. Asio 1.22's own file support

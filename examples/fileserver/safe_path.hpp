@@ -55,6 +55,9 @@ struct checked_path {
 ///  - refused (400): a path not starting with '/', a NUL byte, and, after decoding, any "." or
 ///    ".." segment or empty segment. Decoding comes first, so "%2e%2e" and "..%2f" are caught, and
 ///    an empty segment catches "//etc/passwd" (an absolute path after the first slash) and "a//b".
+///  - refused (404, as if absent): any other segment starting with '.' ("/.git/config", ".htpasswd",
+///    an upload's temporary ".NAME.upload-*"): hidden files are neither served nor written, so an
+///    upload in progress is never read half-written nor overwritten by another request.
 /// What remains is relative and has no way up; symlinks are the file system's part (open_beneath).
 inline checked_path check_path(std::string_view target) {
     auto refuse = [](std::string why) { return checked_path{{}, 400, std::move(why)}; };
@@ -85,6 +88,7 @@ inline checked_path check_path(std::string_view target) {
         const std::string_view segment = std::string_view(decoded).substr(start, end == std::string::npos ? end : end - start);
         if (segment.empty()) return refuse("empty path segment (an absolute path, or '//')");
         if (segment == "." || segment == "..") return refuse("'" + std::string(segment) + "' in the path");
+        if (segment.front() == '.') return checked_path{{}, 404, "hidden files are not served"};
         if (end == std::string::npos) break;
         start = end + 1;
     }

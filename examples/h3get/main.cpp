@@ -7,7 +7,8 @@
 // previous chunk to be written, and the stream's receive window only reopens as we read, so a slow
 // disk or a slow reader of stdout slows the server down instead of filling memory. With -o, the body
 // goes to a temporary file next to FILE that is renamed to FILE once the whole body has arrived: a
-// failed or interrupted download never leaves a truncated FILE behind, nor clobbers an existing one.
+// failed or interrupted download never leaves a truncated FILE behind, nor clobbers an existing one;
+// the file (then its directory) is fsync()ed around the rename, so a crash does not either.
 // -I sends HEAD and prints the status line and the fields like `curl -I`. When stderr is a terminal
 // (and the body does not go to one), a progress line shows bytes, rate and, with a content-length,
 // percentage and ETA.
@@ -15,7 +16,8 @@
 // Like `curl --fail`, a non-2xx status writes no body: h3get says so on stderr and exits with 5.
 // Exit codes (examples/common/client_cli.hpp, shared with h3upload): 0 success (2xx), 2 usage,
 // 3 connection (resolve, refused, timeout, lost), 4 TLS (certificate verification or handshake),
-// 5 HTTP (non-2xx status or stream reset), 6 local I/O (the output file or stdout).
+// 5 HTTP (non-2xx status, stream reset, a body not matching its content-length), 6 local I/O (the
+// output file or stdout).
 #include <h3co/h3co.hpp>
 
 #include "../common/client_cli.hpp"
@@ -130,18 +132,40 @@ public:
     bool is_terminal() const { return ::isatty(out_->native_handle()) == 1; }
     const std::string& name() const { return path_.empty() ? stdout_name : path_; }
 
-    /// The whole body is there: close the temporary file and rename it to FILE.
+    /// The whole body is there: flush the temporary file to disk, close it, rename it to FILE and
+    /// flush the directory. Without the first fsync a crash soon after the rename can leave FILE
+    /// empty or partial (the rename reaches the disk before the data on ext4, XFS, btrfs).
     std::error_code commit() {
         if (temp_.empty()) return {};
         out_.reset();
-        const int rc = ::close(fd_);  // reports a failed delayed write (NFS, a full disk)
+        int rc = ::fsync(fd_);
+        int err = errno;
+        if (::close(fd_) != 0 && rc == 0) {  // close reports a failed delayed write (NFS, a full disk)
+            rc = -1;
+            err = errno;
+        }
         fd_ = -1;
-        if (rc != 0 || ::rename(temp_.c_str(), path_.c_str()) != 0) return {errno, std::generic_category()};
+        if (rc != 0) return {err, std::generic_category()};
+        if (::rename(temp_.c_str(), path_.c_str()) != 0) return {errno, std::generic_category()};
         temp_.clear();
-        return {};
+        return sync_directory();
     }
 
 private:
+    /// fsync()s the directory holding FILE, so that the rename itself is durable. Best effort where
+    /// it cannot be done: a directory we may write but not read (open fails), a file system that
+    /// cannot sync a directory (EINVAL); FILE is complete by then.
+    std::error_code sync_directory() const {
+        const auto slash = path_.rfind('/');
+        const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+        const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return {};
+        std::error_code ec;
+        if (::fsync(fd) != 0 && errno != EINVAL) ec = {errno, std::generic_category()};
+        ::close(fd);
+        return ec;
+    }
+
     static inline const std::string stdout_name = "stdout";
     std::optional<fd_stream> out_;
     int fd_ = -1;

@@ -12,7 +12,8 @@
 //
 // Exit codes (examples/common/client_cli.hpp, shared with h3get): 0 success (2xx), 2 usage,
 // 3 connection (resolve, refused, timeout, lost), 4 TLS (certificate verification or handshake),
-// 5 HTTP (non-2xx status or stream reset), 6 local I/O (the file, stdin or stdout).
+// 5 HTTP (non-2xx status, stream reset, or a 2xx answer that stopped the upload part-way), 6 local
+// I/O (the file, stdin or stdout).
 #include <h3co/h3co.hpp>
 
 #include "../common/client_cli.hpp"
@@ -223,10 +224,11 @@ asio::awaitable<int> upload(const options& opt, fd_stream& body) {
         co_return exit_http;
     }
     if (t.send_error) {
-        // RFC 9114 §4.1: a server may answer in full and stop reading the rest with H3_NO_ERROR.
+        // RFC 9114 §4.1: a server may answer in full and stop reading the rest (STOP_SENDING with
+        // H3_NO_ERROR). Its answer is complete, but the upload is not: not a success.
         std::cerr << "h3upload: the server answered " << t.status << " but stopped the upload after " << sent
-                  << " bytes (" << describe(t.send_error) << ")\n";
-        co_return t.send_error == h3co::error::stream_stopped ? exit_ok : classify(t.send_error);
+                  << " bytes (" << describe(t.send_error) << "): the body was not all taken\n";
+        co_return classify(t.send_error);  // stream_stopped: exit_http
     }
     co_return exit_ok;
 }

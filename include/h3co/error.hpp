@@ -47,6 +47,7 @@ enum class error {
     stateless_reset,          ///< the peer no longer knows the connection (a stateless reset: it restarted or lost it)
     request_timeout,          ///< a server reset the request: server_options::header_timeout or body_idle_timeout
     excessive_load,           ///< the peer sent more than a limit allows (connection_options::max_interim_responses)
+    not_open,                 ///< the handle has no stream or pipe end: default-constructed, moved from, or closed
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -143,6 +144,7 @@ public:
         case error::stateless_reset: return "the peer no longer knows this connection (stateless reset)";
         case error::request_timeout: return "request timed out: the client sent nothing for too long";
         case error::excessive_load: return "the peer sent more than a limit allows";
+        case error::not_open: return "the handle has no stream or pipe end (default-constructed, moved from, or closed)";
         }
         return "unknown h3co error " + std::to_string(value);
     }

@@ -19,9 +19,17 @@
 
 namespace h3co {
 
+namespace detail {
+/// What a handle without a stream reports as its fields: none.
+inline const h3co::fields no_fields{};
+}  // namespace detail
+
 /// A request stream's body bytes in both directions, as a byte stream: the body half of a
 /// client's basic_request_stream, and what a server handler gets from basic_response::take_over().
 /// Models Asio's AsyncReadStream and AsyncWriteStream. Move-only.
+///
+/// Operations take any completion token; a handler's associated executor and cancellation slot are
+/// honoured, its associated allocator is not (one heap allocation per operation, docs/design.md).
 ///
 /// One read and one write (or finish) may be pending at a time; another of the same kind fails
 /// with error::operation_in_progress. An operation on a stream whose connection has ended completes
@@ -126,8 +134,9 @@ public:
     }
 
     /// The trailer fields the peer sent after the body (empty if none), complete once a read has
-    /// reported the end of the stream. Call it on the connection's executor.
-    const h3co::fields& trailers() const noexcept { return state_->trailers; }
+    /// reported the end of the stream. Call it on the connection's executor. Empty on a handle
+    /// without a stream (default-constructed or moved from).
+    const h3co::fields& trailers() const noexcept { return state_ ? state_->trailers : detail::no_fields; }
 
     /// Aborts both directions with an HTTP/3 error code the peer sees (default H3_REQUEST_CANCELLED).
     /// Any thread: it runs on the connection's executor (at once when called there).

@@ -42,26 +42,30 @@ public:
 
     /// Takes the reading end over; `other` is left without one.
     basic_pipe_reader(basic_pipe_reader&&) noexcept = default;
-    /// Closes this reader (see close()), then takes over `other`'s end.
+    /// Drops this reader (see the destructor), then takes over `other`'s end.
     basic_pipe_reader& operator=(basic_pipe_reader&& other) noexcept {
-        close();
-        state_ = std::move(other.state_);
-        executor_ = std::move(other.executor_);
+        if (this != &other) {
+            release();
+            state_ = std::move(other.state_);
+            executor_ = std::move(other.executor_);
+        }
         return *this;
     }
-    /// Dropping the reader closes it: the writer's next write fails with error::broken_pipe.
-    ~basic_pipe_reader() { close(); }
+    /// Dropping the reader closes it and gives back a view still out: the writer's pending or next
+    /// write fails with error::broken_pipe.
+    ~basic_pipe_reader() { release(); }
 
     /// The executor given to make_pipe().
     executor_type get_executor() const noexcept { return executor_; }
 
-    /// Reads at least one byte, or completes with eof / the writer's error.
-    /// Completion: void(std::error_code, std::size_t).
+    /// Reads at least one byte, or completes with eof / the writer's error; error::not_open after
+    /// close() or on a moved-from reader. Completion: void(std::error_code, std::size_t).
     template <class MutableBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_erased<detail::io_signature>(
             std::forward<CompletionToken>(token), executor_,
             [state = state_, ex = executor_, buffers](detail::pipe_state::io_op op) mutable {
+                if (!state) return op.complete(make_error_code(error::not_open), 0);
                 op.on_cancel([weak = std::weak_ptr<detail::pipe_state>(state), ex](auto) {
                     asio::dispatch(ex, [weak] {
                         if (auto s = weak.lock()) s->cancel_read();
@@ -88,6 +92,7 @@ public:
         return detail::initiate_erased<void(std::error_code, asio::const_buffer)>(
             std::forward<CompletionToken>(token), executor_,
             [state = state_, ex = executor_](detail::pipe_state::view_op op) mutable {
+                if (!state) return op.complete(make_error_code(error::not_open), asio::const_buffer());
                 op.on_cancel([weak = std::weak_ptr<detail::pipe_state>(state), ex](auto) {
                     asio::dispatch(ex, [weak] {
                         if (auto s = weak.lock()) s->cancel_read();
@@ -98,16 +103,18 @@ public:
     }
 
     /// Gives back the view from async_read_view(), of which the first `n` bytes were used (the
-    /// rest is offered again by the next view).
+    /// rest is offered again by the next view). Also after close(): see there.
     void consume(std::size_t n) {
         if (!state_) return;
         asio::dispatch(executor_, [s = state_, n] { s->consume(n); });
     }
 
-    /// Stops reading: a waiting or later write fails with h3co::error::broken_pipe.
+    /// Stops reading: a waiting or later write fails with h3co::error::broken_pipe, and later reads
+    /// with error::not_open. A view still out stays valid, and a write whose buffer it shows stays
+    /// pending, until the view is given back with consume() (or the reader is dropped).
     void close() {
         if (!state_) return;
-        asio::dispatch(executor_, [s = std::move(state_)] { s->close_reader(); });
+        asio::dispatch(executor_, [s = state_] { s->close_reader(); });
     }
 
 private:
@@ -115,6 +122,11 @@ private:
     friend auto make_pipe(const E&, std::size_t);
     basic_pipe_reader(std::shared_ptr<detail::pipe_state> s, Executor ex)
         : state_(std::move(s)), executor_(std::move(ex)) {}
+
+    void release() {
+        if (!state_) return;
+        asio::dispatch(executor_, [s = std::move(state_)] { s->release_reader(); });
+    }
 
     std::shared_ptr<detail::pipe_state> state_;
     Executor executor_;
@@ -149,7 +161,8 @@ public:
     executor_type get_executor() const noexcept { return executor_; }
 
     /// Writes all of `buffers`, waiting for room as needed. Completion: void(std::error_code,
-    /// std::size_t); error::broken_pipe once the reader is closed, error::not_writable after close().
+    /// std::size_t); error::broken_pipe once the reader is closed, error::not_writable after close(),
+    /// error::not_open on a moved-from writer.
     template <class ConstBufferSequence, class CompletionToken = detail::default_token_t<Executor>>
     auto write(const ConstBufferSequence& buffers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_erased<detail::io_signature>(

@@ -31,7 +31,9 @@ public:
 
     /// Sends the request's HEADERS. The body stays open: write() it, then finish(); for a request
     /// without a body call finish() right away. Completion: void(std::error_code);
-    /// error::invalid_request for a missing method or authority, error::already_open if a header
+    /// error::invalid_request for a missing method or authority or a connection-specific field
+    /// (connection, keep-alive, proxy-connection, transfer-encoding, upgrade, and te other than
+    /// "trailers": RFC 9114 §4.2), error::already_open if a header
     /// was sent already. An extended CONNECT (request::protocol) first waits for the server's
     /// SETTINGS: error::not_negotiated unless the server offered it (RFC 9220).
     template <class CompletionToken = detail::default_token_t<Executor>>

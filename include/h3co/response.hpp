@@ -43,7 +43,8 @@ public:
     /// a HEAD request and for 204 and 304, which carry none (RFC 9110 §6.4.1): the stream then ends
     /// with the header, and write() fails with error::not_writable.
     /// Completion: void(std::error_code); error::already_open if a header was sent already,
-    /// error::invalid_request for a status below 200 (see send_interim()).
+    /// error::invalid_request for a status below 200 (see send_interim()) or a connection-specific
+    /// field (see basic_request_stream::send_header()).
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto send_header(int status, const h3co::fields& headers, CompletionToken&& token = CompletionToken{}) {
         return detail::initiate_stream_op<detail::status_signature>(
@@ -95,6 +96,7 @@ public:
     /// they come, whatever content-length it announced (a Go client sends `content-length: 0` and
     /// then the body), and max_request_body no longer applies. Call it from the handler.
     basic_http_stream<Executor> take_over() {
+        if (!state_) return {};  // a moved-from response: an empty stream, whose operations fail with not_open
         asio::dispatch(executor_, [st = state_] {
             if (auto owner = st->owner.lock()) owner->streams().take_over(*st);
         });
@@ -103,7 +105,7 @@ public:
 
     /// True once send_header() has started the response. On the connection's executor (where the
     /// handler runs).
-    bool header_sent() const noexcept { return state_->send != detail::send_state::idle; }
+    bool header_sent() const noexcept { return state_ && state_->send != detail::send_state::idle; }
 
 private:
     std::shared_ptr<detail::stream_state> state_;

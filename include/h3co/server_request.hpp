@@ -30,26 +30,27 @@ public:
     /// The executor of the request's connection.
     executor_type get_executor() const noexcept { return executor_; }
     /// The whole request head: method, scheme, authority, path and fields.
-    const request_head& head() const noexcept { return state_->request; }
+    const request_head& head() const noexcept { return state_ ? state_->request : no_head(); }
     /// :method, such as "POST".
-    const std::string& method() const noexcept { return state_->request.method; }
+    const std::string& method() const noexcept { return head().method; }
     /// :path: path and query, as sent.
-    const std::string& path() const noexcept { return state_->request.path; }
+    const std::string& path() const noexcept { return head().path; }
     /// :authority, the host (and port) the client asked for.
-    const std::string& authority() const noexcept { return state_->request.authority; }
+    const std::string& authority() const noexcept { return head().authority; }
     /// :scheme, normally "https".
-    const std::string& scheme() const noexcept { return state_->request.scheme; }
+    const std::string& scheme() const noexcept { return head().scheme; }
     /// The regular fields, pseudo-headers excluded.
-    const h3co::fields& headers() const noexcept { return state_->request.headers; }
+    const h3co::fields& headers() const noexcept { return head().headers; }
     /// The trailer fields the client sent after the body (empty if none), complete once read_some()
-    /// has reported the end of the body. Call it on the connection's executor.
-    const h3co::fields& trailers() const noexcept { return state_->trailers; }
-    /// The QUIC stream ID the request came on.
-    std::int64_t stream_id() const noexcept { return state_->id; }
+    /// has reported the end of the body. Call it on the connection's executor. A moved-from request
+    /// has an empty head and no trailers.
+    const h3co::fields& trailers() const noexcept { return state_ ? state_->trailers : detail::no_fields; }
+    /// The QUIC stream ID the request came on (-1 for a moved-from request).
+    std::int64_t stream_id() const noexcept { return state_ ? state_->id : -1; }
     /// The numbers of the connection the request came on (see basic_connection::stats()). On the
     /// connection's executor (where the handler runs).
     h3co::connection_stats connection_stats() const {
-        auto owner = state_->owner.lock();
+        auto owner = state_ ? state_->owner.lock() : nullptr;
         return owner ? owner->stats() : h3co::connection_stats{};
     }
 
@@ -67,6 +68,11 @@ public:
     }
 
 private:
+    static const request_head& no_head() noexcept {
+        static const request_head empty{};
+        return empty;
+    }
+
     std::shared_ptr<detail::stream_state> state_;
     Executor executor_;
     basic_http_stream<Executor> body_;  ///< the body's byte stream; never resets (the server decides)

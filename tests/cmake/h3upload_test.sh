@@ -7,6 +7,7 @@
 # 2. the same from stdin (a pipe), POST: exit 0, the server printed it again
 # 3. --cacert other-ca.pem: exit 4 (TLS)
 # 4. a path the server does not serve (404): exit 5 (HTTP)
+# 4b. a 2xx answer that stopped the upload part-way (STOP_SENDING): exit 5 (HTTP), with a message
 # 5. a port with no server: exit 3 (connection)
 # 6. no arguments: exit 2 (usage); a missing file: exit 6 (local I/O)
 set -euo pipefail
@@ -75,6 +76,13 @@ grep -q "h3co.tls" "$work/err" || fail "no h3co.tls error on stderr"
 # 4. HTTP error
 expect 5 "404 is an HTTP failure" -- "$h3upload" --cacert "$certs/ca.pem" "$work/body.bin" "https://127.0.0.1:$port/nothing-here"
 grep -qx "HTTP/3 404" "$work/out" || fail "no 'HTTP/3 404' on stdout"
+
+# 4b. POST /log takes 4 KiB of a body and returns without a status: h3co answers 200 and stops the
+# rest with STOP_SENDING (H3_NO_ERROR). The server's answer is complete, the upload is not.
+expect 5 "a 2xx answer that stopped the upload part-way is an HTTP failure" -- \
+    "$h3upload" -X POST --cacert "$certs/ca.pem" "$work/body.bin" "https://127.0.0.1:$port/log"
+grep -qx "HTTP/3 200" "$work/out" || fail "no 'HTTP/3 200' on stdout"
+grep -q "stopped the upload after" "$work/err" || fail "no word on stderr that the upload was stopped"
 
 # 5. no server: a port that was free a moment ago
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""

@@ -5,7 +5,8 @@
 // the writer's own buffer, so that a body fed through a pipe is copied once, from the writer's
 // buffer into the stream's send buffer (which then does the buffering). While a view of the
 // writer's buffer is out, the writer's operation does not complete (not even when cancelled or
-// closed), so the buffer stays valid until consume().
+// closed, nor when the reader closes), so the buffer stays valid until consume(), or until the
+// reader's handle is gone (release_reader()).
 #pragma once
 
 #include <h3co/detail/async_support.hpp>
@@ -41,6 +42,7 @@ public:
 
     template <class MutableBufferSequence>
     void start_read(const MutableBufferSequence& buffers, io_op op) {
+        if (reader_closed_) return op.complete(make_error_code(error::not_open), 0);
         if (reader_op_ || view_op_ || lent_ != lent_from::none)
             return op.complete(make_error_code(error::operation_in_progress), 0);
         pending_read_.assign(asio::buffer_sequence_begin(buffers), asio::buffer_sequence_end(buffers));
@@ -51,6 +53,7 @@ public:
     /// Completes with a view of the next bytes (empty with error::eof or the writer's error at the
     /// end), valid until consume(): the writer's own buffer when the ring is empty, else the ring's.
     void start_view(view_op op) {
+        if (reader_closed_) return op.complete(make_error_code(error::not_open), asio::const_buffer());
         if (reader_op_ || view_op_ || lent_ != lent_from::none)
             return op.complete(make_error_code(error::operation_in_progress), asio::const_buffer());
         view_op_ = std::move(op);
@@ -64,10 +67,13 @@ public:
         n = std::min(n, lent_size_);
         lent_ = lent_from::none;
         lent_size_ = 0;
-        if (from == lent_from::ring) {
-            ring_.consume(n);
-        } else if (from == lent_from::writer) {
-            written_ += n;
+        if (from == lent_from::ring) ring_.consume(n);
+        if (from == lent_from::writer) written_ += n;
+        if (reader_closed_) {  // the view was the last thing the closed reader held
+            if (from != lent_from::none) drop_reader_side();
+            return;
+        }
+        if (from == lent_from::writer) {
             if (writer_op_ && (write_cancelled_ || written_ == asio::buffer_size(pending_write_))) {
                 write_cancelled_ = false;
                 writer_op_.complete(written_ == asio::buffer_size(pending_write_)
@@ -91,15 +97,27 @@ public:
         pump();
     }
 
+    /// Stops reading. A view still out stays valid (the ring's storage, the writer's buffer) until
+    /// consume() or release_reader(); the writer fails with broken_pipe then, or at once if none is.
     void close_reader() {
         if (reader_closed_) return;
         reader_closed_ = true;
-        ring_.consume(ring_.size());
-        ring_.shrink();
         if (reader_op_) reader_op_.complete(make_error_code(error::broken_pipe), 0);
         if (view_op_) view_op_.complete(make_error_code(error::broken_pipe), asio::const_buffer());
-        lent_ = lent_from::none;  // the reader is gone: nobody reads the view any more
-        if (writer_op_) writer_op_.complete(make_error_code(error::broken_pipe), written_);
+        if (lent_ != lent_from::ring) {
+            ring_.consume(ring_.size());
+            ring_.shrink();
+        }
+        if (writer_op_ && lent_ != lent_from::writer) writer_op_.complete(make_error_code(error::broken_pipe), written_);
+    }
+
+    /// The reader's handle is gone: so is any view it held.
+    void release_reader() {
+        close_reader();
+        if (lent_ == lent_from::none) return;
+        lent_ = lent_from::none;
+        lent_size_ = 0;
+        drop_reader_side();
     }
 
     void cancel_read() {
@@ -118,6 +136,13 @@ public:
     std::size_t buffered() const noexcept { return ring_.size(); }
 
 private:
+    // The reader is closed and holds no view: free the buffer, fail the writer.
+    void drop_reader_side() {
+        ring_.consume(ring_.size());
+        ring_.shrink();
+        if (writer_op_) writer_op_.complete(make_error_code(error::broken_pipe), written_);
+    }
+
     // Moves bytes writer -> ring -> reader until nothing more can move, then completes whoever is
     // done. A reader that takes views gets the writer's buffer itself: nothing goes into the ring
     // (whose earlier bytes are lent first), since the reader's destination is the buffer.

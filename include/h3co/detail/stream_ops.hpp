@@ -16,7 +16,8 @@ namespace h3co::detail {
 
 /// `start(stream_machine&, stream_state&, op)` runs on `ex`, with the session alive. A cancellation
 /// of the operation (of kind `kind`) goes to the stream machine on `ex` too: one signalled from
-/// another thread never touches the engine there.
+/// another thread never touches the engine there. A handle without a stream (default-constructed or
+/// moved from) gets error::not_open.
 template <class Signature, class Executor, class CompletionToken, class Start>
 auto initiate_stream_op(CompletionToken&& token, std::shared_ptr<stream_state> state, const Executor& ex,
                         stream_op_kind kind, Start start) {
@@ -30,7 +31,8 @@ auto initiate_stream_op(CompletionToken&& token, std::shared_ptr<stream_state> s
                 });
             });
             asio::dispatch(ex, [state = std::move(state), start = std::move(start), op = std::move(op)]() mutable {
-                auto owner = state ? state->owner.lock() : nullptr;
+                if (!state) return op_for<Signature>::fail(op, make_error_code(error::not_open));
+                auto owner = state->owner.lock();
                 if (!owner) return op_for<Signature>::fail(op, make_error_code(error::connection_closed));
                 start(owner->streams(), *state, std::move(op));
             });

@@ -28,12 +28,22 @@ inline nghttp3_nv nv(std::string_view name, std::string_view value) {
                       NGHTTP3_NV_FLAG_NONE};
 }
 
-/// Appends user fields with lowercased names; false if a name or value is not allowed.
+/// A connection-specific field, which HTTP/3 forbids (RFC 9114 §4.2): the peer would treat the
+/// message as malformed. `name` is lowercased; `te` is allowed only as exactly "trailers".
+inline bool connection_specific(std::string_view name, std::string_view value) {
+    if (name == "te") return !ascii_iequals(value, "trailers");
+    return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+           name == "transfer-encoding" || name == "upgrade";
+}
+
+/// Appends user fields with lowercased names; false if a name or value is not allowed, or the field
+/// is connection-specific.
 inline bool append_fields(const fields& headers, std::vector<nghttp3_nv>& nva, name_storage& storage) {
     for (const auto& f : headers) {
         std::string name = f.name;
         for (auto& c : name) c = ascii_lower(c);
         if (name.empty() || name.front() == ':') return false;
+        if (connection_specific(name, f.value)) return false;
         if (!nghttp3_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size())) return false;
         if (!nghttp3_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()))
             return false;
