@@ -107,8 +107,9 @@ public:
     /// Closes the connection with an application error code (H3_NO_ERROR for a clean close): the
     /// CONNECTION_CLOSE packet is left in the outbox, and the connection terminates.
     H3CO_DECL void close(std::uint64_t now, std::uint64_t app_error_code, std::string_view reason = {});
-    /// GOAWAY: the peer opens no new requests; existing ones go on.
-    H3CO_DECL void send_goaway();
+    /// GOAWAY: the peer opens no new requests; existing ones go on. A notice now, the final GOAWAY
+    /// 3 PTO later (on_timer), once the handshake is complete.
+    H3CO_DECL void send_goaway(std::uint64_t now);
 
     /// Client: allocates a request stream, or queues `op` until the peer grants stream credit;
     /// `key` names the queued op for cancel_open().
@@ -236,6 +237,8 @@ private:
     bool terminated_ = false;
     bool goaway_sent_ = false;
     bool goaway_received_ = false;
+    bool goaway_deferred_ = false;  ///< send_goaway before the handshake completed
+    std::uint64_t final_goaway_at_ = UINT64_MAX;  ///< when send_goaway's final GOAWAY goes
     std::error_code close_error_;
     std::error_code last_error_;  ///< why a library callback failed, for the close that follows
     std::string close_reason_;
