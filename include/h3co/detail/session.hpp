@@ -264,13 +264,14 @@ public:
     H3CO_DECL std::error_code datagrams_unavailable(const stream_state& s) const;
     /// Queues an HTTP/3 datagram with `payload` on `s`; `op` completes once it is queued. `raw`
     /// (tests only): `payload` is the whole QUIC DATAGRAM frame's data, without the stream ID.
+    /// `op_id` (extension_ops.hpp) names the op for cancel_datagram().
     H3CO_DECL void send_datagram(stream_state& s, std::vector<std::uint8_t> payload, pending_op<std::error_code> op,
-                                 bool raw = false);
+                                 std::uint64_t op_id, bool raw = false);
     /// Takes the next HTTP/3 datagram of `s` into `buffers`, or waits for one.
     H3CO_DECL void receive_datagram(stream_state& s, std::vector<asio::mutable_buffer> buffers,
-                                    pending_op<std::error_code, std::size_t> op);
-    /// Cancelled datagram operations on `s` complete with operation_aborted.
-    H3CO_DECL void cancel_datagrams(stream_state& s);
+                                    pending_op<std::error_code, std::size_t> op, std::uint64_t op_id);
+    /// The datagram operation `op_id` on `s`, if pending, completes with operation_aborted.
+    H3CO_DECL void cancel_datagram(stream_state& s, std::uint64_t op_id);
 
 private:
     friend struct h3_extensions;
