@@ -171,8 +171,8 @@ public:
         asio::buffer_copy(asio::buffer(bytes), payload);
         return detail::initiate_datagram_op<detail::status_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
-            [bytes = std::move(bytes)](detail::session& s, detail::stream_state& st, auto op) mutable {
-                s.send_datagram(st, std::move(bytes), std::move(op));
+            [bytes = std::move(bytes)](detail::session& s, detail::stream_state& st, auto op, std::uint64_t id) mutable {
+                s.send_datagram(st, std::move(bytes), std::move(op), id);
             });
     }
 
@@ -186,8 +186,8 @@ public:
         std::vector<asio::mutable_buffer> spans(asio::buffer_sequence_begin(buffers), asio::buffer_sequence_end(buffers));
         return detail::initiate_datagram_op<detail::io_signature>(
             std::forward<CompletionToken>(token), state_, executor_,
-            [spans = std::move(spans)](detail::session& s, detail::stream_state& st, auto op) mutable {
-                s.receive_datagram(st, std::move(spans), std::move(op));
+            [spans = std::move(spans)](detail::session& s, detail::stream_state& st, auto op, std::uint64_t id) mutable {
+                s.receive_datagram(st, std::move(spans), std::move(op), id);
             });
     }
 

@@ -120,6 +120,11 @@ struct server_stats {
     std::uint64_t requests_refused = 0;  ///< refused at max_running_handlers (or its per-address share)
     std::uint64_t request_timeouts = 0;  ///< requests reset by header_timeout or body_idle_timeout
     std::uint64_t dropped_datagrams = 0;  ///< garbage, or for no connection and not acceptable
+
+    // ---- UDP sends, over all listening sockets ----
+    std::uint64_t udp_send_errors = 0;  ///< sends that failed with anything but EAGAIN (their packets lost)
+    std::uint64_t gso_fallbacks = 0;  ///< GSO switched off on a socket: the kernel or device cannot segment
+    std::uint64_t ecn_fallbacks = 0;  ///< ECN marks switched off on a socket: the kernel refused them
 };
 
 }  // namespace h3co

@@ -48,8 +48,8 @@ auto send_raw_datagram(basic_http_stream<Executor>& stream, std::vector<std::uin
                        CompletionToken&& token = CompletionToken{}) {
     return detail::initiate_datagram_op<detail::status_signature>(
         std::forward<CompletionToken>(token), detail::handle_access::state(stream), stream.get_executor(),
-        [frame = std::move(frame)](detail::session& s, detail::stream_state& st, auto op) mutable {
-            s.send_datagram(st, std::move(frame), std::move(op), true);
+        [frame = std::move(frame)](detail::session& s, detail::stream_state& st, auto op, std::uint64_t id) mutable {
+            s.send_datagram(st, std::move(frame), std::move(op), id, true);
         });
 }
 

@@ -1,7 +1,8 @@
 // How the HTTP/3 extensions' operations start (datagrams, extended CONNECT): like every stream
 // operation (stream_ops.hpp), but first waiting for the peer's SETTINGS, which say whether the
 // peer takes them. A cancelled datagram operation completes with operation_aborted and leaves the
-// stream alone: a datagram is not part of the stream's bytes.
+// stream alone (a datagram is not part of the stream's bytes), and the stream's other datagram
+// operation too: each cancels itself only, by its own id, also while it waits for the SETTINGS.
 #pragma once
 
 #include <h3co/detail/erased_initiate.hpp>
@@ -10,7 +11,10 @@
 #include <h3co/detail/stream_state.hpp>
 
 #include <asio/dispatch.hpp>
+#include <asio/error.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -34,28 +38,45 @@ void after_peer_settings(std::shared_ptr<stream_state> state, const Executor& ex
         ex));
 }
 
-/// A datagram operation: `start(session&, stream_state&, op)` runs on `ex` after the peer's
-/// SETTINGS. What fails whatever the peer says (the stack, the options) fails at once.
+/// A new id for a datagram operation, unique in the process: what its cancellation names.
+inline std::uint64_t next_datagram_op_id() noexcept {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+/// A datagram operation: `start(session&, stream_state&, op, op_id)` runs on `ex` after the peer's
+/// SETTINGS. What fails whatever the peer says (the stack, the options) fails at once. Cancelled
+/// before it starts, the op completes with operation_aborted and never starts; after, the session
+/// cancels the op with its id, and no other.
 template <class Signature, class Executor, class CompletionToken, class Start>
 auto initiate_datagram_op(CompletionToken&& token, std::shared_ptr<stream_state> state, const Executor& ex, Start start) {
     using op_type = typename op_for<Signature>::type;
     return initiate_erased<Signature>(
         std::forward<CompletionToken>(token), ex, [state = std::move(state), ex, start = std::move(start)](op_type op) mutable {
-            op.on_cancel([weak = std::weak_ptr<stream_state>(state), ex](asio::cancellation_type) {
-                asio::dispatch(ex, [weak] {
+            // Until start() takes it, the op waits here; whoever finds it empty has nothing to do.
+            auto waiting = std::make_shared<op_type>();
+            const std::uint64_t id = next_datagram_op_id();
+            op.on_cancel([weak_op = std::weak_ptr<op_type>(waiting), weak = std::weak_ptr<stream_state>(state), ex,
+                          id](asio::cancellation_type) {
+                asio::dispatch(ex, [weak_op, weak, id] {
+                    if (auto w = weak_op.lock(); w && *w)
+                        return op_for<Signature>::fail(*w, make_error_code(asio::error::operation_aborted));
                     if (auto s = weak.lock())
-                        if (auto owner = s->owner.lock()) owner->cancel_datagrams(*s);
+                        if (auto owner = s->owner.lock()) owner->cancel_datagram(*s, id);
                 });
             });
-            asio::dispatch(ex, [state = std::move(state), ex, start = std::move(start), op = std::move(op)]() mutable {
+            *waiting = std::move(op);
+            asio::dispatch(ex, [state = std::move(state), ex, start = std::move(start), waiting = std::move(waiting), id]() mutable {
+                if (!*waiting) return;  // cancelled already
                 auto owner = state ? state->owner.lock() : nullptr;
-                if (!owner) return op_for<Signature>::fail(op, make_error_code(error::connection_closed));
-                if (auto ec = owner->datagrams_unavailable(*state)) return op_for<Signature>::fail(op, ec);
+                if (!owner) return op_for<Signature>::fail(*waiting, make_error_code(error::connection_closed));
+                if (auto ec = owner->datagrams_unavailable(*state)) return op_for<Signature>::fail(*waiting, ec);
                 after_peer_settings(std::move(state), ex,
-                                    [start = std::move(start), op = std::move(op)](std::error_code ec, session* s,
-                                                                                   stream_state* st) mutable {
-                                        if (ec || !s || !st) return op_for<Signature>::fail(op, ec);
-                                        start(*s, *st, std::move(op));
+                                    [start = std::move(start), waiting = std::move(waiting), id](std::error_code ec, session* s,
+                                                                                                 stream_state* st) mutable {
+                                        if (!*waiting) return;  // cancelled while it waited for the SETTINGS
+                                        if (ec || !s || !st) return op_for<Signature>::fail(*waiting, ec);
+                                        start(*s, *st, std::move(*waiting), id);
                                     });
             });
         });

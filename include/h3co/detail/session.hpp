@@ -108,8 +108,9 @@ public:
     /// Closes the connection with an application error code (H3_NO_ERROR for a clean close): the
     /// CONNECTION_CLOSE packet is left in the outbox, and the connection terminates.
     H3CO_DECL void close(std::uint64_t now, std::uint64_t app_error_code, std::string_view reason = {});
-    /// GOAWAY: the peer opens no new requests; existing ones go on.
-    H3CO_DECL void send_goaway();
+    /// GOAWAY: the peer opens no new requests; existing ones go on. A notice now, the final GOAWAY
+    /// 3 PTO later (on_timer), once the handshake is complete.
+    H3CO_DECL void send_goaway(std::uint64_t now);
     /// Client: PRIORITY_UPDATE (RFC 9218) for `s`, whose HEADERS went out (testing.hpp uses it, as
     /// browsers do on long-lived connections).
     H3CO_DECL std::error_code send_priority_update(stream_state& s, std::uint32_t urgency, bool incremental);
@@ -252,6 +253,8 @@ private:
     bool terminated_ = false;
     bool goaway_sent_ = false;
     bool goaway_received_ = false;
+    bool goaway_deferred_ = false;  ///< send_goaway before the handshake completed
+    std::uint64_t final_goaway_at_ = UINT64_MAX;  ///< when send_goaway's final GOAWAY goes
     std::error_code close_error_;
     std::error_code last_error_;  ///< why a library callback failed, for the close that follows
     std::string close_reason_;
@@ -279,13 +282,14 @@ public:
     H3CO_DECL std::error_code datagrams_unavailable(const stream_state& s) const;
     /// Queues an HTTP/3 datagram with `payload` on `s`; `op` completes once it is queued. `raw`
     /// (tests only): `payload` is the whole QUIC DATAGRAM frame's data, without the stream ID.
+    /// `op_id` (extension_ops.hpp) names the op for cancel_datagram().
     H3CO_DECL void send_datagram(stream_state& s, std::vector<std::uint8_t> payload, pending_op<std::error_code> op,
-                                 bool raw = false);
+                                 std::uint64_t op_id, bool raw = false);
     /// Takes the next HTTP/3 datagram of `s` into `buffers`, or waits for one.
     H3CO_DECL void receive_datagram(stream_state& s, std::vector<asio::mutable_buffer> buffers,
-                                    pending_op<std::error_code, std::size_t> op);
-    /// Cancelled datagram operations on `s` complete with operation_aborted.
-    H3CO_DECL void cancel_datagrams(stream_state& s);
+                                    pending_op<std::error_code, std::size_t> op, std::uint64_t op_id);
+    /// The datagram operation `op_id` on `s`, if pending, completes with operation_aborted.
+    H3CO_DECL void cancel_datagram(stream_state& s, std::uint64_t op_id);
 
 private:
     friend struct h3_extensions;

@@ -73,7 +73,8 @@ public:
     // ---- the application's operations -------------------------------------------------------------
 
     /// Queues `frame` (already framed) for `stream`; waits while the connection's queue is full.
-    void send(std::int64_t stream, std::vector<std::uint8_t> frame, send_op op) {
+    /// `op_id` names the op for cancel().
+    void send(std::int64_t stream, std::vector<std::uint8_t> frame, send_op op, std::uint64_t op_id) {
         auto& ch = channels_[stream];
         if (ch.send) return op.complete(make_error_code(error::operation_in_progress));
         if (outgoing_.size() < send_limit_) {
@@ -81,12 +82,14 @@ public:
             return op.complete({});
         }
         ch.send = std::move(op);
+        ch.send_id = op_id;
         ch.waiting_frame = std::move(frame);
         senders_.push_back(stream);
     }
 
-    /// Takes the next datagram of `stream` into `buffers`, or waits for one.
-    void receive(std::int64_t stream, std::vector<asio::mutable_buffer> buffers, receive_op op) {
+    /// Takes the next datagram of `stream` into `buffers`, or waits for one; `op_id` names the op
+    /// for cancel().
+    void receive(std::int64_t stream, std::vector<asio::mutable_buffer> buffers, receive_op op, std::uint64_t op_id) {
         auto& ch = channels_[stream];
         if (ch.receive) return op.complete(make_error_code(error::operation_in_progress), 0);
         if (!ch.inbox.empty()) {
@@ -95,18 +98,24 @@ public:
             return complete_receive(op, buffers, d.data(), d.size());
         }
         ch.receive = std::move(op);
+        ch.receive_id = op_id;
         ch.buffers = std::move(buffers);
     }
 
-    /// A cancelled operation on `stream` completes with operation_aborted; the stream goes on.
-    void cancel(std::int64_t stream) {
+    /// The operation `op_id` of `stream`, if still pending, completes with operation_aborted; the
+    /// stream's other operation and the stream go on.
+    void cancel(std::int64_t stream, std::uint64_t op_id) {
         auto it = channels_.find(stream);
         if (it == channels_.end()) return;
+        auto& ch = it->second;
         const std::error_code aborted = asio::error::operation_aborted;
-        if (it->second.receive) it->second.receive.complete(aborted, 0);
-        if (it->second.send) {
+        if (ch.receive && ch.receive_id == op_id) {
+            ch.buffers.clear();
+            ch.receive.complete(aborted, 0);
+        } else if (ch.send && ch.send_id == op_id) {
             std::erase(senders_, stream);
-            it->second.send.complete(aborted);
+            ch.waiting_frame = {};
+            ch.send.complete(aborted);
         }
     }
 
@@ -189,8 +198,10 @@ private:
     struct channel {
         std::deque<std::vector<std::uint8_t>> inbox;
         receive_op receive;
+        std::uint64_t receive_id = 0;  ///< which op `receive` is, for cancel()
         std::vector<asio::mutable_buffer> buffers;
         send_op send;
+        std::uint64_t send_id = 0;
         std::vector<std::uint8_t> waiting_frame;
     };
 

@@ -175,7 +175,10 @@ H3CO_DECL void session::read_packet(const network_path& path, const std::uint8_t
     pi.ecn = ecn;
     const auto p = ngtcp2_path_of(path);
     const int rv = ngtcp2_conn_read_pkt(n.conn, &p, &pi, data, len, now);
-    if (rv == 0) return;
+    if (rv == 0) {
+        if (goaway_deferred_ && established_) send_goaway(now);  // the control stream exists now
+        return;
+    }
     switch (rv) {
     case NGTCP2_ERR_DRAINING:  // the peer closed the connection, or reset it (it lost its state)
         if (stateless_reset_) return terminate(make_error_code(error::stateless_reset));
@@ -201,6 +204,10 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
     auto& n = *native_;
     now_ = now;
     if (now >= next_timeout_check_) check_request_timeouts(now);
+    if (now >= final_goaway_at_) {  // send_goaway's wait is over: the GOAWAY that refuses
+        final_goaway_at_ = std::numeric_limits<std::uint64_t>::max();
+        nghttp3_conn_shutdown(n.h3);
+    }
     const int rv = ngtcp2_conn_handle_expiry(n.conn, now);
     if (rv == 0) return;
     if (rv == NGTCP2_ERR_IDLE_CLOSE) return terminate(make_error_code(error::idle_timeout));
@@ -211,7 +218,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
 
 H3CO_DECL std::uint64_t session::expiry() const noexcept {
     if (terminated_ || !native_->conn) return std::numeric_limits<std::uint64_t>::max();
-    return std::min<std::uint64_t>(ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_);
+    return std::min({ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_, final_goaway_at_});
 }
 
 // ---- connection-level operations ---------------------------------------------------------------------
@@ -277,11 +284,19 @@ H3CO_DECL void session::fail_everything(std::error_code ec) {
     for (auto& waiter : std::exchange(settings_waiters_, {})) waiter.complete(ec);
 }
 
-H3CO_DECL void session::send_goaway() {
+H3CO_DECL void session::send_goaway(std::uint64_t now) {
     if (!native_->h3 || terminated_ || goaway_sent_) return;
+    if (!established_) {  // no control stream before the handshake completes: read_packet sends it then
+        goaway_deferred_ = true;
+        return;
+    }
+    goaway_deferred_ = false;
     goaway_sent_ = true;
+    // RFC 9114 §5.2: a GOAWAY that refuses nothing first. Requests the client sent before it saw
+    // the notice may still be on the way; the final GOAWAY (the first stream not served, from what
+    // has arrived) waits 3 PTO for them, as ngtcp2's example server does.
     nghttp3_conn_submit_shutdown_notice(native_->h3);
-    nghttp3_conn_shutdown(native_->h3);
+    final_goaway_at_ = now + 3 * ngtcp2_conn_get_pto(native_->conn);
     wake_flush();
 }
 

@@ -97,21 +97,21 @@ H3CO_DECL std::error_code session::datagrams_unusable(const stream_state& s) con
 }
 
 H3CO_DECL void session::send_datagram(stream_state& s, std::vector<std::uint8_t> payload,
-                                      pending_op<std::error_code> op, bool raw) {
+                                      pending_op<std::error_code> op, std::uint64_t op_id, bool raw) {
     if (auto ec = datagrams_unusable(s)) return op.complete(ec);
     auto frame = raw ? std::move(payload) : datagram_framing::frame(s.id, std::move(payload));
     if (frame.size() > h3_extensions::max_frame(*this)) return op.complete(make_error_code(error::datagram_too_large));
-    datagrams_.send(s.id, std::move(frame), std::move(op));
+    datagrams_.send(s.id, std::move(frame), std::move(op), op_id);
     wake_flush();
 }
 
 H3CO_DECL void session::receive_datagram(stream_state& s, std::vector<asio::mutable_buffer> buffers,
-                                         pending_op<std::error_code, std::size_t> op) {
+                                         pending_op<std::error_code, std::size_t> op, std::uint64_t op_id) {
     if (auto ec = datagrams_unusable(s)) return op.complete(ec, 0);
-    datagrams_.receive(s.id, std::move(buffers), std::move(op));
+    datagrams_.receive(s.id, std::move(buffers), std::move(op), op_id);
 }
 
-H3CO_DECL void session::cancel_datagrams(stream_state& s) { datagrams_.cancel(s.id); }
+H3CO_DECL void session::cancel_datagram(stream_state& s, std::uint64_t op_id) { datagrams_.cancel(s.id, op_id); }
 
 H3CO_DECL bool session::datagram_received(const std::uint8_t* data, std::size_t len) {
     const auto parsed = datagram_framing::parse(data, len);

@@ -185,6 +185,11 @@ public:
         out.requests_refused = requests_refused_;
         out.request_timeouts = request_timeouts_;
         out.dropped_datagrams = dropped_datagrams();
+        for (const auto& l : listeners_) {
+            out.udp_send_errors += l->features.send_errors;
+            out.gso_fallbacks += l->features.gso_fallbacks;
+            out.ecn_fallbacks += l->features.ecn_fallbacks;
+        }
         return out;
     }
     const Executor& get_executor() const noexcept { return executor_; }

@@ -83,7 +83,7 @@ public:
     const server_socket<Executor>& socket() const noexcept { return *socket_; }
     const std::unordered_set<std::string>& cids() const noexcept { return cids_; }
 
-    void goaway() { this->send_goaway(); }
+    void goaway() { this->send_goaway(steady_now_ns()); }
     void close_connection(std::uint64_t code) { this->close_now(code, {}); }
 
     /// What happens when a request's handler returns (`failed`: it threw).

@@ -9,6 +9,7 @@
 #include <asio/socket_base.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -33,10 +34,13 @@ struct send_result {
     bool would_block = false;
 };
 
-/// What to switch off for good when the kernel refuses it (anything but EAGAIN).
+/// What to switch off for good when the kernel says it cannot do it, and what the sends met.
 struct send_features {
     bool gso = true;  ///< UDP_SEGMENT: many datagrams per sendmsg
     bool ecn = true;  ///< the ECN bits ngtcp2 asks for, as IP_TOS / IPV6_TCLASS per send
+    std::uint64_t send_errors = 0;    ///< sends that failed with anything but EAGAIN (packets dropped or resent)
+    std::uint64_t gso_fallbacks = 0;  ///< GSO switched off: the kernel or device cannot segment
+    std::uint64_t ecn_fallbacks = 0;  ///< ECN marks switched off: the kernel refused the TOS cmsg
 };
 
 namespace udp_detail {
@@ -88,6 +92,24 @@ inline void prepare_message(msghdr& msg, iovec& iov, char* control, const sockad
     if (used == 0) msg.msg_control = nullptr;
 }
 
+/// A test seam: when set, called with each message before it is sent; a non-zero return is taken
+/// as the errno of that send, which then does not happen (a sendmmsg fails at its first message).
+using send_fault_fn = int (*)(const msghdr&);
+inline std::atomic<send_fault_fn> send_fault{nullptr};
+
+inline int injected_fault(const msghdr& msg) {
+    const auto fault = send_fault.load(std::memory_order_relaxed);
+    return fault ? fault(msg) : 0;
+}
+
+/// Errors that say this kernel or device cannot segment (GSO): EIO where the device has no
+/// checksum offload, EINVAL for a segment size or count it does not take (udp_send_skb). As
+/// quinn-udp and quic-go read them.
+inline bool gso_unsupported(int err) { return err == EIO || err == EINVAL; }
+
+/// The error a refused IP_TOS / IPV6_TCLASS cmsg gives (ip_cmsg_send, ip6_datagram_send_ctl).
+inline bool ecn_unsupported(int err) { return err == EINVAL; }
+
 /// One sendmsg (see prepare_message). Returns the errno, or 0.
 inline int send_once(int fd, const sockaddr* to, socklen_t to_len, const sockaddr* peer, const std::uint8_t* data,
                      std::size_t len, std::size_t segment, std::uint8_t ecn) {
@@ -95,6 +117,7 @@ inline int send_once(int fd, const sockaddr* to, socklen_t to_len, const sockadd
     iovec iov;
     alignas(cmsghdr) char control[send_control_size];
     prepare_message(msg, iov, control, to, to_len, peer, data, len, segment, ecn);
+    if (const int err = injected_fault(msg)) return err;
     for (;;) {
         if (::sendmsg(fd, &msg, 0) >= 0) return 0;
         if (errno != EINTR) return errno;
@@ -105,32 +128,47 @@ inline int send_once(int fd, const sockaddr* to, socklen_t to_len, const sockadd
 
 /// Sends `len` bytes as datagrams of `segment` bytes each (the last may be shorter) to `to`
 /// (nullptr on a connected socket), whose address is `peer`, marked with the ECN codepoint `ecn`
-/// (0: not ECN-capable). What the kernel refuses is switched off in `features` for good.
+/// (0: not ECN-capable). GSO or ECN is switched off in `features` for good only on the errors that
+/// say the kernel cannot do it; other errors (EPERM from a firewall, ENETUNREACH, EMSGSIZE...)
+/// concern this send alone and are counted.
 inline send_result send_segments(int fd, const sockaddr* to, socklen_t to_len, const sockaddr* peer,
                                  const std::uint8_t* data, std::size_t len, std::size_t segment, std::uint8_t ecn,
                                  send_features& features) {
     send_result result;
     if (!features.ecn) ecn = 0;
     const auto blocked = [](int err) { return err == EAGAIN || err == EWOULDBLOCK; };
-    if (features.gso && len > segment) {
-        int err = udp_detail::send_once(fd, to, to_len, peer, data, len, segment, ecn);
-        if (err != 0 && !blocked(err) && ecn != 0) {  // no ECN here: drop the mark, keep GSO
-            features.ecn = false;
-            ecn = 0;
-            err = udp_detail::send_once(fd, to, to_len, peer, data, len, segment, 0);
+    // Sends once; on an error that may be the ECN cmsg's, again without it: if that one does not
+    // fail the same way, the mark was the cause and ECN goes off.
+    const auto send = [&](const std::uint8_t* at, std::size_t n, std::size_t seg) {
+        int err = udp_detail::send_once(fd, to, to_len, peer, at, n, seg, ecn);
+        if (err == 0 || blocked(err)) return err;
+        ++features.send_errors;
+        if (ecn != 0 && udp_detail::ecn_unsupported(err)) {
+            const int plain = udp_detail::send_once(fd, to, to_len, peer, at, n, seg, 0);
+            if (plain == 0 || !udp_detail::ecn_unsupported(plain)) {
+                features.ecn = false;
+                ++features.ecn_fallbacks;
+                ecn = 0;
+            }
+            if (plain != 0 && !blocked(plain)) ++features.send_errors;
+            err = plain;
         }
+        return err;
+    };
+    if (features.gso && len > segment) {
+        const int err = send(data, len, segment);
         if (err == 0) return {len, false};
         if (blocked(err)) return {0, true};
-        features.gso = false;  // EIO/EINVAL/...: no GSO here; fall through to one send per packet
+        if (udp_detail::gso_unsupported(err)) {  // no GSO here: one send per packet from now on
+            features.gso = false;
+            ++features.gso_fallbacks;
+        }
+        // Either way, this batch goes again packet by packet: an error that concerned one send
+        // (an ICMP report pending on the socket) must not take the whole batch with it.
     }
     while (result.sent < len) {
         const std::size_t n = std::min(segment, len - result.sent);
-        int err = udp_detail::send_once(fd, to, to_len, peer, data + result.sent, n, n, ecn);
-        if (err != 0 && !blocked(err) && ecn != 0) {
-            features.ecn = false;
-            ecn = 0;
-            err = udp_detail::send_once(fd, to, to_len, peer, data + result.sent, n, n, 0);
-        }
+        const int err = send(data + result.sent, n, n);
         if (blocked(err)) {
             result.would_block = true;
             return result;
@@ -195,9 +233,14 @@ inline std::size_t send_runs(int fd, bool connected, datagram_run* runs, std::si
             }
         }
         int n;
-        do {
-            n = ::sendmmsg(fd, msgs, static_cast<unsigned>(m), 0);
-        } while (n < 0 && errno == EINTR);
+        if (const int err = udp_detail::injected_fault(msgs[0].msg_hdr)) {
+            n = -1;
+            errno = err;
+        } else {
+            do {
+                n = ::sendmmsg(fd, msgs, static_cast<unsigned>(m), 0);
+            } while (n < 0 && errno == EINTR);
+        }
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) return done;
             if (!send_one()) return done;  // the first message failed: find out why
