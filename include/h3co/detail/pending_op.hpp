@@ -143,7 +143,7 @@ private:
             if (!slot_cleared && slot.is_connected()) slot.clear();
             slot_cleared = true;
             work.reset();
-            Handler doomed = std::move(*handler);
+            [[maybe_unused]] Handler doomed = std::move(*handler);
             handler.reset();
         }
     };

@@ -12,7 +12,6 @@
 #pragma once
 
 #include <asio/execution/context.hpp>
-#include <asio/execution/executor.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/query.hpp>
 
@@ -114,14 +113,16 @@ inline void abandonable::leave() noexcept {
 }
 
 /// The execution context `ex` runs on; null for an executor without one (an empty
-/// any_io_executor).
+/// any_io_executor, use_future's).
 template <class Executor>
 asio::execution_context* context_of(const Executor& ex) noexcept {
     try {
-        if constexpr (asio::execution::is_executor<Executor>::value)
+        if constexpr (asio::can_query<const Executor&, asio::execution::context_t>::value)
             return &asio::query(ex, asio::execution::context);
-        else
+        else if constexpr (requires { ex.context(); })
             return &ex.context();
+        else
+            return nullptr;
     } catch (...) {
         return nullptr;
     }
