@@ -221,6 +221,72 @@ TEST_CASE("context shutdown: destroying the io_context frees every waiting h3co 
     CHECK(h3co::testing::live_connections() == connections_before);
 }
 
+h3co::server::handler_type datagram_handler(tally& t) {
+    // Answers 200, then waits for a datagram that never comes.
+    return [&t](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        sentinel s(t);
+        co_await res.send_header(200);
+        auto stream = res.take_over();
+        std::array<char, 64> buf;
+        ++t.waiting;
+        co_await stream.receive_datagram(asio::buffer(buf));
+    };
+}
+
+/// Waits in receive_datagram(): the server sends none.
+asio::awaitable<void> wait_in_receive_datagram(std::uint16_t port, tally& t, const h3co::connection_options& o) {
+    sentinel s(t);
+    auto conn = co_await h3co::connect(co_await asio::this_coro::executor, std::string("127.0.0.1"), port,
+                                       test::trusting_test_ca(), o);
+    auto stream = co_await conn.open_request_stream();
+    co_await stream.send_header(post(port, "/datagram"));
+    co_await stream.read_response();
+    std::array<char, 64> buf;
+    ++t.waiting;
+    co_await stream.receive_datagram(asio::buffer(buf));
+}
+
+TEST_CASE("context shutdown: destroying the io_context frees frames waiting in receive_datagram (1.x)",
+          "[context-shutdown]") {
+    if (std::string(H3CO_TEST_STACK) != "1.x") {
+        WARN("HTTP/3 datagrams need the ngtcp2 1.x stack");
+        return;
+    }
+    const long streams_before = h3co::testing::live_stream_states();
+    const long connections_before = h3co::testing::live_connections();
+    const long ops_before = h3co::testing::live_pending_ops();
+    h3co::connection_options o;
+    o.h3_datagrams = true;
+    tally t;
+    auto io = std::make_unique<asio::io_context>();
+    {
+        auto server = std::make_unique<h3co::server>(test::executor(*io), test::server_identity(), o);
+        server->handle("/datagram", datagram_handler(t));
+        const auto port = server->listen("127.0.0.1", 0).port();
+        asio::co_spawn(*io, own_server(std::move(server), t, true), record(t, "server"));
+        asio::co_spawn(*io, wait_in_receive_datagram(port, t, o), record(t, "receive_datagram"));
+    }
+    const int frames = 3;  // the server's owner, the client, the handler
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (t.waiting < frames && t.finished == 0 && std::chrono::steady_clock::now() < deadline) {
+        io->restart();
+        io->run_for(10ms);
+    }
+    INFO(Catch::Detail::stringify(t.errors));
+    REQUIRE(t.finished == 0);
+    REQUIRE(t.waiting == frames);
+    CHECK(h3co::testing::live_connections() - connections_before == 2);
+
+    io.reset();
+
+    CHECK(t.finished == 0);
+    CHECK(t.created == frames);
+    CHECK(t.destroyed == frames);
+    CHECK(h3co::testing::live_pending_ops() == ops_before);
+    CHECK(h3co::testing::live_stream_states() == streams_before);
+    CHECK(h3co::testing::live_connections() == connections_before);
+}
+
 h3co::server::handler_type echo_handler() {
     return [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
         const auto body = co_await test::read_all(req);
