@@ -81,6 +81,16 @@ inline long live_stream_states() noexcept {
     return detail::live_count<detail::stream_state>().load(std::memory_order_relaxed);
 }
 
+/// Connections (client and server) whose engine is alive in this process.
+inline long live_connections() noexcept {
+    return detail::live_count<detail::connection_tag>().load(std::memory_order_relaxed);
+}
+
+/// Asynchronous operations of h3co's alive in this process: waiting, or completed and not yet run.
+inline long live_pending_ops() noexcept {
+    return detail::live_count<detail::pending_op_tag>().load(std::memory_order_relaxed);
+}
+
 /// What identifies the connection behind `conn`: two handles on one connection give the same value
 /// (the pooled client hands out several).
 template <class Executor>

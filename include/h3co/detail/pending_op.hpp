@@ -3,7 +3,15 @@
 // The engine runs inside ngtcp2/nghttp3 callbacks; a user's handler must never run there, so
 // completion is always posted to the handler's associated executor. Holding a work guard keeps that
 // executor's context alive while the operation waits.
+//
+// While it waits, the operation is registered with the context service of its I/O executor's
+// context (io/context_service.hpp): when that context shuts down, the handler is destroyed without
+// being invoked, which frees a coroutine waiting on it (and breaks the cycle frame -> handle ->
+// engine state -> pending_op -> handler -> frame).
 #pragma once
+
+#include <h3co/detail/io/context_service.hpp>
+#include <h3co/detail/live_count.hpp>
 
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
@@ -18,6 +26,8 @@
 #include <utility>
 
 namespace h3co::detail {
+
+struct pending_op_tag;  ///< live_count<pending_op_tag>(): operations alive (waiting or posted)
 
 template <class... Args>
 class pending_op {
@@ -59,7 +69,7 @@ public:
     }
 
 private:
-    struct base {
+    struct base : abandonable {
         virtual ~base() = default;
         virtual void post(std::unique_ptr<base> self, Args... args) = 0;
         virtual void run(std::unique_ptr<base> self) = 0;
@@ -79,27 +89,36 @@ private:
     template <class Handler, class IoExecutor>
     struct impl final : base {
         using work_executor = asio::associated_executor_t<Handler, IoExecutor>;
-        Handler handler;
+        std::optional<Handler> handler;  ///< empty once abandoned (the context shut down)
         asio::executor_work_guard<work_executor> work;
         asio::associated_cancellation_slot_t<Handler> slot;
         std::optional<std::tuple<Args...>> results;  ///< set when completed, until the handler runs
-        bool slot_cleared = false;                    ///< post() has removed our canceller
+        bool slot_cleared = false;                    ///< post() or abandon() has removed our canceller
+        counted<pending_op_tag> counted_;             ///< h3co::testing::live_pending_ops()
 
         impl(Handler h, const IoExecutor& io)
             : handler(std::move(h)),
-              work(asio::get_associated_executor(handler, io)),
-              slot(asio::get_associated_cancellation_slot(handler)) {}
+              work(asio::get_associated_executor(*handler, io)),
+              slot(asio::get_associated_cancellation_slot(*handler)) {
+            // The I/O object's context owns the wait, as Asio's services own their operations'.
+            auto* ctx = context_of(io);
+            if (!ctx) ctx = context_of(work.get_executor());
+            if (ctx && !this->enter(*ctx)) abandon();
+        }
 
         ~impl() override {
+            this->leave();
             if (!slot_cleared && slot.is_connected()) slot.clear();
         }
 
         void connect_cancellation(std::function<void(asio::cancellation_type)> on_cancel) override {
-            if (!slot.is_connected()) return;
+            if (!handler || !slot.is_connected()) return;
             slot.template emplace<canceller>(std::move(on_cancel));
         }
 
         void post(std::unique_ptr<base> self, Args... args) override {
+            this->leave();  // Asio owns it from here (its scheduler destroys it if never run)
+            if (!handler) return;  // abandoned: the handler is gone and must never run
             // Cleared here, on the engine's executor, and never again: the handler's executor (where
             // this object dies) may differ, and a cancellation signal must be touched from one place.
             if (slot.is_connected()) slot.clear();
@@ -110,10 +129,22 @@ private:
         }
 
         void run(std::unique_ptr<base> self) override {
-            auto h = std::move(handler);
+            auto h = std::move(*handler);
             auto r = std::move(*results);
             self.reset();  // free before the handler runs: the handler may start the next operation
             std::apply(std::move(h), std::move(r));
+        }
+
+        /// Destroys the handler without invoking it (the context shuts down). The canceller goes
+        /// first: the cancellation slot lives in what the handler owns. The handler is destroyed
+        /// last, from a local: that may free whatever holds this op, and this object with it.
+        void abandon() noexcept override {
+            if (!handler) return;
+            if (!slot_cleared && slot.is_connected()) slot.clear();
+            slot_cleared = true;
+            work.reset();
+            [[maybe_unused]] Handler doomed = std::move(*handler);
+            handler.reset();
         }
     };
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <h3co/detail/io/clock.hpp>
+#include <h3co/detail/live_count.hpp>
 #include <h3co/detail/session.hpp>
 
 #include <asio/basic_waitable_timer.hpp>
@@ -16,6 +17,8 @@
 #include <span>
 
 namespace h3co::detail {
+
+struct connection_tag;  ///< live_count<connection_tag>(): connections (client and server) alive
 
 template <class Executor>
 class connection_driver : public session {
@@ -145,6 +148,7 @@ private:
     asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor> timer_;
     std::uint64_t armed_ = 0;
     bool flush_posted_ = false;
+    counted<connection_tag> counted_;  ///< h3co::testing::live_connections()
 };
 
 }  // namespace h3co::detail
