@@ -120,8 +120,9 @@ private:
 
     /// One authority's connect in progress, and the requests waiting for it.
     struct flight {
+        /// A request waiting for the connect.
         struct waiter {
-            session_op op;
+            session_op op;               ///< completes with the connection, or the connect's error
             std::shared_ptr<char> key;  ///< identifies the waiter to its canceller
         };
         std::vector<waiter> waiters;
