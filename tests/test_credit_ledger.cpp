@@ -3,6 +3,7 @@
 // from a handler without reading). A leak shows as a connection that stalls once the unread bytes
 // reach its window; a double credit as a peer allowed to send more than the window. Each case runs
 // far past the window and then checks the ledger in connection_stats.
+#include "support/fixed_windows.hpp"
 #include "support/test_support.hpp"
 
 #include <h3co/testing.hpp>
@@ -18,15 +19,7 @@ namespace credit_ledger_test {
 constexpr std::size_t body_size = 8 * 1024;
 constexpr int rounds = 400;  // 400 x 8 KiB: three times the 1 MiB connection window below
 
-/// Windows that never grow: what the peer may send is exactly what was extended back.
-h3co::connection_options fixed_windows() {
-    h3co::connection_options o;
-    o.connection_receive_window = 1024 * 1024;
-    o.max_connection_receive_window = o.connection_receive_window;
-    o.stream_receive_window = 64 * 1024;
-    o.max_stream_receive_window = o.stream_receive_window;
-    return o;
-}
+using test::fixed_windows;
 
 /// Nothing owed once every stream is gone: each delivered byte was extended.
 void check_balanced(const h3co::connection_stats& s) {

@@ -6,6 +6,7 @@
 //   - bodies read whole arrive byte-exact;
 //   - the receive-credit ledger balances on both sides once the streams are gone;
 //   - memory stays flat, and nothing is left alive after the connections close.
+#include "support/fixed_windows.hpp"
 #include "support/lossy_relay.hpp"
 #include "support/memory.hpp"
 #include "support/test_support.hpp"
@@ -253,15 +254,7 @@ void check_ledger(const char* side, const h3co::connection_stats& s) {
     CHECK(s.credit_delivered == s.credit_extended);
 }
 
-/// Windows that never grow, so that a leak of credit stalls the connection quickly.
-h3co::connection_options fixed_windows() {
-    h3co::connection_options o;
-    o.connection_receive_window = 1024 * 1024;
-    o.max_connection_receive_window = o.connection_receive_window;
-    o.stream_receive_window = 64 * 1024;
-    o.max_stream_receive_window = o.stream_receive_window;
-    return o;
-}
+using test::fixed_windows;
 
 void check_run(const run_result& r, int requests, const long_lived_server& srv) {
     INFO("completed " << r.tally.completed << " of " << requests);
