@@ -242,7 +242,12 @@ struct quic_callbacks {
         if (auto* s = me.find_stream(stream_id)) keep = s->shared_from_this();
         const int rv = nghttp3_conn_close_stream(me.native_->h3, stream_id, app_error_code);
         if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) return NGTCP2_ERR_CALLBACK_FAILURE;
-        if (keep && !keep->quic_closed) me.stream_closed(*keep, app_error_code);
+        // nghttp3 closes an HTTP/3 stream through its own stream_close (h3/callbacks.hpp), which
+        // closes ours, except one whose header block waits for QPACK encoder instructions still
+        // in flight (lost, on the encoder stream): it keeps that one, delivers the block once they
+        // come, and then closes it. Closing it here would fail a complete response.
+        const bool held_by_h3 = rv == 0 && keep && !keep->raw && !keep->taken_over && !me.terminated_;
+        if (keep && !keep->quic_closed && !held_by_h3) me.stream_closed(*keep, app_error_code);
         me.credit_stream_closed(stream_id, keep.get());
         // The client may open one more request in its place (at most max_concurrent_streams at
         // once): for every stream it opened, whatever came on it, even a reset before HEADERS.
