@@ -61,6 +61,9 @@ struct gtls_server {
     std::unique_ptr<child_process> process;
     std::uint16_t port = 0;
     fs::path log;
+    /// What connect() uses (a member, not a default argument: g++ 12 mishandles temporaries that
+    /// a default argument makes inside co_await).
+    h3co::connection_options client_options;
 
     gtls_server(const fs::path& docroot, const fs::path& log_file) : log(log_file) {
         for (int attempt = 0; attempt < 5 && !process; ++attempt) {
@@ -83,7 +86,7 @@ struct gtls_server {
         const auto deadline = std::chrono::steady_clock::now() + bound;
         const auto tls = test::trusting_test_ca();  // real verification: ca.pem, IP SAN 127.0.0.1
         const std::string host = "127.0.0.1";
-        h3co::connection_options options;
+        auto options = client_options;
         options.handshake_timeout = 1000ms;
         for (;;) {
             // Named arguments only: g++ 12 mishandles std::string temporaries inside co_await.
@@ -353,6 +356,178 @@ TEST_CASE("interop: gtlsclient downloads a 700000-byte chunked response body fro
         INFO("finish(): " << finish_result->category().name() << ": " << finish_result->message());
         CHECK((!*finish_result || *finish_result == h3co::error::connection_closed));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key updates (RFC 9001 §6) with an independent peer: gtlsclient starts one (--key-update) during
+// a long transfer to or from an h3co server; an h3co client with connection_options::
+// key_update_interval starts them against gtlsserver (which has no option to start its own).
+
+constexpr std::size_t key_update_body = 32 * 1024 * 1024;
+
+TEST_CASE("interop: gtlsclient starts a key update during a 32 MiB upload to an h3co server", "[interop][key-update]") {
+    if (std::string(H3CO_GTLSCLIENT).empty()) {
+        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    auto expected = std::make_shared<const std::string>(pseudo_random_bytes(key_update_body, 2024));
+    write_file(dir.path / "upload.bin", *expected);
+    struct seen_t {
+        std::atomic<bool> exact{false}, eof{false};
+        std::atomic<std::size_t> bytes{0};
+        std::atomic<std::uint64_t> derived{0}, initiated{0};
+    };
+    auto seen = std::make_shared<seen_t>();
+    background_server bg;
+    bg.server->handle("/upload", [seen, expected](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+        std::string received;
+        received.reserve(expected->size());
+        std::vector<char> buf(64 * 1024);
+        for (;;) {
+            auto [ec, n] = co_await req.read_some(asio::buffer(buf), as_tuple);
+            received.append(buf.data(), n);
+            if (ec) {
+                seen->eof = ec == h3co::error::eof;
+                break;
+            }
+        }
+        const auto stats = req.connection_stats();
+        seen->derived = stats.key_generations_derived;
+        seen->initiated = stats.key_updates_initiated;
+        seen->bytes = received.size();
+        seen->exact = received == *expected;
+        co_await res.send_header(200);
+    });
+    bg.start();
+
+    // 5 ms after the handshake is confirmed: well inside the transfer, which takes 100 ms or more.
+    const bool ok = run_gtlsclient(bg.port, "/upload",
+                                   {"--key-update=5ms", "-m", "POST", "-d", (dir.path / "upload.bin").string()},
+                                   dir.path / "gtlsclient.log", 60000ms);
+    INFO("gtlsclient log:\n" << read_file(dir.path / "gtlsclient.log"));
+    CHECK(ok);
+    CHECK(seen->eof.load());
+    CHECK(seen->bytes.load() == expected->size());
+    CHECK(seen->exact.load());
+    // The generation derived at the handshake, then the next one, derived after the peer's update
+    // was confirmed: the h3co server followed it (and started none itself).
+    CHECK(seen->derived.load() >= 2);
+    CHECK(seen->initiated.load() == 0);
+}
+
+TEST_CASE("interop: gtlsclient starts a key update during a 32 MiB download from an h3co server", "[interop][key-update]") {
+    if (std::string(H3CO_GTLSCLIENT).empty()) {
+        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    fs::create_directory(dir.path / "download");
+    auto payload = std::make_shared<const std::string>(pseudo_random_bytes(key_update_body, 2025));
+    auto derived = std::make_shared<std::atomic<std::uint64_t>>(0);
+    auto written = std::make_shared<std::atomic<bool>>(false);
+    background_server bg;
+    bg.server->handle("/bytes", [payload, derived, written](h3co::server_request& req,
+                                                            h3co::response& res) -> asio::awaitable<void> {
+        co_await res.send_header(200);
+        constexpr std::size_t chunk = 64 * 1024;
+        for (std::size_t off = 0; off < payload->size(); off += chunk)
+            co_await res.write(asio::buffer(payload->data() + off, std::min(chunk, payload->size() - off)));
+        // All written: the key update (5 ms in) and the next generation (a PTO after it was
+        // confirmed) are long past, while the connection is still up.
+        *derived = req.connection_stats().key_generations_derived;
+        *written = true;
+        co_await res.finish(as_tuple);
+    });
+    bg.start();
+
+    const bool ok = run_gtlsclient(bg.port, "/bytes",
+                                   {"--key-update=5ms", "--download=" + (dir.path / "download").string()},
+                                   dir.path / "gtlsclient.log", 60000ms);
+    INFO("gtlsclient log:\n" << read_file(dir.path / "gtlsclient.log"));
+    CHECK(ok);
+    const auto saved = read_file(dir.path / "download" / "bytes");
+    CHECK(saved.size() == payload->size());
+    CHECK((saved == *payload));
+    CHECK(written->load());
+    CHECK(derived->load() >= 2);
+}
+
+TEST_CASE("interop: an h3co client starts key updates while it downloads and uploads 32 MiB with gtlsserver",
+          "[interop][key-update]") {
+    if (std::string(H3CO_GTLSSERVER).empty()) {
+        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    fs::create_directory(dir.path / "htdocs");
+    const std::string content = pseudo_random_bytes(key_update_body, 77);
+    write_file(dir.path / "htdocs" / "file.bin", content);
+    const std::string target = "posted to\n";
+    write_file(dir.path / "htdocs" / "target.txt", target);
+    gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
+    peer.client_options.key_update_interval = 200;  // packets: ngtcp2's 3 PTO rule paces the updates
+
+    asio::io_context io;
+    int get_status = 0, post_status = 0;
+    std::string got, reply;
+    std::error_code end;
+    h3co::connection_stats after_get, after_post;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto ex = test::executor(io);
+        auto conn = co_await peer.connect(ex);
+        {
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "GET", .url = test::url(peer.port, "/file.bin", "127.0.0.1")};
+            co_await stream.send_header(req);
+            co_await stream.finish();
+            auto head = co_await stream.read_response();
+            get_status = head.status;
+            std::vector<char> buf(64 * 1024);
+            for (;;) {
+                auto [ec, n] = co_await stream.read_some(asio::buffer(buf), as_tuple);
+                got.append(buf.data(), n);
+                if (ec) {
+                    end = ec;
+                    break;
+                }
+            }
+            after_get = conn.stats();
+        }
+        {
+            // gtlsserver discards a request body and answers (with the file) only after its FIN:
+            // a 200 means it decrypted every packet, across our updates.
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "POST", .url = test::url(peer.port, "/target.txt", "127.0.0.1")};
+            co_await stream.send_header(req);
+            constexpr std::size_t chunk = 64 * 1024;
+            for (std::size_t off = 0; off < content.size(); off += chunk)
+                co_await stream.write(asio::buffer(content.data() + off, std::min(chunk, content.size() - off)));
+            co_await stream.finish();
+            auto head = co_await stream.read_response();
+            post_status = head.status;
+            reply = co_await test::read_all(stream);
+            after_post = conn.stats();
+        }
+        conn.close();
+    }(), 60s);
+    test::settle(io);
+    INFO("gtlsserver log:\n" << read_file(peer.log));
+    INFO("after the GET: initiated " << after_get.key_updates_initiated << ", derived "
+                                     << after_get.key_generations_derived << "; after the POST: initiated "
+                                     << after_post.key_updates_initiated << ", derived "
+                                     << after_post.key_generations_derived);
+    CHECK(get_status == 200);
+    CHECK(end == h3co::error::eof);
+    CHECK(got.size() == content.size());
+    CHECK((got == content));
+    CHECK(post_status == 200);
+    CHECK(reply == target);
+    // ngtcp2 lets an update start only 3 PTO after the last one was confirmed: the GET (about
+    // 100 ms on loopback) has room for one, the longer POST for more.
+    CHECK(after_get.key_updates_initiated >= 1);
+    CHECK(after_post.key_updates_initiated >= after_get.key_updates_initiated + 1);
+    CHECK(after_post.key_updates_initiated >= 2);
 }
 
 }  // namespace interop_test

@@ -127,6 +127,15 @@ struct connection_options {
     /// sent in the first Initial so that a server that validates addresses lets this connection
     /// start without a Retry round trip. basic_client keeps and sends its servers' tokens itself.
     std::string address_token;
+    // ---- key updates (RFC 9001 §6) ----
+    /// Start a 1-RTT key update after this many packets sent since the handshake or this
+    /// endpoint's last update (0, the default: never on a schedule). ngtcp2 may refuse for a while (the previous
+    /// update is unconfirmed, or less than 3 PTO passed since it was): the update then goes with
+    /// the first packet after that. Either way the peer's updates are followed, and ngtcp2 updates
+    /// on its own at the AEAD confidentiality limit (RFC 9001 §6.6: 2^23 packets for AES-GCM).
+    /// Updates limit what one key protects; each costs a key derivation and, while unconfirmed,
+    /// a second set of keys.
+    std::uint64_t key_update_interval = 0;
 };
 
 }  // namespace h3co

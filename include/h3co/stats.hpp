@@ -58,6 +58,15 @@ struct connection_stats {
     std::uint64_t credit_extended = 0;         ///< of those, bytes whose flow-control credit went back
     std::uint64_t credit_held = 0;             ///< bytes buffered, unread: credit still owed to the peer
     std::uint64_t credit_released_at_end = 0;  ///< bytes still held when the connection ended
+
+    // ---- key updates (RFC 9001 §6; connection_options::key_update_interval) ----
+    /// Key updates this endpoint started (on its key_update_interval schedule).
+    std::uint64_t key_updates_initiated = 0;
+    /// 1-RTT key generations derived (ngtcp2's update_key). ngtcp2 derives the next keys ahead,
+    /// once the previous update is confirmed, whichever side started it: after N updates by
+    /// either side this is N or N + 1 (the first is derived once the handshake is confirmed). So
+    /// the peer started at least key_generations_derived - 1 - key_updates_initiated of them.
+    std::uint64_t key_generations_derived = 0;
 };
 
 }  // namespace h3co

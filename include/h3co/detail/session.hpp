@@ -227,6 +227,9 @@ private:
     /// nghttp3 error.
     H3CO_DECL bool stream_data_taken(stream_state* raw, std::int64_t stream_id, std::ptrdiff_t datalen, int fin,
                                      const void* vecs, std::ptrdiff_t veccnt);
+    /// Starts a key update when key_update_interval packets went out since the last one; ngtcp2
+    /// refusing (the previous one unconfirmed, too soon) means "with a later packet".
+    H3CO_DECL void key_update_if_due(std::uint64_t now);
     /// Server: resets the requests past a request timeout and schedules the next check.
     H3CO_DECL void check_request_timeouts(std::uint64_t now);
     /// Server: the request's handler or response waits on the client (the body idle clock runs).
@@ -265,6 +268,10 @@ private:
     std::uint64_t bytes_received_ = 0;
     std::uint64_t lost_in_closed_streams_ = 0;  ///< packets lost on streams that are gone
     std::uint64_t replaced_remote_uni_streams_ = 0;  ///< see compat::max_replaced_remote_uni_streams
+    // ---- key updates (connection_options::key_update_interval) ----
+    std::uint64_t packets_at_key_update_ = 0;  ///< packets_sent_ when we last started a key update
+    std::uint64_t key_updates_initiated_ = 0;
+    std::uint64_t key_generations_derived_ = 0;  ///< update_key callbacks (quic/callbacks.hpp)
 
     std::uint64_t now_ = 0;          ///< the time the latest input brought (stream operations carry none)
     credit_ledger ledger_;           ///< receive credit: every delivered byte extended exactly once

@@ -479,6 +479,8 @@ H3CO_DECL connection_stats session::stats() const {
     out.credit_extended = ledger_.extended_total();
     out.credit_held = ledger_.held();
     out.credit_released_at_end = ledger_.released_at_end();
+    out.key_updates_initiated = key_updates_initiated_;
+    out.key_generations_derived = key_generations_derived_;
     out.stream_send_buffer = options_.stream_send_buffer;
     for (const auto& [id, s] : streams_) out.stream_send_buffer = std::max<std::uint64_t>(out.stream_send_buffer, s->send_buf.limit());
     auto* conn = native_->conn;

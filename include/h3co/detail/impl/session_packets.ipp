@@ -43,6 +43,7 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     while (round.packets < round.max_packets) {
+        key_update_if_due(now);
         if (!outbox_.has_room(max_len)) {  // the small handshake buffer is full: send it, then go on
             outbox_.end_run();
             return true;
@@ -142,6 +143,18 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
         }
     }
     return false;
+}
+
+H3CO_DECL void session::key_update_if_due(std::uint64_t now) {
+    const auto interval = options_.key_update_interval;
+    if (interval == 0 || !established_ || packets_sent_ - packets_at_key_update_ < interval) return;
+    auto* conn = native_->conn;
+    if (!compat::key_update_possible(conn)) return;
+    // NGTCP2_ERR_INVALID_STATE: the previous update is unconfirmed or under 3 PTO old, or the next
+    // keys are not derived yet; the next packet asks again.
+    if (ngtcp2_conn_initiate_key_update(conn, now) != 0) return;
+    ++key_updates_initiated_;
+    packets_at_key_update_ = packets_sent_;
 }
 
 H3CO_DECL void session::end_flush(std::uint64_t now, const flush_round& round) {

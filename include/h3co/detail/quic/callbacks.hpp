@@ -36,7 +36,7 @@ struct quic_callbacks {
         cb.encrypt = ngtcp2_crypto_encrypt_cb;
         cb.decrypt = ngtcp2_crypto_decrypt_cb;
         cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
-        cb.update_key = ngtcp2_crypto_update_key_cb;
+        cb.update_key = &update_key;
         cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
         cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
         cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
@@ -59,6 +59,18 @@ struct quic_callbacks {
 
     static void qlog_write(void* user_data, std::uint32_t, const void* data, std::size_t len) {
         if (std::FILE* file = self(user_data).native_->qlog) std::fwrite(data, 1, len, file);
+    }
+
+    /// The next 1-RTT key generation, derived ahead of use: counted for connection_stats, which
+    /// sees every key update this way, ours and the peer's (ngtcp2 has no other sign of the latter).
+    static int update_key(ngtcp2_conn* conn, std::uint8_t* rx_secret, std::uint8_t* tx_secret,
+                          ngtcp2_crypto_aead_ctx* rx_aead_ctx, std::uint8_t* rx_iv, ngtcp2_crypto_aead_ctx* tx_aead_ctx,
+                          std::uint8_t* tx_iv, const std::uint8_t* current_rx_secret,
+                          const std::uint8_t* current_tx_secret, std::size_t secretlen, void* user_data) {
+        const int rv = ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv, tx_aead_ctx, tx_iv,
+                                                   current_rx_secret, current_tx_secret, secretlen, user_data);
+        if (rv == 0) ++self(user_data).key_generations_derived_;
+        return rv;
     }
 
     static int get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, std::uint8_t* token, std::size_t cidlen,
@@ -230,7 +242,12 @@ struct quic_callbacks {
         if (auto* s = me.find_stream(stream_id)) keep = s->shared_from_this();
         const int rv = nghttp3_conn_close_stream(me.native_->h3, stream_id, app_error_code);
         if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) return NGTCP2_ERR_CALLBACK_FAILURE;
-        if (keep && !keep->quic_closed) me.stream_closed(*keep, app_error_code);
+        // nghttp3 closes an HTTP/3 stream through its own stream_close (h3/callbacks.hpp), which
+        // closes ours, except one whose header block waits for QPACK encoder instructions still
+        // in flight (lost, on the encoder stream): it keeps that one, delivers the block once they
+        // come, and then closes it. Closing it here would fail a complete response.
+        const bool held_by_h3 = rv == 0 && keep && !keep->raw && !keep->taken_over && !me.terminated_;
+        if (keep && !keep->quic_closed && !held_by_h3) me.stream_closed(*keep, app_error_code);
         me.credit_stream_closed(stream_id, keep.get());
         // The client may open one more request in its place (at most max_concurrent_streams at
         // once): for every stream it opened, whatever came on it, even a reset before HEADERS.

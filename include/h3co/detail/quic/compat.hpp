@@ -124,6 +124,19 @@ inline ngtcp2_cc_algo cc_algo(congestion_control cc) noexcept {
 
 #endif
 
+/// Whether ngtcp2_conn_initiate_key_update may be called at all: both versions assert a connection
+/// past its handshake and not closing (1.0 renamed the closing and draining checks). Whether the
+/// update is allowed now (confirmed handshake and previous update, 3 PTO since) it says itself,
+/// with NGTCP2_ERR_INVALID_STATE; the function and that contract are the same in 0.12 and 1.x.
+inline bool key_update_possible(ngtcp2_conn* conn) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    const bool ending = ngtcp2_conn_in_closing_period(conn) || ngtcp2_conn_in_draining_period(conn);
+#else
+    const bool ending = ngtcp2_conn_is_in_closing_period(conn) || ngtcp2_conn_is_in_draining_period(conn);
+#endif
+    return ngtcp2_conn_get_handshake_completed(conn) && !ending;
+}
+
 /// The congestion-control and RTT numbers both versions report (ngtcp2_conn_stat in 0.12,
 /// ngtcp2_conn_info in 1.x), plus the 0.12-only delivery rate (0 on 1.x, which does not report it).
 struct path_numbers {
