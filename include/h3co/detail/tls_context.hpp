@@ -12,16 +12,19 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <system_error>
+#include <vector>
 
 struct ssl_ctx_st;  // BoringSSL's SSL_CTX
+struct ssl_st;      // BoringSSL's SSL
 
 namespace h3co::detail {
 
 class tls_context {
 public:
-    /// Throws std::runtime_error when a file cannot be loaded.
+    /// Throws std::runtime_error when a file or PEM text cannot be loaded.
     H3CO_DECL static std::shared_ptr<tls_context> make_client(const client_tls& config);
-    /// Throws std::runtime_error when a file cannot be loaded or the key does not match.
+    /// Throws std::runtime_error when a file or PEM text cannot be loaded or a key does not match.
     H3CO_DECL static std::shared_ptr<tls_context> make_server(const server_tls& config);
 
     tls_context(const tls_context&) = delete;
@@ -32,13 +35,33 @@ public:
     ssl_ctx_st* native() const noexcept { return ctx_; }
     const std::string& server_name_override() const noexcept { return server_name_; }
 
+    /// The certificate the peer of `ssl` presented (empty if none), copied out.
+    H3CO_DECL static certificate_info peer_certificate(const ssl_st* ssl);
+    /// The IANA name of the cipher suite `ssl` negotiated ("" before the handshake).
+    H3CO_DECL static std::string cipher_name(const ssl_st* ssl);
+    /// After the handshake of `ssl`: error::cipher_not_allowed if its cipher suite breaks this
+    /// context's tls_ciphers; else no error.
+    H3CO_DECL std::error_code check_negotiated(const ssl_st* ssl) const;
+
 private:
     H3CO_DECL explicit tls_context(ssl_ctx_st* ctx);
     H3CO_DECL void set_keylog(const std::string& path);
+    H3CO_DECL static void share_keylog(ssl_ctx_st* ctx, std::FILE* file);
+    H3CO_DECL static int select_certificate(const void* client_hello);
+    H3CO_DECL static int verify_chain(void* store_ctx, void* arg);
+
+    /// A further server identity (SNI): its own SSL_CTX, configured like the main one.
+    struct named_identity {
+        std::vector<std::string> names;
+        ssl_ctx_st* ctx = nullptr;
+    };
 
     ssl_ctx_st* ctx_;
     std::FILE* keylog_ = nullptr;
     std::string server_name_;
+    verify_hook_function verify_hook_;
+    tls_ciphers ciphers_ = tls_ciphers::library_default;
+    std::vector<named_identity> identities_;
 };
 
 /// Fills `dest` with cryptographically secure random bytes (connection IDs, tokens, secrets).

@@ -61,6 +61,13 @@ public:
         return len == 2 && std::memcmp(proto, "h3", 2) == 0;
     }
 
+    /// After the handshake: the context's policy (tls_ciphers) broken by what was negotiated.
+    std::error_code policy_error() const { return ctx_->check_negotiated(ssl_.get()); }
+    /// The peer's certificate (empty if none), copied out.
+    certificate_info peer_certificate() const { return tls_context::peer_certificate(ssl_.get()); }
+    /// The negotiated cipher suite's IANA name ("" before the handshake).
+    std::string cipher_name() const { return tls_context::cipher_name(ssl_.get()); }
+
     /// The certificate verification failure, if that is why the handshake failed.
     std::error_code verify_error() const noexcept {
         const long result = SSL_get_verify_result(ssl_.get());
