@@ -121,6 +121,9 @@ public:
     void request_timed_out() { ++request_timeouts_; }
     void client_certificate_refused() { ++client_certificates_refused_; }
 
+    /// New connections take `tls` from now on; live ones keep the context they started with.
+    void reload_tls(std::shared_ptr<tls_context> tls) { tls_ = std::move(tls); }
+
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
     void unroute(const std::string& key) { sessions_.erase(key); }
     /// A connection ID its connection no longer uses: late packets to it (sent before the peer
