@@ -70,7 +70,8 @@ public:
     /// for. Changes apply to handshakes that start afterwards; h3co relies on its QUIC method and
     /// its "h3" ALPN selection, so replacing those breaks the server.
     /// It is BoringSSL's `SSL_CTX*` (struct ssl_ctx_st), declared without including BoringSSL.
-    /// Change it before listen(), or on the server's executor.
+    /// Change it before listen(), or on the server's executor. After reload_tls() it is the new
+    /// context; server_tls::additional_identities have contexts of their own, not this one.
     ssl_ctx_st* native_tls_handle() const noexcept { return core_->tls().native(); }
 
     /// Replaces the server's TLS identity (certificates, keys, client CA, SNI identities) for
