@@ -57,6 +57,8 @@ enum class error {
     client_certificate_rejected,
     /// tls_ciphers::chacha20_poly1305_only: the peer would not use TLS_CHACHA20_POLY1305_SHA256.
     cipher_not_allowed,
+    /// session_cache::import_bytes: the bytes are not an exported session cache (or are cut short).
+    session_cache_malformed,
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -158,6 +160,7 @@ public:
         case error::client_certificate_required: return "the server requires a client certificate and none was sent";
         case error::client_certificate_rejected: return "the server refused the client certificate";
         case error::cipher_not_allowed: return "the peer would not use the only cipher suite allowed (ChaCha20-Poly1305)";
+        case error::session_cache_malformed: return "the bytes are not an exported h3co session cache";
         }
         return "unknown h3co error " + std::to_string(value);
     }

@@ -5,9 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 
 namespace h3co {
+
+class session_cache;  // session_cache.hpp
 
 /// Congestion control algorithms ngtcp2 offers (connection_options::congestion_control).
 enum class congestion_control {
@@ -127,6 +130,12 @@ struct connection_options {
     /// sent in the first Initial so that a server that validates addresses lets this connection
     /// start without a Retry round trip. basic_client keeps and sends its servers' tokens itself.
     std::string address_token;
+    // ---- session resumption, client side (session_cache.hpp) ----
+    /// Client: where TLS session tickets are kept and looked up, per authority, so that a later
+    /// connection resumes (connection_stats::resumed). Null: connect() keeps none, and basic_client
+    /// makes one in memory for all its connections. Set one to share it or to persist it
+    /// (session_cache::export_bytes).
+    std::shared_ptr<h3co::session_cache> session_cache;
 };
 
 }  // namespace h3co

@@ -58,6 +58,11 @@ struct connection_stats {
     std::uint64_t credit_extended = 0;         ///< of those, bytes whose flow-control credit went back
     std::uint64_t credit_held = 0;             ///< bytes buffered, unread: credit still owed to the peer
     std::uint64_t credit_released_at_end = 0;  ///< bytes still held when the connection ended
+
+    // ---- session resumption (session_cache.hpp) ----
+    /// The handshake resumed a TLS session from a ticket of an earlier connection: the server sent
+    /// no certificate, and the client trusted the verification done when it got the ticket.
+    bool resumed = false;
 };
 
 }  // namespace h3co

@@ -2,10 +2,13 @@
 #pragma once
 
 #include <h3co/detail/quic/boringssl.hpp>
+#include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/tls_context.hpp>
 #include <h3co/error.hpp>
 
 #include <openssl/aead.h>
+#include <openssl/hkdf.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -13,7 +16,9 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <cctype>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -58,6 +63,39 @@ inline int keylog_index() {
 inline int context_index() {
     static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
     return index;
+}
+
+/// Where a client SSL keeps its ticket_slot, for the new-session callback.
+inline int ticket_slot_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+/// One period's ticket keys: a public name (to find the keys again), an HMAC and an AES-256 key.
+struct ticket_keys {
+    std::array<std::uint8_t, SSL_TICKET_KEY_NAME_LEN> name{};
+    std::array<std::uint8_t, 32> hmac{};
+    std::array<std::uint8_t, 32> aes{};
+};
+
+inline bool derive_ticket_keys(const std::vector<std::uint8_t>& secret, std::uint64_t period, ticket_keys& out) {
+    static constexpr std::string_view salt = "h3co session ticket keys v1";
+    std::uint8_t info[8];
+    for (int i = 0; i < 8; ++i) info[i] = static_cast<std::uint8_t>(period >> (56 - 8 * i));
+    std::uint8_t okm[sizeof(ticket_keys::name) + sizeof(ticket_keys::hmac) + sizeof(ticket_keys::aes)];
+    if (HKDF(okm, sizeof okm, EVP_sha256(), secret.data(), secret.size(), reinterpret_cast<const std::uint8_t*>(salt.data()),
+             salt.size(), info, sizeof info) != 1)
+        return false;
+    std::memcpy(out.name.data(), okm, out.name.size());
+    std::memcpy(out.hmac.data(), okm + out.name.size(), out.hmac.size());
+    std::memcpy(out.aes.data(), okm + out.name.size() + out.hmac.size(), out.aes.size());
+    return true;
+}
+
+inline std::uint64_t ticket_period_now() {
+    const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
+    return seconds > 0 ? static_cast<std::uint64_t>(seconds) / ticket_period_seconds : 0;
 }
 
 inline constexpr std::uint16_t chacha20_poly1305_sha256 = 0x1303;
@@ -233,6 +271,9 @@ H3CO_DECL std::shared_ptr<tls_context> tls_context::make_client(const client_tls
     if (has_identity)
         tls_setup::use_identity(raw, config.certificate_chain_file, config.certificate_chain_pem,
                                 config.private_key_file, config.private_key_pem, "client");
+    // Tickets go to the connection's session_cache (keep_ticket), not to BoringSSL's own cache.
+    SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(raw, [](SSL* ssl, SSL_SESSION* session) { return keep_ticket(ssl, session); });
     ctx->ciphers_ = config.ciphers;
     ctx->server_name_ = config.server_name;
     ctx->set_keylog(config.keylog_file);
@@ -334,6 +375,112 @@ H3CO_DECL std::error_code tls_context::check_negotiated(const ssl_st* ssl) const
     if (!cipher || SSL_CIPHER_get_protocol_id(cipher) != tls_setup::chacha20_poly1305_sha256)
         return make_error_code(error::cipher_not_allowed);
     return {};
+}
+
+H3CO_DECL void tls_context::resume_from(ssl_st* ssl, ticket_slot& slot) {
+    SSL_set_ex_data(ssl, tls_setup::ticket_slot_index(), &slot);
+    // Newest first; a ticket that does not parse (a damaged import) or has expired is dropped
+    // and the next one tried: at worst, a full handshake.
+    for (auto t = slot.cache->take(slot.authority); t; t = slot.cache->take(slot.authority)) {
+        bssl::UniquePtr<SSL_SESSION> session(
+            SSL_SESSION_from_bytes(t->session.data(), t->session.size(), SSL_get_SSL_CTX(ssl)));
+        if (!session) {
+            ERR_clear_error();
+            continue;
+        }
+        const auto now = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+        if (!SSL_SESSION_is_resumable(session.get()) ||
+            SSL_SESSION_get_time(session.get()) + SSL_SESSION_get_timeout(session.get()) <= now)
+            continue;
+        // A resumed handshake verifies no certificate: offer a ticket only if the certificate it
+        // was issued under is valid for the name this connection verifies (a ticket filed under
+        // the wrong authority, by mistake or by a tampered cache file, is not used).
+        if (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) {
+            X509* leaf = SSL_SESSION_get0_peer(session.get());
+            const bool valid = leaf && (slot.name_is_ip ? X509_check_ip_asc(leaf, slot.name.c_str(), 0) == 1
+                                                        : X509_check_host(leaf, slot.name.data(), slot.name.size(), 0,
+                                                                          nullptr) == 1);
+            if (!valid) continue;
+        }
+        if (SSL_set_session(ssl, session.get()) == 1) return;
+        ERR_clear_error();
+    }
+}
+
+H3CO_DECL bool tls_context::resumed(const ssl_st* ssl) { return ssl && SSL_session_reused(ssl) == 1; }
+
+H3CO_DECL int tls_context::keep_ticket(ssl_st* ssl, void* raw_session) {
+    auto* session = static_cast<SSL_SESSION*>(raw_session);
+    auto* slot = static_cast<ticket_slot*>(SSL_get_ex_data(ssl, tls_setup::ticket_slot_index()));
+    if (!slot || !slot->cache || !SSL_SESSION_is_resumable(session)) return 0;
+    std::uint8_t* data = nullptr;
+    std::size_t len = 0;
+    if (SSL_SESSION_to_bytes(session, &data, &len) != 1) {
+        ERR_clear_error();
+        return 0;
+    }
+    session_cache::ticket t;
+    t.session.assign(data, data + len);
+    OPENSSL_free(data);
+    // The ticket comes after the handshake: the server's transport parameters are known.
+    if (auto* ref = static_cast<ngtcp2_crypto_conn_ref*>(SSL_get_app_data(ssl)))
+        if (ngtcp2_conn* conn = ref->get_conn(ref)) {
+            std::array<std::uint8_t, 512> params;
+            const auto n = compat::encode_0rtt_params(conn, params.data(), params.size());
+            if (n > 0) t.transport_parameters.assign(params.data(), params.data() + n);
+        }
+    try {
+        slot->cache->store(slot->authority, std::move(t));
+    } catch (...) {  // out of memory: the ticket is lost, not the connection
+    }
+    return 0;  // BoringSSL keeps ownership of `session`
+}
+
+H3CO_DECL void tls_context::use_ticket_secret(std::span<const std::uint8_t> secret) {
+    ticket_secret_.assign(secret.begin(), secret.end());
+    auto install = [this](SSL_CTX* raw) {
+        SSL_CTX_set_ex_data(raw, tls_setup::context_index(), this);
+        SSL_CTX_set_tlsext_ticket_key_cb(raw, [](SSL* ssl, std::uint8_t* name, std::uint8_t* iv, EVP_CIPHER_CTX* cipher,
+                                                 HMAC_CTX* hmac, int encrypt) {
+            return ticket_key(ssl, name, iv, cipher, hmac, encrypt);
+        });
+        // A client should not offer a ticket older than the keys that open it surely live (one
+        // full period after the one it was issued in).
+        SSL_CTX_set_session_psk_dhe_timeout(raw, static_cast<std::uint32_t>(ticket_period_seconds));
+    };
+    install(ctx_);
+    for (auto& id : identities_) install(id.ctx);
+}
+
+H3CO_DECL int tls_context::ticket_key(ssl_st* ssl, std::uint8_t* name, std::uint8_t* iv, void* cipher_ctx,
+                                      void* hmac_ctx, int encrypt) {
+    auto* cipher = static_cast<EVP_CIPHER_CTX*>(cipher_ctx);
+    auto* hmac = static_cast<HMAC_CTX*>(hmac_ctx);
+    const auto* self = static_cast<const tls_context*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_setup::context_index()));
+    if (!self || self->ticket_secret_.empty()) return encrypt ? -1 : 0;
+    const std::uint64_t now = tls_setup::ticket_period_now();
+    tls_setup::ticket_keys keys;
+    if (encrypt) {
+        if (!tls_setup::derive_ticket_keys(self->ticket_secret_, now, keys)) return -1;
+        std::memcpy(name, keys.name.data(), keys.name.size());
+        if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1 ||
+            EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, keys.aes.data(), iv) != 1 ||
+            HMAC_Init_ex(hmac, keys.hmac.data(), keys.hmac.size(), EVP_sha256(), nullptr) != 1)
+            return -1;
+        return 1;
+    }
+    // The previous period's tickets still open (renewed: 2), and the next period's, so that servers
+    // whose clocks differ a little across a period boundary accept each other's tickets.
+    for (const std::uint64_t period : {now, now - 1, now + 1}) {
+        if (!tls_setup::derive_ticket_keys(self->ticket_secret_, period, keys)) return 0;
+        if (std::memcmp(name, keys.name.data(), keys.name.size()) != 0) continue;
+        if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, keys.aes.data(), iv) != 1 ||
+            HMAC_Init_ex(hmac, keys.hmac.data(), keys.hmac.size(), EVP_sha256(), nullptr) != 1)
+            return 0;
+        return period == now - 1 ? 2 : 1;
+    }
+    return 0;  // another secret, or too old: a full handshake
 }
 
 H3CO_DECL void tls_context::set_keylog(const std::string& path) {

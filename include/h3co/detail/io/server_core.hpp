@@ -50,7 +50,9 @@ public:
           options_(options),
           limits_(limits),
           endpoint_(limits),
-          grace_timer_(executor_) {}
+          grace_timer_(executor_) {
+        tls_->use_ticket_secret(endpoint_.secret());  // servers sharing the secret resume each other's clients
+    }
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }
 
@@ -122,7 +124,10 @@ public:
     void client_certificate_refused() { ++client_certificates_refused_; }
 
     /// New connections take `tls` from now on; live ones keep the context they started with.
-    void reload_tls(std::shared_ptr<tls_context> tls) { tls_ = std::move(tls); }
+    void reload_tls(std::shared_ptr<tls_context> tls) {
+        tls->use_ticket_secret(endpoint_.secret());  // tickets issued before the reload still resume
+        tls_ = std::move(tls);
+    }
 
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
     void unroute(const std::string& key) { sessions_.erase(key); }
