@@ -193,6 +193,7 @@ TEST_CASE("resumption: damaged imported tickets are ignored, a full handshake fo
         auto damaged = std::make_shared<h3co::session_cache>();
         std::size_t count = 0;
         while (auto t = cache->take(name)) {
+            CHECK_FALSE(t->transport_parameters.empty());  // kept with the ticket, for 0-RTT
             for (std::size_t i = 0; i < t->session.size(); ++i) t->session[i] = static_cast<std::uint8_t>(i * 7 + 1);
             damaged->store(name, std::move(*t));
             ++count;
