@@ -160,6 +160,26 @@ TEST_CASE("resumption: a server with another secret makes a full handshake and t
     }());
 }
 
+TEST_CASE("resumption: tickets issued before reload_tls still resume after it", "[resumption]") {
+    asio::io_context io;
+    hello_server srv(io, secret_a);
+    auto cache = std::make_shared<h3co::session_cache>();
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto first = co_await visit("localhost", srv.port, cache);
+        REQUIRE_FALSE(first.ec);
+        srv.server.reload_tls(h3co::server_tls::from_pem_files(test::cert("renewed.pem"), test::cert("renewed.key")));
+        const auto resumed = co_await visit("localhost", srv.port, cache);
+        REQUIRE_FALSE(resumed.ec);
+        CHECK(resumed.resumed);
+        CHECK(resumed.subject == "CN=localhost");  // the certificate of the ticket's handshake
+        // A client without tickets meets the renewed certificate.
+        const auto fresh = co_await visit("localhost", srv.port, std::make_shared<h3co::session_cache>());
+        REQUIRE_FALSE(fresh.ec);
+        CHECK_FALSE(fresh.resumed);
+        CHECK(fresh.subject == "CN=localhost,O=h3co renewed");
+    }());
+}
+
 TEST_CASE("resumption: a cache exported to bytes and imported into a new cache resumes", "[resumption]") {
     asio::io_context io;
     hello_server srv(io, secret_a);

@@ -89,6 +89,7 @@ inline bool derive_ticket_keys(const std::vector<std::uint8_t>& secret, std::uin
     std::memcpy(out.name.data(), okm, out.name.size());
     std::memcpy(out.hmac.data(), okm + out.name.size(), out.hmac.size());
     std::memcpy(out.aes.data(), okm + out.name.size() + out.hmac.size(), out.aes.size());
+    OPENSSL_cleanse(okm, sizeof okm);
     return true;
 }
 
@@ -461,6 +462,10 @@ H3CO_DECL int tls_context::ticket_key(ssl_st* ssl, std::uint8_t* name, std::uint
     if (!self || self->ticket_secret_.empty()) return encrypt ? -1 : 0;
     const std::uint64_t now = tls_setup::ticket_period_now();
     tls_setup::ticket_keys keys;
+    struct wipe {
+        tls_setup::ticket_keys& k;
+        ~wipe() { OPENSSL_cleanse(&k, sizeof k); }
+    } wiped{keys};
     if (encrypt) {
         if (!tls_setup::derive_ticket_keys(self->ticket_secret_, now, keys)) return -1;
         std::memcpy(name, keys.name.data(), keys.name.size());
