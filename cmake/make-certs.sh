@@ -15,7 +15,9 @@ set -euo pipefail
 out="$1"
 self="${BASH_SOURCE[0]}"
 files=(ca.pem ca.key server.pem server.key server-chain.pem
-       other-ca.pem other-ca.key wronghost.pem wronghost.key)
+       other-ca.pem other-ca.key wronghost.pem wronghost.key
+       renewed.pem renewed.key sni-a.pem sni-a.key sni-b.pem sni-b.key
+       client.pem client.key other-client.pem other-client.key)
 
 if [[ -f "$out/ca.pem" && "$out/ca.pem" -nt "$self" ]]; then
     complete=1
@@ -53,18 +55,19 @@ make_ca() { # name subject
         -addext "subjectKeyIdentifier=hash"
 }
 
-make_leaf() { # name subject san
+make_leaf() { # name subject san [issuer] [extendedKeyUsage]
+    local issuer="${4:-ca}" eku="${5:-serverAuth}"
     genkey "$1.key"
     ossl req -new -key "$tmp/$1.key" -out "$tmp/$1.csr" -subj "$2"
     cat > "$tmp/$1.ext" <<EXT
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
+extendedKeyUsage=$eku
 subjectAltName=$3
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
 EXT
-    ossl x509 -req -in "$tmp/$1.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+    ossl x509 -req -in "$tmp/$1.csr" -CA "$tmp/$issuer.pem" -CAkey "$tmp/$issuer.key" \
         -set_serial "$(serial)" -days 825 -sha256 -extfile "$tmp/$1.ext" -out "$tmp/$1.pem"
     rm -f "$tmp/$1.csr" "$tmp/$1.ext"
 }
@@ -73,6 +76,12 @@ make_ca ca "/CN=h3co test CA"
 make_ca other-ca "/CN=h3co unrelated test CA"
 make_leaf server "/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1"
 make_leaf wronghost "/CN=not-localhost.invalid" "DNS:not-localhost.invalid"
+make_leaf renewed "/O=h3co renewed/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1"
+make_leaf sni-a "/CN=a.h3co.test" "DNS:a.h3co.test"
+make_leaf sni-b "/CN=b.h3co.test" "DNS:b.h3co.test"
+make_leaf client "/O=h3co tests/CN=h3co test client" \
+    "DNS:client.h3co.test,URI:spiffe://h3co.test/client" ca clientAuth
+make_leaf other-client "/CN=h3co unrelated client" "DNS:other.h3co.test" other-ca clientAuth
 cat "$tmp/server.pem" "$tmp/ca.pem" > "$tmp/server-chain.pem"
 
 # Sanity checks.
@@ -80,6 +89,9 @@ ossl verify -CAfile "$tmp/ca.pem" "$tmp/server.pem"
 ossl verify -CAfile "$tmp/ca.pem" -verify_hostname localhost "$tmp/server.pem"
 ossl verify -CAfile "$tmp/ca.pem" -verify_ip ::1 "$tmp/server.pem"
 ossl verify -CAfile "$tmp/ca.pem" "$tmp/wronghost.pem"
+ossl verify -CAfile "$tmp/ca.pem" -purpose sslclient "$tmp/client.pem"
+ossl verify -CAfile "$tmp/other-ca.pem" -purpose sslclient "$tmp/other-client.pem"
+ossl verify -CAfile "$tmp/ca.pem" -verify_hostname b.h3co.test "$tmp/sni-b.pem"
 if openssl verify -CAfile "$tmp/other-ca.pem" "$tmp/server.pem" >/dev/null 2>&1; then
     echo "make-certs: server.pem unexpectedly verifies against other-ca.pem" >&2; exit 1
 fi

@@ -9,6 +9,7 @@
 #include <h3co/detail/erased_initiate.hpp>
 #include <h3co/error.hpp>
 #include <h3co/pipe.hpp>
+#include <h3co/session_cache.hpp>
 #include <h3co/url.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -132,7 +133,10 @@ private:
 
     struct shared {
         shared(Executor ex, client_tls tls, connection_options options)
-            : executor(std::move(ex)), tls(detail::tls_context::make_client(tls)), options(options) {}
+            : executor(std::move(ex)), tls(detail::tls_context::make_client(tls)), options(options) {
+            // One ticket cache for all the client's connections unless the options name one.
+            if (!this->options.session_cache) this->options.session_cache = std::make_shared<session_cache>();
+        }
         Executor executor;
         std::shared_ptr<detail::tls_context> tls;
         connection_options options;

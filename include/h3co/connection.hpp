@@ -146,6 +146,12 @@ public:
     /// The connection's numbers now: RTT, congestion window, bytes, losses, flow-control windows.
     /// On the connection's executor; a connection that has ended reports its counters only.
     connection_stats stats() const { return impl_ ? impl_->stats() : connection_stats{}; }
+    /// The certificate the server presented (subject, SANs, DER): a copy, valid after the
+    /// connection ends; empty before the handshake. On the connection's executor.
+    certificate_info peer_certificate() const { return impl_ ? impl_->peer_certificate() : certificate_info{}; }
+    /// The TLS cipher suite negotiated, by its IANA name ("TLS_AES_128_GCM_SHA256"); empty before
+    /// the handshake. On the connection's executor.
+    std::string tls_cipher() const { return impl_ ? impl_->tls_cipher() : std::string{}; }
 
 private:
     friend struct detail::handle_access;

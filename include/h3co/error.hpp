@@ -48,6 +48,17 @@ enum class error {
     request_timeout,          ///< a server reset the request: server_options::header_timeout or body_idle_timeout
     excessive_load,           ///< the peer sent more than a limit allows (connection_options::max_interim_responses)
     not_open,                 ///< the handle has no stream or pipe end: default-constructed, moved from, or closed
+    // ---- TLS for deployments (tls.hpp) ----
+    /// Mutual TLS: the server requires a client certificate and none was sent (client: the server
+    /// refused us for it; server: a client came without one).
+    client_certificate_required,
+    /// Mutual TLS, client side: the server refused the client certificate (an unknown CA, expired,
+    /// not for client authentication). The server sees the tls_error of its verification.
+    client_certificate_rejected,
+    /// tls_ciphers::chacha20_poly1305_only: the peer would not use TLS_CHACHA20_POLY1305_SHA256.
+    cipher_not_allowed,
+    /// session_cache::import_bytes: the bytes are not an exported session cache (or are cut short).
+    session_cache_malformed,
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -108,6 +119,7 @@ enum class tls_error {
     rejected = 28,
     hostname_mismatch = 62,
     ip_address_mismatch = 64,
+    rejected_by_verify_hook = 50,  ///< client_tls::verify_hook returned false (X509_V_ERR_APPLICATION_VERIFICATION)
 };
 
 namespace detail {
@@ -145,6 +157,10 @@ public:
         case error::request_timeout: return "request timed out: the client sent nothing for too long";
         case error::excessive_load: return "the peer sent more than a limit allows";
         case error::not_open: return "the handle has no stream or pipe end (default-constructed, moved from, or closed)";
+        case error::client_certificate_required: return "the server requires a client certificate and none was sent";
+        case error::client_certificate_rejected: return "the server refused the client certificate";
+        case error::cipher_not_allowed: return "the peer would not use the only cipher suite allowed (ChaCha20-Poly1305)";
+        case error::session_cache_malformed: return "the bytes are not an exported h3co session cache";
         }
         return "unknown h3co error " + std::to_string(value);
     }
@@ -223,6 +239,7 @@ public:
         case tls_error::rejected: what = "certificate rejected"; break;
         case tls_error::hostname_mismatch: what = "host name does not match the certificate"; break;
         case tls_error::ip_address_mismatch: what = "IP address does not match the certificate"; break;
+        case tls_error::rejected_by_verify_hook: what = "refused by the client's verify_hook"; break;
         default: what = "X509 verify error " + std::to_string(value); break;
         }
         return "certificate verification failed: " + what;

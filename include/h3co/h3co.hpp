@@ -17,6 +17,7 @@
 #include <h3co/response.hpp>
 #include <h3co/server.hpp>
 #include <h3co/server_request.hpp>
+#include <h3co/session_cache.hpp>
 #include <h3co/sleep.hpp>
 #include <h3co/stats.hpp>
 #include <h3co/tls.hpp>

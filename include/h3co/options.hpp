@@ -5,9 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 
 namespace h3co {
+
+class session_cache;  // session_cache.hpp
 
 /// Congestion control algorithms ngtcp2 offers (connection_options::congestion_control).
 enum class congestion_control {
@@ -136,6 +139,12 @@ struct connection_options {
     /// Updates limit what one key protects; each costs a key derivation and, while unconfirmed,
     /// a second set of keys.
     std::uint64_t key_update_interval = 0;
+    // ---- session resumption, client side (session_cache.hpp) ----
+    /// Client: where TLS session tickets are kept and looked up, per authority, so that a later
+    /// connection resumes (connection_stats::resumed). Null: connect() keeps none, and basic_client
+    /// makes one in memory for all its connections. Set one to share it or to persist it
+    /// (session_cache::export_bytes).
+    std::shared_ptr<h3co::session_cache> session_cache;
 };
 
 }  // namespace h3co

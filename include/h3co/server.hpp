@@ -70,8 +70,23 @@ public:
     /// for. Changes apply to handshakes that start afterwards; h3co relies on its QUIC method and
     /// its "h3" ALPN selection, so replacing those breaks the server.
     /// It is BoringSSL's `SSL_CTX*` (struct ssl_ctx_st), declared without including BoringSSL.
-    /// Change it before listen(), or on the server's executor.
+    /// Change it before listen(), or on the server's executor. After reload_tls() it is the new
+    /// context; server_tls::additional_identities have contexts of their own, not this one.
     ssl_ctx_st* native_tls_handle() const noexcept { return core_->tls().native(); }
+
+    /// Replaces the server's TLS identity (certificates, keys, client CA, SNI identities) for
+    /// connections that start afterwards; connections already open keep the one they started with.
+    /// This is how a renewed certificate (ACME) goes live without a restart. `tls` is loaded here,
+    /// on the calling thread: if a file or PEM text cannot be loaded or a key does not match, it
+    /// throws std::runtime_error (naming what failed) and the old identity stays. The swap itself
+    /// runs on the server's executor (at once when called there). native_tls_handle() then
+    /// returns the new context.
+    void reload_tls(const server_tls& tls) {
+        auto fresh = detail::tls_context::make_server(tls);
+        asio::dispatch(core_->get_executor(), [core = core_, fresh = std::move(fresh)]() mutable {
+            core->reload_tls(std::move(fresh));
+        });
+    }
 
     /// Serves `path` with `handler`. A path ending in '/' also serves everything below it; the
     /// longest match wins. Unmatched paths get 404. Any thread: the route is added on the server's

@@ -120,6 +120,9 @@ struct server_stats {
     std::uint64_t requests_refused = 0;  ///< refused at max_running_handlers (or its per-address share)
     std::uint64_t request_timeouts = 0;  ///< requests reset by header_timeout or body_idle_timeout
     std::uint64_t dropped_datagrams = 0;  ///< garbage, or for no connection and not acceptable
+    /// Mutual TLS: handshakes that failed on the client's certificate (none sent where required,
+    /// or one that did not verify against server_tls's client CA).
+    std::uint64_t client_certificates_refused = 0;
 
     // ---- UDP sends, over all listening sockets ----
     std::uint64_t udp_send_errors = 0;  ///< sends that failed with anything but EAGAIN (their packets lost)

@@ -6,6 +6,7 @@
 #include <h3co/http_stream.hpp>
 #include <h3co/message.hpp>
 #include <h3co/stats.hpp>
+#include <h3co/tls.hpp>
 
 #include <asio/any_io_executor.hpp>
 
@@ -52,6 +53,19 @@ public:
     h3co::connection_stats connection_stats() const {
         auto owner = state_ ? state_->owner.lock() : nullptr;
         return owner ? owner->stats() : h3co::connection_stats{};
+    }
+    /// The client's certificate (mutual TLS, server_tls::client_auth), verified against the
+    /// client CA: subject, SANs, DER, copied out. Empty when the client sent none. On the
+    /// connection's executor.
+    certificate_info peer_certificate() const {
+        auto owner = state_ ? state_->owner.lock() : nullptr;
+        return owner ? owner->peer_certificate() : certificate_info{};
+    }
+    /// The TLS cipher suite of the request's connection, by its IANA name. On the connection's
+    /// executor.
+    std::string tls_cipher() const {
+        auto owner = state_ ? state_->owner.lock() : nullptr;
+        return owner ? owner->tls_cipher() : std::string{};
     }
 
     /// Reads at least one body byte; h3co::error::eof at the end of the body,

@@ -12,6 +12,7 @@
 #include <h3co/detail/impl/session.ipp>
 #include <h3co/detail/impl/stream_machine.ipp>
 #include <h3co/detail/impl/tls_context.ipp>
+#include <h3co/detail/impl/tls_peer.ipp>
 #include <h3co/detail/impl/versions.ipp>
 
 #include <h3co/h3co.hpp>

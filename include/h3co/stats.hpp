@@ -67,6 +67,10 @@ struct connection_stats {
     /// either side this is N or N + 1 (the first is derived once the handshake is confirmed). So
     /// the peer started at least key_generations_derived - 1 - key_updates_initiated of them.
     std::uint64_t key_generations_derived = 0;
+    // ---- session resumption (session_cache.hpp) ----
+    /// The handshake resumed a TLS session from a ticket of an earlier connection: the server sent
+    /// no certificate, and the client trusted the verification done when it got the ticket.
+    bool resumed = false;
 };
 
 }  // namespace h3co

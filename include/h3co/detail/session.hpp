@@ -71,6 +71,10 @@ public:
     std::size_t open_stream_count() const noexcept { return streams_.size(); }
     /// The connection's numbers now: RTT, congestion window, bytes, losses, windows.
     H3CO_DECL connection_stats stats() const;
+    /// The peer's certificate as the handshake presented it (empty if none), and the negotiated
+    /// TLS cipher suite's IANA name: copies (impl/tls_peer.ipp).
+    H3CO_DECL certificate_info peer_certificate() const;
+    H3CO_DECL std::string tls_cipher() const;
     /// How long after the connection ended its peer may still send to it (RFC 9000 §10.2: three
     /// PTOs), in nanoseconds: packets then are no sign of a lost connection.
     H3CO_DECL std::uint64_t closing_period() const noexcept;
@@ -322,4 +326,5 @@ private:
 
 #if defined(H3CO_HEADER_ONLY)
 #include <h3co/detail/impl/session.ipp>
+#include <h3co/detail/impl/tls_peer.ipp>
 #endif

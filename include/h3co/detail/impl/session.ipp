@@ -40,6 +40,14 @@ inline void random_cid(ngtcp2_cid& cid, std::size_t len) {
     random_bytes(cid.data, len);
 }
 
+/// The server's port (the session_cache authority names it).
+inline std::uint16_t remote_port(const network_path& path) noexcept {
+    const auto* sa = path.remote_address();
+    if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port);
+    if (sa->sa_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
+    return 0;
+}
+
 }  // namespace session_detail
 
 H3CO_DECL void native_session_delete::operator()(native_session* n) const noexcept { delete n; }
@@ -81,7 +89,7 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
         transport_config::set_token(settings, reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
     const auto callbacks = quic_callbacks::table(true);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
-    n.tls->setup_client(host);
+    n.tls->setup_client(host, session_detail::remote_port(path), options_.session_cache);
     const auto p = ngtcp2_path_of(path);
     session_detail::check(ngtcp2_conn_client_new(&n.conn, &dcid, &scid, &p, NGTCP2_PROTO_VER_V1, &callbacks,
                                                  &settings, &params, nullptr, this),
@@ -469,6 +477,7 @@ H3CO_DECL std::error_code session::unusable() const {
 H3CO_DECL connection_stats session::stats() const {
     connection_stats out;
     out.algorithm = options_.congestion_control;
+    out.resumed = native_->tls && native_->tls->resumed();
     out.packets_sent = packets_sent_;
     out.packets_received = packets_received_;
     out.bytes_sent = bytes_sent_;

@@ -50,7 +50,9 @@ public:
           options_(options),
           limits_(limits),
           endpoint_(limits),
-          grace_timer_(executor_) {}
+          grace_timer_(executor_) {
+        tls_->use_ticket_secret(endpoint_.secret());  // servers sharing the secret resume each other's clients
+    }
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }
 
@@ -119,6 +121,13 @@ public:
     }
 
     void request_timed_out() { ++request_timeouts_; }
+    void client_certificate_refused() { ++client_certificates_refused_; }
+
+    /// New connections take `tls` from now on; live ones keep the context they started with.
+    void reload_tls(std::shared_ptr<tls_context> tls) {
+        tls->use_ticket_secret(endpoint_.secret());  // tickets issued before the reload still resume
+        tls_ = std::move(tls);
+    }
 
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
     void unroute(const std::string& key) { sessions_.erase(key); }
@@ -184,6 +193,7 @@ public:
         out.running_handlers = running_handlers_;
         out.requests_refused = requests_refused_;
         out.request_timeouts = request_timeouts_;
+        out.client_certificates_refused = client_certificates_refused_;
         out.dropped_datagrams = dropped_datagrams();
         for (const auto& l : listeners_) {
             out.udp_send_errors += l->features.send_errors;
@@ -358,6 +368,7 @@ private:
     std::unordered_map<std::string, std::size_t> handlers_per_address_;  ///< running, per address_key
     std::uint64_t requests_refused_ = 0;
     std::uint64_t request_timeouts_ = 0;
+    std::uint64_t client_certificates_refused_ = 0;
     request_dispatcher<Executor> dispatcher_;
     std::vector<std::shared_ptr<session_type>> touched_;  ///< delivered to in this receive batch
     std::string key_;  ///< reused: the routing key of the datagram at hand

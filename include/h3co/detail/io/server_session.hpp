@@ -151,7 +151,14 @@ protected:
 
     void on_terminated(std::error_code ec) override {
         base::on_terminated(ec);
-        if (auto core = core_.lock()) core->forget(*this);
+        // A server verifies only client certificates: a verify error, or the alert that says none
+        // came, before the handshake completed, is a refused client certificate.
+        const bool refused_client_certificate =
+            !this->established() && (ec.category() == tls_category() || ec == error::client_certificate_required);
+        if (auto core = core_.lock()) {
+            if (refused_client_certificate) core->client_certificate_refused();
+            core->forget(*this);
+        }
     }
 
 private:

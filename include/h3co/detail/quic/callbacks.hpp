@@ -131,6 +131,10 @@ struct quic_callbacks {
             me.last_error_ = make_error_code(error::alpn_mismatch);
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
+        if (auto ec = me.native_->tls->policy_error()) {  // tls_ciphers: checked on the outcome
+            me.last_error_ = ec;
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
         if (me.setup_h3_streams() != 0) {
             me.last_error_ = make_error_code(error::protocol_error);
             return NGTCP2_ERR_CALLBACK_FAILURE;

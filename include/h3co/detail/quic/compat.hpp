@@ -215,4 +215,15 @@ inline void set_pmtud_probes(ngtcp2_settings& s, pmtud_probe_sizes& probes, std:
 #endif
 }
 
+/// The server's transport parameters in the form a later 0-RTT attempt restores them from (kept
+/// with a session ticket); the length written, or negative if `dest` is too small.
+inline ngtcp2_ssize encode_0rtt_params(ngtcp2_conn* conn, std::uint8_t* dest, std::size_t len) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    return ngtcp2_conn_encode_0rtt_transport_params(conn, dest, len);
+#else
+    return ngtcp2_encode_transport_params(dest, len, NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS,
+                                          ngtcp2_conn_get_remote_transport_params(conn));
+#endif
+}
+
 }  // namespace h3co::detail::compat

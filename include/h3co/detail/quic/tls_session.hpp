@@ -36,7 +36,8 @@ public:
     }
 
     /// Client side: ALPN h3, SNI for names only (never for IP literals), and the identity to verify.
-    void setup_client(std::string_view host) {
+    /// With a `cache`: tickets for "name:port" are kept there, and the newest offered (resumption).
+    void setup_client(std::string_view host, std::uint16_t port, std::shared_ptr<session_cache> cache) {
         SSL* ssl = ssl_.get();
         SSL_set_connect_state(ssl);
         SSL_set_alpn_protos(ssl, h3_alpn, sizeof h3_alpn);
@@ -47,6 +48,14 @@ public:
         } else {
             SSL_set_tlsext_host_name(ssl, name.c_str());
             X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+        }
+        if (cache) {
+            // Keyed by the verified name: a ticket never stands in for verifying another name.
+            slot_.cache = std::move(cache);
+            slot_.authority = name + ":" + std::to_string(port);
+            slot_.name = name;
+            slot_.name_is_ip = is_ip_literal(name);
+            tls_context::resume_from(ssl, slot_);
         }
     }
 
@@ -61,6 +70,15 @@ public:
         return len == 2 && std::memcmp(proto, "h3", 2) == 0;
     }
 
+    /// After the handshake: the context's policy (tls_ciphers) broken by what was negotiated.
+    std::error_code policy_error() const { return ctx_->check_negotiated(ssl_.get()); }
+    /// The peer's certificate (empty if none), copied out.
+    certificate_info peer_certificate() const { return tls_context::peer_certificate(ssl_.get()); }
+    /// The negotiated cipher suite's IANA name ("" before the handshake).
+    std::string cipher_name() const { return tls_context::cipher_name(ssl_.get()); }
+    /// Whether the handshake resumed a session (a ticket from an earlier connection).
+    bool resumed() const { return tls_context::resumed(ssl_.get()); }
+
     /// The certificate verification failure, if that is why the handshake failed.
     std::error_code verify_error() const noexcept {
         const long result = SSL_get_verify_result(ssl_.get());
@@ -74,6 +92,7 @@ private:
         void operator()(SSL* s) const noexcept { SSL_free(s); }
     };
     std::shared_ptr<tls_context> ctx_;
+    ticket_slot slot_;  ///< before ssl_: the SSL points to it until freed
     std::unique_ptr<SSL, ssl_free> ssl_;
 };
 
