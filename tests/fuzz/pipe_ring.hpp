@@ -25,6 +25,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace h3co_fuzz {
@@ -165,23 +166,27 @@ public:
         const auto buffer = asio::buffer(*buf);
         reads_[id] = std::move(buf);
         ++started_;
-        pipe_.start_read(buffer, io_op([this, id](std::error_code ec, std::size_t got) { read_done(id, ec, got); },
-                                       io_.get_executor()));
+        auto done = [this, id, after_close = reader_closed_](std::error_code ec, std::size_t got) {
+            read_done(id, ec, got, after_close);
+        };
+        pipe_.start_read(buffer, io_op(std::move(done), io_.get_executor()));
     }
 
     void view() {
         ++started_;
         ++views_in_flight_;
-        pipe_.start_view(h3co::detail::pipe_state::view_op(
-            [this](std::error_code ec, asio::const_buffer b) { view_done(ec, b); }, io_.get_executor()));
+        auto done = [this, after_close = reader_closed_](std::error_code ec, asio::const_buffer b) {
+            view_done(ec, b, after_close);
+        };
+        pipe_.start_view(h3co::detail::pipe_state::view_op(std::move(done), io_.get_executor()));
     }
 
     /// Gives back the view, after reading its first `n` bytes (now, not when it was lent: a view
-    /// must stay valid until it is consumed).
+    /// must stay valid until it is consumed, even after close_reader()).
     void consume(std::size_t n) {
         // A view lent but not yet delivered (its handler is queued) is not ours to give back.
         if (!view_.data() && views_in_flight_ > 0) return;
-        if (view_.data() && !reader_closed_) {
+        if (view_.data()) {
             const std::size_t used = std::min(n, view_.size());
             const auto* p = static_cast<const std::uint8_t*>(view_.data());
             received_.insert(received_.end(), p, p + used);
@@ -197,10 +202,17 @@ public:
         pipe_.close_writer(clean ? make_error_code(h3co::error::eof) : make_error_code(h3co::error::broken_pipe));
     }
 
+    /// A view still out stays ours (pipe.hpp: valid until consume() or the reader is dropped).
     void close_reader() {
         reader_closed_ = true;
-        view_ = asio::const_buffer();  // the reader is gone: nobody reads the view any more
         pipe_.close_reader();
+    }
+
+    /// The reader's handle is dropped: with it any view still out.
+    void release_reader() {
+        reader_closed_ = true;
+        view_ = asio::const_buffer();
+        pipe_.release_reader();
     }
 
     void cancel_read() { pipe_.cancel_read(); }
@@ -212,7 +224,7 @@ public:
         expect(pipe_.buffered() <= capacity_, "buffered within the capacity");
     }
 
-    /// Drains: gives back any view, closes the writer, reads to the end, closes the reader; then
+    /// Drains: gives back any view, closes the writer, reads to the end, drops the reader; then
     /// everything started must have completed, and the reader must have got exactly what the
     /// writes took.
     void finish() {
@@ -226,7 +238,7 @@ public:
             poll();
         }
         expect(reader_closed_ || read_end_, "after the writer closed, reading reaches the end");
-        close_reader();
+        release_reader();
         poll();
         expect(completed_ == started_, "every operation completed once");
         expect(writes_.empty() && reads_.empty(), "every buffer was given back");
@@ -260,13 +272,16 @@ private:
         check_received();
     }
 
-    void read_done(int id, std::error_code ec, std::size_t got) {
+    void read_done(int id, std::error_code ec, std::size_t got, bool after_close) {
         ++completed_;
         auto it = reads_.find(id);
         expect(it != reads_.end(), "a read completes once");
         auto& buf = *it->second;
         expect(got <= buf.size(), "a read fills at most its buffer");
-        if (ec != h3co::error::operation_in_progress) {
+        if (after_close) {
+            // Not the stream's end (that was, or was not, seen before): the reader is closed.
+            expect(ec == h3co::error::not_open && got == 0, "a read after close_reader fails with not_open");
+        } else if (ec != h3co::error::operation_in_progress) {
             received_.insert(received_.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
             if (ec && ec != asio::error::operation_aborted) end_read(ec);
         } else {
@@ -276,9 +291,13 @@ private:
         check_received();
     }
 
-    void view_done(std::error_code ec, asio::const_buffer b) {
+    void view_done(std::error_code ec, asio::const_buffer b, bool after_close) {
         ++completed_;
         --views_in_flight_;
+        if (after_close) {
+            expect(ec == h3co::error::not_open && b.size() == 0, "a view after close_reader fails with not_open");
+            return;
+        }
         if (ec == h3co::error::operation_in_progress) return;
         if (ec) {
             expect(b.size() == 0, "a failed view is empty");
