@@ -69,6 +69,12 @@ public:
     const std::string& close_reason() const noexcept { return close_reason_; }
     bool going_away() const noexcept { return goaway_received_; }
     std::size_t open_stream_count() const noexcept { return streams_.size(); }
+    /// Streams QUIC closed that nghttp3 still holds QPACK-blocked (stream_state::held_by_h3).
+    std::size_t streams_held_by_h3() const noexcept {
+        std::size_t n = 0;
+        for (const auto& [id, s] : streams_) n += s->held_by_h3 ? 1 : 0;
+        return n;
+    }
     /// The connection's numbers now: RTT, congestion window, bytes, losses, windows.
     H3CO_DECL connection_stats stats() const;
     /// The peer's certificate as the handshake presented it (empty if none), and the negotiated

@@ -67,6 +67,10 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     // `frames` follows the request stream's framing from its first byte, so the switch can happen
     // anywhere.
     bool taken_over = false;
+    /// QUIC closed the stream while nghttp3 still holds its header block, blocked on QPACK encoder
+    /// instructions (quic_callbacks::stream_close): nghttp3 closes it once it decodes the block, or
+    /// the connection's end does. At most SETTINGS_QPACK_BLOCKED_STREAMS of them per connection.
+    bool held_by_h3 = false;
     frame_reader frames;
 
     // Sending: [0, submitted) of send_buf is handed to nghttp3 and waits for ACK; the rest waits for

@@ -251,6 +251,7 @@ struct quic_callbacks {
         // in flight (lost, on the encoder stream): it keeps that one, delivers the block once they
         // come, and then closes it. Closing it here would fail a complete response.
         const bool held_by_h3 = rv == 0 && keep && !keep->raw && !keep->taken_over && !me.terminated_;
+        if (keep && held_by_h3 && !keep->quic_closed) keep->held_by_h3 = true;
         if (keep && !keep->quic_closed && !held_by_h3) me.stream_closed(*keep, app_error_code);
         me.credit_stream_closed(stream_id, keep.get());
         // The client may open one more request in its place (at most max_concurrent_streams at
