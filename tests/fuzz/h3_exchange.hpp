@@ -214,14 +214,15 @@ inline bool settle(kept_pair& kept, session_pair& p, exchange& x) {
     if (x.client_stream)
         p.client().streams().reset(*x.client_stream, static_cast<std::uint64_t>(h3co::h3_error::request_cancelled),
                                    make_error_code(asio::error::operation_aborted));
-    // A response whose header block waits for QPACK inserts that never come stays with nghttp3
-    // (bounded by SETTINGS_QPACK_BLOCKED_STREAMS) after its reset, until the connection ends.
+    // A header block that waits for QPACK inserts that never come keeps its stream with nghttp3
+    // (bounded by SETTINGS_QPACK_BLOCKED_STREAMS) after QUIC closed it, until the connection ends:
+    // a response after its reset, a request whose handler never ran.
     auto settled_but_blocked = [&] {
         if (!kept.alive()) return true;
         return (x.sender_done || !x.sender_started) && (x.receiver_done || !x.receiver_started) &&
                p.server()->requests.empty() &&
                p.client().open_stream_count() == p.client().streams_held_by_h3() &&
-               p.server()->open_stream_count() == 0;
+               p.server()->open_stream_count() == p.server()->streams_held_by_h3();
     };
     if (p.run_until(settled_but_blocked, 10'000 * ms, 200'000)) return true;
     std::fprintf(stderr,
