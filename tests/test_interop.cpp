@@ -1,6 +1,7 @@
 // Interop with ngtcp2's own example peers (GnuTLS-based, independent of h3co's TLS and glue code):
 // h3co's client against gtlsserver, and gtlsclient against h3co's server, over real loopback UDP.
 #include "support/child_process.hpp"
+#include "support/peer_inputs.hpp"
 #include "support/test_support.hpp"
 
 #include <asio/executor_work_guard.hpp>
@@ -30,31 +31,12 @@ namespace interop_test {
 
 using test::child_process;
 using test::read_file;
+using test::pseudo_random_bytes;
+using test::write_file;
+using test::free_udp_port;
 using test::temp_dir;
 
 constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
-
-std::string pseudo_random_bytes(std::size_t n, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(gen() & 0xff);
-    return s;
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
-
-/// A port that was free on 127.0.0.1 a moment ago (UDP).
-std::uint16_t free_udp_port() {
-    asio::io_context io;
-    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    const auto port = s.local_endpoint().port();
-    s.close();
-    return port;
-}
 
 /// gtlsserver serving `docroot` on 127.0.0.1:<port> with the test certificate, ready for requests.
 struct gtls_server {

@@ -6,6 +6,7 @@
 // - transferloss: one connection downloading 2 MiB with 2% dropped each way.
 // Bodies are compared byte for byte; the relay's counters show the losses happened.
 #include "support/child_process.hpp"
+#include "support/peer_inputs.hpp"
 #include "support/lossy_relay.hpp"
 #include "support/test_support.hpp"
 
@@ -28,6 +29,9 @@ namespace interop_loss_test {
 
 using test::child_process;
 using test::read_file;
+using test::pseudo_random_bytes;
+using test::write_file;
+using test::free_udp_port;
 using test::temp_dir;
 
 constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -35,25 +39,6 @@ constexpr int handshake_connections = 8;
 constexpr double handshake_drop = 0.30;
 constexpr std::size_t transfer_size = 2 * 1024 * 1024;
 constexpr double transfer_drop = 0.02;
-
-std::string pseudo_random_bytes(std::size_t n, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(gen() & 0xff);
-    return s;
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
-
-std::uint16_t free_udp_port() {
-    asio::io_context io;
-    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    return s.local_endpoint().port();
-}
 
 test::fault_policy dropping(double p) {
     test::fault_policy f;

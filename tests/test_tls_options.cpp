@@ -1,6 +1,7 @@
 // TLS options for deployments: certificates and keys from PEM text, several certificates chosen by
 // SNI, a client verification hook (SPKI pinning), and ChaCha20-Poly1305 only.
 #include "support/child_process.hpp"
+#include "support/peer_inputs.hpp"
 #include "support/test_support.hpp"
 
 #include <openssl/aead.h>
@@ -247,11 +248,7 @@ TEST_CASE("tls options: a verify hook pins the server's SPKI - a match passes, a
 
 constexpr const char* chacha_only_gnutls = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305";
 
-std::uint16_t free_udp_port() {
-    asio::io_context io;
-    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    return s.local_endpoint().port();
-}
+using test::free_udp_port;
 
 TEST_CASE("tls options: chacha20 only - h3co client against gtlsserver --ciphers negotiates ChaCha20 and transfers a body",
           "[tls-options][tls][chacha20][interop]") {
