@@ -249,8 +249,14 @@ struct quic_callbacks {
         // nghttp3 closes an HTTP/3 stream through its own stream_close (h3/callbacks.hpp), which
         // closes ours, except one whose header block waits for QPACK encoder instructions still
         // in flight (lost, on the encoder stream): it keeps that one, delivers the block once they
-        // come, and then closes it. Closing it here would fail a complete response.
-        const bool held_by_h3 = rv == 0 && keep && !keep->raw && !keep->taken_over && !me.terminated_;
+        // come, and then closes it. Closing it here would fail a complete response. But a stream
+        // that ended in error (a reset or STOP_SENDING, ours or the peer's) is not waited for:
+        // nobody wants its message any more, and the encoder stream may never unblock it, while
+        // nghttp3 keeps it until the connection ends. It closes here, and nghttp3 forgets it.
+        const bool h3_keeps = rv == 0 && keep && !keep->raw && !keep->taken_over && !me.terminated_;
+        const bool held_by_h3 =
+            h3_keeps && keep->recv != recv_state::reset && app_error_code == NGHTTP3_H3_NO_ERROR;
+        if (h3_keeps && !held_by_h3) nghttp3_conn_set_stream_user_data(me.native_->h3, stream_id, nullptr);
         if (keep && held_by_h3 && !keep->quic_closed) keep->held_by_h3 = true;
         if (keep && !keep->quic_closed && !held_by_h3) me.stream_closed(*keep, app_error_code);
         me.credit_stream_closed(stream_id, keep.get());
