@@ -11,6 +11,8 @@
 #
 #   H3CO_FUZZ_RUNS=N       also stop each target after N executions (-runs=N); with a large
 #                          SECONDS, that is the long run of docs/fuzzing.md
+#   H3CO_FUZZ_SEED=N       libFuzzer's -seed=N: the same inputs in the same order on every run
+#                          (scripts/test.sh sets 1); unset, each run draws its own
 #   H3CO_FUZZ_ARGS="..."   more libFuzzer flags
 #
 # Exit status: 0 when every target ran its time without a finding; 1 otherwise (the finding's
@@ -61,6 +63,7 @@ for t in "${targets[@]}"; do
     h3_*|server_datagram) args+=(-detect_leaks=0) ;;
     esac
     [[ -n "${H3CO_FUZZ_RUNS:-}" ]] && args+=(-runs="$H3CO_FUZZ_RUNS")
+    [[ -n "${H3CO_FUZZ_SEED:-}" ]] && args+=(-seed="$H3CO_FUZZ_SEED")
     # shellcheck disable=SC2206
     [[ -n "${H3CO_FUZZ_ARGS:-}" ]] && args+=($H3CO_FUZZ_ARGS)
     log="$build/fuzz-artifacts/$t.log"
