@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace h3co {
 
@@ -99,6 +100,17 @@ struct server_options {
     std::size_t stateless_replies_per_second = 1000;
 };
 
+/// One worker of a server on several workers (server_stats::workers).
+struct worker_stats {
+    std::size_t connections = 0;             ///< connections open on it now
+    std::uint64_t connections_accepted = 0;  ///< connections it started
+    std::uint64_t datagrams = 0;             ///< datagrams its own socket received
+    /// Datagrams its socket received for a connection ID of another worker, posted to that one
+    /// (the kernel picks a worker's socket by a hash of the addresses).
+    std::uint64_t handoffs_sent = 0;
+    std::uint64_t handoffs_received = 0;  ///< datagrams other workers handed to it
+};
+
 /// What a server's limits did, and how loaded it is (basic_server::stats()). Counters only grow.
 struct server_stats {
     std::size_t connections = 0;       ///< connections open now, handshakes included
@@ -128,6 +140,9 @@ struct server_stats {
     std::uint64_t udp_send_errors = 0;  ///< sends that failed with anything but EAGAIN (their packets lost)
     std::uint64_t gso_fallbacks = 0;  ///< GSO switched off on a socket: the kernel or device cannot segment
     std::uint64_t ecn_fallbacks = 0;  ///< ECN marks switched off on a socket: the kernel refused them
+
+    // ---- a server on several workers (empty for one) ----
+    std::vector<worker_stats> workers;  ///< per worker, in the order given; the figures above are their sums
 };
 
 }  // namespace h3co
