@@ -1,7 +1,7 @@
 // A server on two workers (two io_contexts, each run by its own thread), over real loopback UDP:
 // many connections with uploads and downloads, some of them through a relay that changes its
-// source port in the middle of an upload (a NAT rebinding); the kernel picks a worker's socket by
-// the addresses, and the workers hand each other's datagrams on.
+// source port in the middle of an upload (a NAT rebinding), with the kernel steering datagrams by
+// connection ID and with that turned off (the workers then hand each other's datagrams on).
 // Graceful shutdown reaches the connections of every worker. Meant for ThreadSanitizer too
 // (scripts/test.sh's TSan pass).
 #include "support/test_support.hpp"
@@ -311,17 +311,58 @@ void check_handler_threads(handler_log& log, const worker_threads& w, int connec
     CHECK(used.size() == w.ids.size());
 }
 
-h3co::server_options roomy_limits() {
+h3co::server_options roomy_limits(bool kernel_steering) {
     h3co::server_options limits;
+    limits.kernel_steering = kernel_steering;
     limits.max_connections_per_address = 1000;  // every client is 127.0.0.1
     limits.max_running_handlers_per_address = 1000;
     return limits;
 }
 
-TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients rebinding, handing each other's datagrams on", "[workers]") {
+TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients rebinding, kernel steering by connection ID", "[workers]") {
     worker_threads w(2);
     auto log = std::make_shared<handler_log>();
-    h3co::server server(w.executors(), test::server_identity(), {}, roomy_limits());
+    h3co::server server(w.executors(), test::server_identity(), {}, roomy_limits(true));
+    add_handlers(server, log);
+    const auto port = server.listen("127.0.0.1", 0).port();
+    REQUIRE(server.worker_count() == 2);
+    stop_first guard{w};
+    w.start();
+
+    const auto outcome = run_clients(port, 128, 16);
+    for (const auto& f : outcome.failures) FAIL_CHECK(f);
+    for (const auto& r : outcome.relays) {
+        CHECK(r->rebinds() == 1);
+        CHECK(r->after_rebind() > 100);  // the transfer went on over the new port
+    }
+    w.stop();
+
+    check_handler_threads(*log, w, 144);
+    const auto stats = server.stats();
+    REQUIRE(stats.workers.size() == 2);
+    std::uint64_t accepted = 0;
+    for (const auto& worker : stats.workers) {
+        CHECK(worker.connections_accepted > 0);
+        CHECK(worker.datagrams > 0);
+        accepted += worker.connections_accepted;
+    }
+    CHECK(accepted == 144);
+    CHECK(stats.connections_accepted == 144);
+    if (stats.kernel_steering) {
+        // The kernel put every datagram on its owner's socket, rebound clients' included.
+        for (const auto& worker : stats.workers) {
+            CHECK(worker.handoffs_sent == 0);
+            CHECK(worker.handoffs_received == 0);
+        }
+    } else {
+        WARN("the kernel refused the reuseport BPF program: only the fallback was tested here");
+    }
+}
+
+TEST_CASE("workers: with kernel steering off the workers hand each other's datagrams on, byte-exact", "[workers]") {
+    worker_threads w(2);
+    auto log = std::make_shared<handler_log>();
+    h3co::server server(w.executors(), test::server_identity(), {}, roomy_limits(false));
     add_handlers(server, log);
     const auto port = server.listen("127.0.0.1", 0).port();
     stop_first guard{w};
@@ -337,6 +378,7 @@ TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients r
 
     check_handler_threads(*log, w, 144);
     const auto stats = server.stats();
+    CHECK_FALSE(stats.kernel_steering);
     REQUIRE(stats.workers.size() == 2);
     std::uint64_t sent = 0, received = 0;
     for (const auto& worker : stats.workers) {
@@ -355,7 +397,7 @@ TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients r
 TEST_CASE("workers: graceful shutdown sends GOAWAY on every worker and lets requests finish", "[workers]") {
     worker_threads w(2);
     auto log = std::make_shared<handler_log>();
-    h3co::server server(w.executors(), test::server_identity(), {}, roomy_limits());
+    h3co::server server(w.executors(), test::server_identity(), {}, roomy_limits(true));
     add_handlers(server, log);
     const auto port = server.listen("127.0.0.1", 0).port();
     stop_first guard{w};

@@ -55,8 +55,9 @@ public:
     /// one io_context's executor per thread. One set of handlers serves them all. Each worker has
     /// a UDP socket of its own on each listen() address (SO_REUSEPORT), and the connections that
     /// start there: a connection stays on its worker for its whole life, and its handlers run on
-    /// that worker's executor. Its connection IDs name the worker (their byte 1): a worker whose
-    /// socket gets a datagram of another's hands it on. server_options's limits apply to each worker. One executor: the
+    /// that worker's executor. Its connection IDs name the worker (their byte 1), by which the
+    /// kernel steers datagrams to it (server_options::kernel_steering), or else the worker that
+    /// got one hands it on. server_options's limits apply to each worker. One executor: the
     /// constructor above. Throws std::invalid_argument for no executor or more than 256.
     ///
     /// Threads, for several workers: handle(), shutdown(), close() and reload_tls() from any
@@ -92,6 +93,7 @@ public:
         if (cores_.size() > 1) {
             std::vector<std::weak_ptr<detail::server_core<Executor>>> peers(cores_.begin(), cores_.end());
             for (std::size_t i = 0; i < cores_.size(); ++i) cores_[i]->set_worker(i, peers);
+            kernel_steering_wanted_ = limits.kernel_steering;
         }
     }
     basic_server(const basic_server&) = delete;
@@ -143,11 +145,17 @@ public:
     /// "::" listens on IPv6 and IPv4 at once. Call it once per address to serve several. Call it
     /// on the server's executor, or while no thread runs it.
     /// With several workers: each gets a socket on it (the first binds, port 0 picking the port
-    /// for all); while no thread runs the workers.
+    /// for all), then the kernel program is attached (server_options::kernel_steering); while no
+    /// thread runs the workers.
     asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) {
         if (cores_.size() == 1) return cores_.front()->listen(endpoint);
         const auto bound = cores_.front()->listen(endpoint, true);
         for (std::size_t i = 1; i < cores_.size(); ++i) cores_[i]->listen(bound, true);
+        // The sockets joined the reuseport group in worker order: socket index = worker ID.
+        const std::size_t index = cores_.front()->local_endpoints().size() - 1;
+        const bool steered =
+            kernel_steering_wanted_ && detail::attach_cid_steering(cores_.front()->listener_handle(index), cores_.size());
+        kernel_steering_ = (index == 0 ? steered : kernel_steering_ && steered);
         return bound;
     }
     /// listen() on `address` (an IPv4 or IPv6 literal) and `port`; throws std::system_error if
@@ -225,6 +233,7 @@ public:
             out.ecn_fallbacks += s.ecn_fallbacks;
             out.workers.push_back(core->worker_figures());
         }
+        out.kernel_steering = kernel_steering_;
         return out;
     }
 
@@ -251,6 +260,8 @@ private:
 
     std::vector<std::shared_ptr<detail::server_core<Executor>>> cores_;     ///< one per worker
     std::vector<std::shared_ptr<detail::router<handler_type>>> routes_;  ///< one per worker, alike
+    bool kernel_steering_wanted_ = false;  ///< server_options::kernel_steering, several workers
+    bool kernel_steering_ = false;         ///< attached on every listen() address
 };
 
 /// basic_server on asio::any_io_executor.
