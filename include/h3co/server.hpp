@@ -33,7 +33,8 @@ namespace h3co {
 /// constructor (with several threads running it, make it a strand). handle(), shutdown() and
 /// close() may be called from any thread: they dispatch onto that executor. The other members
 /// (listen(), the counters, native_tls_handle()) and the destructor are for that executor, or
-/// for a time when no thread runs it (say, before io_context::run()).
+/// for a time when no thread runs it (say, before io_context::run()). A server on several
+/// workers (an io_context per core) takes a vector of executors: see that constructor.
 template <class Executor = asio::any_io_executor>
 class basic_server {
 public:
