@@ -40,9 +40,11 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -62,6 +64,7 @@ struct config {
     std::size_t write_size = 64 * 1024;
     int streams = 16;
     int clients = 16;
+    int workers = 1;  // server side: threads, each with an io_context (a server on several workers)
     std::string direction = "up";  // parallel and clients: up or down
     std::string body = "direct";   // upload: direct stream writes, or a pipe (see --body)
     int chunk_count = 5000;
@@ -126,6 +129,7 @@ struct config {
     std::vector<std::string> child_flags() const {
         return {"--bytes",      std::to_string(bytes),         "--write-size",   std::to_string(write_size),
                 "--streams",    std::to_string(streams),       "--clients",      std::to_string(clients),
+                "--workers",    std::to_string(workers),
                 "--direction",  direction,     "--body",         body,
                 "--count",      std::to_string(chunk_count),   "--rate",         std::to_string(chunk_rate),
                 "--chunk-size", std::to_string(chunk_size),    "--handshakes",   std::to_string(handshakes),
@@ -185,6 +189,7 @@ flags:
   --write-size N     client/server write() size (default 64K)
   --streams N        parallel streams (default 16)
   --clients N        clients: connections at once (default 16)
+  --workers N        the h3co server on N workers (threads, each with an io_context; default 1)
   --direction D      parallel, clients: up or down (default up)
   --body B           upload: direct (stream writes), pipe (a producer writes into a pipe_reader
                      body: one copy, writer's buffer to send buffer) or pipe-copy (the same pipe
@@ -263,6 +268,7 @@ config parse_args(int argc, char** argv) {
         else if (a == "--body") c.body = value();
         else if (a == "--streams") c.streams = std::stoi(value());
         else if (a == "--clients") c.clients = std::stoi(value());
+        else if (a == "--workers") c.workers = std::stoi(value());
         else if (a == "--direction") c.direction = value();
         else if (a == "--count") c.chunk_count = std::stoi(value());
         else if (a == "--rate") c.chunk_rate = std::stod(value());
@@ -496,31 +502,32 @@ struct server_stats {
     std::size_t write_size = 64 * 1024;
     std::optional<h3co::connection_stats> connection;  ///< the last request's connection, when it ended
 };
-server_stats g_server;
+/// Each server worker thread counts into its own (run_server sums them): no sharing between workers.
+thread_local server_stats* t_server = nullptr;
 
 asio::awaitable<void> serve_chunks(h3co::server_request& req) {
-    std::vector<char> chunk(g_server.chunk_size);
+    std::vector<char> chunk(t_server->chunk_size);
     std::size_t have = 0;
     for (;;) {
         auto [ec, n] = co_await req.read_some(asio::buffer(chunk.data() + have, chunk.size() - have), as_tuple);
         have += n;
-        g_server.bytes_in += n;
+        t_server->bytes_in += n;
         if (have == chunk.size()) {
             const std::uint64_t now = now_ns();
             std::uint64_t sent = 0;
             std::memcpy(&sent, chunk.data(), sizeof sent);
-            g_server.latency_us.push_back(static_cast<double>(now - sent) / 1000.0);
+            t_server->latency_us.push_back(static_cast<double>(now - sent) / 1000.0);
             have = 0;
         }
         if (ec) {
-            if (ec != h3co::error::eof) ++g_server.errors;
+            if (ec != h3co::error::eof) ++t_server->errors;
             co_return;
         }
     }
 }
 
 asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
-    ++g_server.requests;
+    ++t_server->requests;
     const std::string path = req.path();
     if (req.method() == "POST" || req.method() == "PUT") {
         if (path == "/chunks") {
@@ -529,17 +536,17 @@ asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
             std::vector<char> buf(64 * 1024);
             for (;;) {
                 auto [ec, n] = co_await req.read_some(asio::buffer(buf), as_tuple);
-                g_server.bytes_in += n;
+                t_server->bytes_in += n;
                 if (ec) {
                     if (ec != h3co::error::eof) {
-                        ++g_server.errors;
+                        ++t_server->errors;
                         co_return;
                     }
                     break;
                 }
             }
         }
-        g_server.connection = req.connection_stats();
+        t_server->connection = req.connection_stats();
         const h3co::fields fields{{"content-length", "0"}};
         co_await res.send_header(200, fields);
         co_return;
@@ -556,18 +563,18 @@ asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
     }
     const h3co::fields fields{{"content-length", std::to_string(n)}};
     co_await res.send_header(200, fields);
-    const auto& data = payload(g_server.write_size);
+    const auto& data = payload(t_server->write_size);
     while (n > 0) {
         const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, data.size()));
         auto [ec, written] = co_await res.write(asio::buffer(data.data(), k), as_tuple);
         if (ec) {
-            ++g_server.errors;
+            ++t_server->errors;
             co_return;
         }
-        g_server.bytes_out += written;
+        t_server->bytes_out += written;
         n -= written;
     }
-    g_server.connection = req.connection_stats();  // before finish(): the client may close right after
+    t_server->connection = req.connection_stats();  // before finish(): the client may close right after
     co_await res.finish();
 }
 
@@ -646,44 +653,86 @@ private:
 };
 
 int run_server(const config& c) {
-    g_server.chunk_size = c.chunk_size;
-    g_server.write_size = c.write_size;
+    const auto workers = static_cast<std::size_t>(std::clamp(c.workers, 1, 256));
+    std::vector<server_stats> per_worker(workers);
+    for (auto& w : per_worker) {
+        w.chunk_size = c.chunk_size;
+        w.write_size = c.write_size;
+    }
+    std::vector<std::unique_ptr<asio::io_context>> others;  // workers 1..N-1; worker 0 is `io`
     asio::io_context io(1);
+    std::vector<asio::any_io_executor> executors{io.get_executor()};
+    for (std::size_t i = 1; i < workers; ++i) {
+        others.push_back(std::make_unique<asio::io_context>(1));
+        executors.push_back(others.back()->get_executor());
+    }
     const auto tls = h3co::server_tls::from_pem_files(c.cert_dir + "/server.pem", c.cert_dir + "/server.key");
-    h3co::server server(io.get_executor(), tls, c.options(), server_limits(c));
+    h3co::server server(executors, tls, c.options(), server_limits(c));
     server.handle("/", [](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> { return serve(req, res); });
     asio::signal_set signals(io, SIGTERM, SIGINT);
-    signals.async_wait([&](std::error_code, int) {
+    const auto stop_all = [&] {
         server.close();
         io.stop();
-    });
+        for (auto& o : others) o->stop();
+    };
+    signals.async_wait([&](std::error_code, int) { stop_all(); });
     const auto endpoint = server.listen("127.0.0.1", c.port);
-    flood_server_probe probe(io, server, c.mode == "flood");
+    // Its samples read every worker's counters: for one worker only.
+    flood_server_probe probe(io, server, c.mode == "flood" && workers == 1);
     std::printf("PORT %u\n", static_cast<unsigned>(endpoint.port()));
     std::fflush(stdout);
     // Bounded: a server left behind ends by itself.
     asio::steady_timer limit(io, std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(c.timeout_s + 30)));
     limit.async_wait([&](std::error_code ec) {
-        if (!ec) {
-            server.close();
-            io.stop();
-        }
+        if (!ec) stop_all();
     });
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < workers; ++i)
+        threads.emplace_back([&, i] {
+            t_server = &per_worker[i];
+            auto guard = asio::make_work_guard(*others[i - 1]);
+            others[i - 1]->run();
+        });
+    t_server = &per_worker[0];
     io.run();
+    for (auto& t : threads) t.join();
+    server_stats total;  // the workers' figures summed, read now that their threads are done
+    for (auto& w : per_worker) {
+        total.bytes_in += w.bytes_in;
+        total.bytes_out += w.bytes_out;
+        total.requests += w.requests;
+        total.errors += w.errors;
+        total.latency_us.insert(total.latency_us.end(), w.latency_us.begin(), w.latency_us.end());
+        if (w.connection) total.connection = w.connection;
+    }
+    t_server = &total;
     json_record r;
     r.set("role", "server");
-    r.set("bytes_in", static_cast<double>(g_server.bytes_in));
-    r.set("bytes_out", static_cast<double>(g_server.bytes_out));
-    r.set("requests", static_cast<double>(g_server.requests));
-    r.set("errors", static_cast<double>(g_server.errors));
+    r.set("bytes_in", static_cast<double>(t_server->bytes_in));
+    r.set("bytes_out", static_cast<double>(t_server->bytes_out));
+    r.set("requests", static_cast<double>(t_server->requests));
+    r.set("errors", static_cast<double>(t_server->errors));
     probe.report(r);
-    if (!g_server.latency_us.empty()) {
-        r.set("lat_count", static_cast<double>(g_server.latency_us.size()));
-        r.set("lat_p50_us", percentile(g_server.latency_us, 50));
-        r.set("lat_p99_us", percentile(g_server.latency_us, 99));
-        r.set("lat_max_us", percentile(g_server.latency_us, 100));
+    if (!t_server->latency_us.empty()) {
+        r.set("lat_count", static_cast<double>(t_server->latency_us.size()));
+        r.set("lat_p50_us", percentile(t_server->latency_us, 50));
+        r.set("lat_p99_us", percentile(t_server->latency_us, 99));
+        r.set("lat_max_us", percentile(t_server->latency_us, 100));
     }
-    if (g_server.connection) add_connection_stats(r, *g_server.connection);
+    if (t_server->connection) add_connection_stats(r, *t_server->connection);
+    if (workers > 1) {
+        const auto st = server.stats();
+        r.set("workers", static_cast<double>(workers));
+        r.set("kernel_steering", st.kernel_steering ? 1.0 : 0.0);
+        std::string spread;  // connections each worker accepted, e.g. "33/31"
+        double handoffs = 0;
+        for (const auto& w : st.workers) {
+            spread += (spread.empty() ? "" : "/") + std::to_string(w.connections_accepted);
+            handoffs += static_cast<double>(w.handoffs_sent);
+        }
+        r.set("handoffs", handoffs);
+        r.set("spread", spread);
+    }
     add_self_usage(r);
     std::printf("%s\n", r.dump().c_str());
     std::fflush(stdout);
@@ -1333,6 +1382,10 @@ row median_row(const std::vector<row>& rows) {
     m.run = 0;
     m.link = {};  // the emulator's counters are per run
     m.client_report = m.server_report = {};
+    if (rows.front().server_report.has("workers")) {  // --workers: the first run's spread, for the notes
+        for (const char* k : {"workers", "handoffs", "kernel_steering"}) m.server_report.set(k, rows.front().server_report.num(k));
+        m.server_report.set("spread", rows.front().server_report.str("spread"));
+    }
     auto med = [&](double row::*f) {
         std::vector<double> v;
         for (const auto& r : rows)
@@ -1413,6 +1466,10 @@ void print_table(const std::vector<row>& rows) {
             notes = "latency p50 " + fmt(r.lat_p50 / 1000, 3) + " ms, p99 " + fmt(r.lat_p99 / 1000, 3) + " ms, max " +
                     fmt(r.lat_max / 1000, 3) + " ms (n=" + fmt(r.lat_count, 0) + ")";
         if (r.workload == "handshakes") notes = fmt(r.hs_per_s, 1) + " handshakes/s";
+        if (r.server_report.has("workers"))  // --workers N: how the connections spread over them
+            notes += (notes.empty() ? "" : "; ") + fmt(r.server_report.num("workers"), 0) + " workers, connections " +
+                     r.server_report.str("spread") + ", hand-offs " + fmt(r.server_report.num("handoffs"), 0) +
+                     (r.server_report.num("kernel_steering") > 0 ? ", kernel steering" : ", no kernel steering");
         if (!r.ok) notes += (notes.empty() ? "" : "; ") + std::string("FAILED: ") + r.error;
         std::printf("%-11s %-6s %-6s %9s %8s %9s %9s %9s %9s  %s\n", r.workload.c_str(), r.client.c_str(), r.server.c_str(),
                     fmt(r.mbps, 1).c_str(), fmt(r.wall_s, 2).c_str(), fmt(r.client_cpu, 2).c_str(), fmt(r.server_cpu, 2).c_str(),

@@ -7,7 +7,7 @@
 #   2. build-asan/ (or build-asan-1.x/): Debug at -O1 with -DH3CO_SANITIZE=ON
 #      (AddressSanitizer, LeakSanitizer, UBSan) on one stack: 1.x when H3CO_STACKS has
 #      it, else 0.12 (H3CO_ASAN_STACK chooses). Skip with H3CO_SKIP_ASAN=1.
-#   3. build-tsan/ (same stack): ThreadSanitizer (-DH3CO_TSAN=ON) over the threading and
+#   3. build-tsan/ (same stack): ThreadSanitizer (-DH3CO_TSAN=ON) over the threading, workers and
 #      end-to-end tests (H3CO_TSAN_TESTS, a ;-list of tests/ globs). Skip with H3CO_SKIP_TSAN=1.
 #   4. build-fuzz/ (same stack): the libFuzzer targets of tests/fuzz, built with clang
 #      (-DH3CO_FUZZ=ON: libFuzzer + ASan + UBSan), each run from its committed seeds for a
@@ -124,7 +124,7 @@ else
         "${h3co_stack_cmake_args[@]}" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DH3CO_TSAN=ON \
-        "-DH3CO_TEST_GLOB=${H3CO_TSAN_TESTS:-test_threads.cpp;test_end_to_end.cpp}" \
+        "-DH3CO_TEST_GLOB=${H3CO_TSAN_TESTS:-test_threads.cpp;test_end_to_end.cpp;test_workers.cpp}" \
         -DH3CO_BUILD_EXAMPLES=OFF -DH3CO_BUILD_BENCH=OFF -DH3CO_BUILD_DOCS=OFF -DH3CO_INSTALL=OFF
 fi
 

@@ -7,6 +7,7 @@
 #include <h3co/h3co.hpp>
 
 #include "../common/cli.hpp"
+#include "../common/workers.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
@@ -70,12 +71,12 @@ using clock_type = std::chrono::steady_clock;
 int main(int argc, char** argv) {
     examples::cli args(argc, argv,
                        {{"address", "::"}, {"port", "8080"}, {"cert", "cert.pem"}, {"key", "key.pem"}, {"port-file", ""},
-                        {"log-arrivals", "off"}},
+                        {"log-arrivals", "off"}, {"workers", "1"}},
                        "bodystream_server: prints each POST /stream body as it arrives; GET / serves a page that\n"
                        "streams one from the browser. --log-arrivals on: also tell on stderr when each part arrived");
     const bool log_arrivals = args["log-arrivals"] == "on";
-    asio::io_context io;
-    h3co::server server(io.get_executor(), h3co::server_tls::from_pem_files(args["cert"], args["key"]));
+    examples::worker_pool workers(args["workers"]);  // --workers N: a thread and io_context each
+    h3co::server server(workers.executors(), h3co::server_tls::from_pem_files(args["cert"], args["key"]));
 
     server.handle("/stream", [log_arrivals](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
         const auto start = clock_type::now();
@@ -127,7 +128,10 @@ int main(int argc, char** argv) {
     examples::write_port_file(args["port-file"], endpoint.port());
     std::cerr << "listening on " << endpoint << '\n';
 
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](std::error_code, int) { server.close(); io.stop(); });
-    io.run();
+    asio::signal_set signals(workers.first(), SIGINT, SIGTERM);
+    signals.async_wait([&](std::error_code, int) {
+        server.close();  // dispatches to every worker
+        workers.stop();
+    });
+    workers.run();
 }

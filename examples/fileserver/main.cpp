@@ -3,12 +3,14 @@
 // in file_handler.hpp (paths: safe_path.hpp), which any h3co::server can use.
 //
 //   fileserver --root DIR --cert cert.pem --key key.pem [--address ::] [--port 8443] [--port-file F]
+//              [--workers N]   (N threads, each with an io_context: a server on several workers)
 //
 //   h3upload --cacert ca.pem photo.jpg https://localhost:8443/photo.jpg    (201 Created)
 //   h3get --cacert ca.pem -o copy.jpg https://localhost:8443/photo.jpg
 #include <h3co/h3co.hpp>
 
 #include "../common/cli.hpp"
+#include "../common/workers.hpp"
 #include "file_handler.hpp"
 
 #include <asio/io_context.hpp>
@@ -19,17 +21,20 @@
 int main(int argc, char** argv) {
     examples::cli args(argc, argv,
                        {{"address", "::"}, {"port", "8443"}, {"cert", "cert.pem"}, {"key", "key.pem"}, {"port-file", ""},
-                        {"root", "."}},
+                        {"root", "."}, {"workers", "1"}},
                        "fileserver: GET / HEAD the files under --root, PUT / POST files into it, over HTTP/3");
-    asio::io_context io;
-    h3co::server server(io.get_executor(), h3co::server_tls::from_pem_files(args["cert"], args["key"]));
+    examples::worker_pool workers(args["workers"]);  // --workers N: a thread and io_context each
+    h3co::server server(workers.executors(), h3co::server_tls::from_pem_files(args["cert"], args["key"]));
     server.handle("/", fileserver::file_handler(args["root"], fileserver::resolver::openat2, &std::cerr));
 
     const auto endpoint = server.listen(args["address"], static_cast<std::uint16_t>(std::stoi(args["port"])));
     examples::write_port_file(args["port-file"], endpoint.port());
     std::cerr << "serving " << args["root"] << " on " << endpoint << '\n';
 
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](std::error_code, int) { server.close(); io.stop(); });
-    io.run();
+    asio::signal_set signals(workers.first(), SIGINT, SIGTERM);
+    signals.async_wait([&](std::error_code, int) {
+        server.close();  // dispatches to every worker
+        workers.stop();
+    });
+    workers.run();
 }

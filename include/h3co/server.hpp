@@ -20,7 +20,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace h3co {
 
@@ -31,7 +33,8 @@ namespace h3co {
 /// constructor (with several threads running it, make it a strand). handle(), shutdown() and
 /// close() may be called from any thread: they dispatch onto that executor. The other members
 /// (listen(), the counters, native_tls_handle()) and the destructor are for that executor, or
-/// for a time when no thread runs it (say, before io_context::run()).
+/// for a time when no thread runs it (say, before io_context::run()). A server on several
+/// workers (an io_context per core) takes a vector of executors: see that constructor.
 template <class Executor = asio::any_io_executor>
 class basic_server {
 public:
@@ -47,24 +50,64 @@ public:
     /// server_options and docs/internet.md). Call handle() and listen() next.
     basic_server(Executor ex, const server_tls& tls, const connection_options& options = {},
                  const server_options& limits = {})
-        : core_(std::make_shared<detail::server_core<Executor>>(ex, detail::tls_context::make_server(tls), options,
-                                                                limits)),
-          routes_(std::make_shared<detail::router<handler_type>>(&not_found)) {
-        core_->set_dispatcher([routes = routes_, ex](std::shared_ptr<detail::server_session<Executor>> session,
-                                                     std::shared_ptr<detail::stream_state> st,
-                                                     std::shared_ptr<void> slot) {
-            auto handler = routes->find(st->request.path);
-            asio::co_spawn(ex, run_handler(std::move(session), std::move(st), std::move(handler), std::move(slot)),
-                           asio::detached);
-        });
+        : basic_server(std::vector<Executor>{std::move(ex)}, tls, options, limits) {}
+
+    /// A server on several workers, Asio's io_context-per-core pattern: typically `workers` holds
+    /// one io_context's executor per thread. One set of handlers serves them all. Each worker has
+    /// a UDP socket of its own on each listen() address (SO_REUSEPORT), and the connections that
+    /// start there: a connection stays on its worker for its whole life, and its handlers run on
+    /// that worker's executor. Its connection IDs name the worker (their byte 1), by which the
+    /// kernel steers datagrams to it (server_options::kernel_steering), or else the worker that
+    /// got one hands it on. server_options's limits apply to each worker. One executor: the
+    /// constructor above. Throws std::invalid_argument for no executor or more than 256.
+    ///
+    /// Threads, for several workers: handle(), shutdown(), close() and reload_tls() from any
+    /// thread, as above. listen(), local_endpoints(), native_tls_handle() and the destructor while
+    /// no thread runs the workers (before run(), or after it returned); stats(),
+    /// connection_count() and dropped_datagrams() too. per_worker_stats() from any thread.
+    basic_server(std::vector<Executor> workers, const server_tls& tls, const connection_options& options = {},
+                 const server_options& limits = {}) {
+        if (workers.empty() || workers.size() > 256)
+            throw std::invalid_argument("h3co::basic_server: 1 to 256 worker executors");
+        auto shared_limits = limits;
+        if (workers.size() > 1 && shared_limits.secret.empty()) {
+            // One secret for all: any worker validates the tokens and resets for the connections of another.
+            std::string secret(32, '\0');
+            detail::random_bytes(reinterpret_cast<std::uint8_t*>(secret.data()), secret.size());
+            shared_limits.secret = std::move(secret);
+        }
+        auto context = detail::tls_context::make_server(tls);  // one SSL_CTX: BoringSSL's is thread-safe
+        for (auto& ex : workers) {
+            auto core = std::make_shared<detail::server_core<Executor>>(ex, context, options, shared_limits);
+            auto routes = std::make_shared<detail::router<handler_type>>(&not_found);
+            core->set_dispatcher([routes](std::shared_ptr<detail::server_session<Executor>> session,
+                                          std::shared_ptr<detail::stream_state> st, std::shared_ptr<void> slot) {
+                auto handler = routes->find(st->request.path);
+                const auto session_ex = session->get_executor();
+                asio::co_spawn(session_ex,
+                               run_handler(std::move(session), std::move(st), std::move(handler), std::move(slot)),
+                               asio::detached);
+            });
+            cores_.push_back(std::move(core));
+            routes_.push_back(std::move(routes));
+        }
+        if (cores_.size() > 1) {
+            std::vector<std::weak_ptr<detail::server_core<Executor>>> peers(cores_.begin(), cores_.end());
+            for (std::size_t i = 0; i < cores_.size(); ++i) cores_[i]->set_worker(i, peers);
+            kernel_steering_wanted_ = limits.kernel_steering;
+        }
     }
     basic_server(const basic_server&) = delete;
     basic_server& operator=(const basic_server&) = delete;
     /// Closes every connection at once. Run it on the server's executor or while no thread runs it.
-    ~basic_server() { core_->close(); }
+    ~basic_server() {
+        for (auto& core : cores_) core->close();
+    }
 
-    /// The executor given to the constructor.
-    executor_type get_executor() const noexcept { return core_->get_executor(); }
+    /// The executor given to the constructor (with several workers: the first).
+    executor_type get_executor() const noexcept { return cores_.front()->get_executor(); }
+    /// How many workers serve (1 for the single-executor constructor).
+    std::size_t worker_count() const noexcept { return cores_.size(); }
 
     /// The BoringSSL context (`SSL_CTX*`) behind the server, for TLS settings h3co has no option
     /// for. Changes apply to handshakes that start afterwards; h3co relies on its QUIC method and
@@ -72,7 +115,7 @@ public:
     /// It is BoringSSL's `SSL_CTX*` (struct ssl_ctx_st), declared without including BoringSSL.
     /// Change it before listen(), or on the server's executor. After reload_tls() it is the new
     /// context; server_tls::additional_identities have contexts of their own, not this one.
-    ssl_ctx_st* native_tls_handle() const noexcept { return core_->tls().native(); }
+    ssl_ctx_st* native_tls_handle() const noexcept { return cores_.front()->tls().native(); }
 
     /// Replaces the server's TLS identity (certificates, keys, client CA, SNI identities) for
     /// connections that start afterwards; connections already open keep the one they started with.
@@ -83,24 +126,39 @@ public:
     /// returns the new context.
     void reload_tls(const server_tls& tls) {
         auto fresh = detail::tls_context::make_server(tls);
-        asio::dispatch(core_->get_executor(), [core = core_, fresh = std::move(fresh)]() mutable {
-            core->reload_tls(std::move(fresh));
-        });
+        fresh->use_ticket_secret(cores_.front()->secret());  // tickets issued before the reload still resume
+        for (auto& core : cores_)
+            asio::dispatch(core->get_executor(), [core, fresh] { core->reload_tls(fresh); });
     }
 
     /// Serves `path` with `handler`. A path ending in '/' also serves everything below it; the
     /// longest match wins. Unmatched paths get 404. Any thread: the route is added on the server's
     /// executor (at once when called there), before any request that arrives afterwards.
     void handle(std::string path, handler_type handler) {
-        asio::dispatch(core_->get_executor(), [routes = routes_, path = std::move(path), h = std::move(handler)]() mutable {
-            routes->add(std::move(path), std::move(h));
-        });
+        // Each worker reads routes of its own: no lock when a request picks its handler.
+        for (std::size_t i = 0; i < cores_.size(); ++i)
+            asio::dispatch(cores_[i]->get_executor(), [routes = routes_[i], path, h = handler]() mutable {
+                routes->add(std::move(path), std::move(h));
+            });
     }
 
     /// Starts listening on `endpoint` (port 0 picks a free port); returns the bound endpoint.
     /// "::" listens on IPv6 and IPv4 at once. Call it once per address to serve several. Call it
     /// on the server's executor, or while no thread runs it.
-    asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) { return core_->listen(endpoint); }
+    /// With several workers: each gets a socket on it (the first binds, port 0 picking the port
+    /// for all), then the kernel program is attached (server_options::kernel_steering); while no
+    /// thread runs the workers.
+    asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) {
+        if (cores_.size() == 1) return cores_.front()->listen(endpoint);
+        const auto bound = cores_.front()->listen(endpoint, true);
+        for (std::size_t i = 1; i < cores_.size(); ++i) cores_[i]->listen(bound, true);
+        // The sockets joined the reuseport group in worker order: socket index = worker ID.
+        const std::size_t index = cores_.front()->local_endpoints().size() - 1;
+        const bool steered =
+            kernel_steering_wanted_ && detail::attach_cid_steering(cores_.front()->listener_handle(index), cores_.size());
+        kernel_steering_ = (index == 0 ? steered : kernel_steering_ && steered);
+        return bound;
+    }
     /// listen() on `address` (an IPv4 or IPv6 literal) and `port`; throws std::system_error if
     /// `address` is not an IP address or cannot be bound.
     asio::ip::udp::endpoint listen(const std::string& address, std::uint16_t port) {
@@ -109,28 +167,76 @@ public:
 
     /// The endpoints being listened on, as bound (with the ports port 0 picked). On the server's
     /// executor, or while no thread runs it.
-    std::vector<asio::ip::udp::endpoint> local_endpoints() const { return core_->local_endpoints(); }
+    std::vector<asio::ip::udp::endpoint> local_endpoints() const { return cores_.front()->local_endpoints(); }
 
     /// Graceful: GOAWAY to every client; requests in flight may finish within `grace`, after
     /// which the connections still open are closed; then listening stops. Any thread: it runs on
     /// the server's executor (at once when called there).
     void shutdown(std::chrono::steady_clock::duration grace = std::chrono::seconds(30)) {
-        asio::dispatch(core_->get_executor(), [core = core_, grace] { core->shutdown(grace); });
+        for (auto& core : cores_) asio::dispatch(core->get_executor(), [core, grace] { core->shutdown(grace); });
     }
     /// Abrupt: closes every connection now. Any thread: it runs on the server's executor (at once
     /// when called there).
     void close() {
-        asio::dispatch(core_->get_executor(), [core = core_] { core->close(); });
+        for (auto& core : cores_) asio::dispatch(core->get_executor(), [core] { core->close(); });
     }
 
     /// Connections currently open, handshaking ones included. On the server's executor.
-    std::size_t connection_count() const noexcept { return core_->connection_count(); }
+    std::size_t connection_count() const noexcept {
+        std::size_t n = 0;
+        for (const auto& core : cores_) n += core->connection_count();
+        return n;
+    }
     /// Datagrams dropped as garbage or unroutable (a measure of bad input seen). On the server's
     /// executor.
-    std::uint64_t dropped_datagrams() const noexcept { return core_->dropped_datagrams(); }
+    std::uint64_t dropped_datagrams() const noexcept {
+        std::uint64_t n = 0;
+        for (const auto& core : cores_) n += core->dropped_datagrams();
+        return n;
+    }
     /// What the server's limits did (Retry packets, refusals, timeouts, ...) and its load now.
     /// Call it on the server's executor.
-    server_stats stats() const { return core_->stats(); }
+    /// Each worker's figures (server_stats::workers), from any thread at any time: they are
+    /// counters that only their worker writes.
+    std::vector<worker_stats> per_worker_stats() const {
+        std::vector<worker_stats> out;
+        for (const auto& core : cores_) out.push_back(core->worker_figures());
+        return out;
+    }
+
+    /// With several workers: the sums, and each worker's figures in `workers`.
+    server_stats stats() const {
+        if (cores_.size() == 1) return cores_.front()->stats();
+        server_stats out;
+        for (const auto& core : cores_) {
+            const auto s = core->stats();
+            out.connections += s.connections;
+            out.handshakes += s.handshakes;
+            out.running_handlers += s.running_handlers;
+            out.connections_accepted += s.connections_accepted;
+            out.retries_sent += s.retries_sent;
+            out.retry_tokens_accepted += s.retry_tokens_accepted;
+            out.address_tokens_accepted += s.address_tokens_accepted;
+            out.address_tokens_sent += s.address_tokens_sent;
+            out.invalid_tokens += s.invalid_tokens;
+            out.stale_address_tokens += s.stale_address_tokens;
+            out.connections_refused += s.connections_refused;
+            out.handshakes_dropped += s.handshakes_dropped;
+            out.stateless_resets_sent += s.stateless_resets_sent;
+            out.version_negotiations_sent += s.version_negotiations_sent;
+            out.stateless_replies_limited += s.stateless_replies_limited;
+            out.requests_refused += s.requests_refused;
+            out.request_timeouts += s.request_timeouts;
+            out.dropped_datagrams += s.dropped_datagrams;
+            out.client_certificates_refused += s.client_certificates_refused;
+            out.udp_send_errors += s.udp_send_errors;
+            out.gso_fallbacks += s.gso_fallbacks;
+            out.ecn_fallbacks += s.ecn_fallbacks;
+            out.workers.push_back(core->worker_figures());
+        }
+        out.kernel_steering = kernel_steering_;
+        return out;
+    }
 
 private:
     static asio::awaitable<void, Executor> not_found(request_type&, response_type& res) {
@@ -153,8 +259,10 @@ private:
         slot.reset();  // one handler fewer running (server_options::max_running_handlers)
     }
 
-    std::shared_ptr<detail::server_core<Executor>> core_;
-    std::shared_ptr<detail::router<handler_type>> routes_;
+    std::vector<std::shared_ptr<detail::server_core<Executor>>> cores_;     ///< one per worker
+    std::vector<std::shared_ptr<detail::router<handler_type>>> routes_;  ///< one per worker, alike
+    bool kernel_steering_wanted_ = false;  ///< server_options::kernel_steering, several workers
+    bool kernel_steering_ = false;         ///< attached on every listen() address
 };
 
 /// basic_server on asio::any_io_executor.

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace h3co {
 
@@ -97,6 +98,26 @@ struct server_options {
     /// are not counted here: they are the defence against floods and are always smaller than the
     /// Initial they answer.
     std::size_t stateless_replies_per_second = 1000;
+
+    // ---- a server on several workers (basic_server's constructor taking workers) -----------
+
+    /// Have the kernel steer each datagram to the worker whose ID its connection ID carries (a
+    /// reuseport BPF program). Off, or where the kernel refuses it, the socket a datagram reaches
+    /// is the kernel's hash of its addresses, and a worker that gets another's datagram hands it
+    /// on (server_stats::workers, handoffs_sent). The limits above apply to each worker.
+    bool kernel_steering = true;
+};
+
+/// One worker of a server on several workers (server_stats::workers).
+struct worker_stats {
+    std::size_t connections = 0;             ///< connections open on it now
+    std::uint64_t connections_accepted = 0;  ///< connections it started
+    std::uint64_t datagrams = 0;             ///< datagrams its own socket received
+    /// Datagrams its socket received for a connection ID of another worker, posted to that one:
+    /// the fallback when the kernel picks a worker's socket by a hash of the addresses (none
+    /// while server_stats::kernel_steering holds).
+    std::uint64_t handoffs_sent = 0;
+    std::uint64_t handoffs_received = 0;  ///< datagrams other workers handed to it
 };
 
 /// What a server's limits did, and how loaded it is (basic_server::stats()). Counters only grow.
@@ -128,6 +149,13 @@ struct server_stats {
     std::uint64_t udp_send_errors = 0;  ///< sends that failed with anything but EAGAIN (their packets lost)
     std::uint64_t gso_fallbacks = 0;  ///< GSO switched off on a socket: the kernel or device cannot segment
     std::uint64_t ecn_fallbacks = 0;  ///< ECN marks switched off on a socket: the kernel refused them
+
+    // ---- a server on several workers (empty / false for one) ----
+    std::vector<worker_stats> workers;  ///< per worker, in the order given; the figures above are their sums
+    /// The kernel steers each datagram to the worker its connection ID names (a reuseport BPF
+    /// program is attached). False: it was turned off or refused, and the workers hand each
+    /// other's datagrams on (handoffs_sent), which is correct, only slower.
+    bool kernel_steering = false;
 };
 
 }  // namespace h3co

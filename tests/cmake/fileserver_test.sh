@@ -17,6 +17,8 @@
 #    server's peak RSS (VmHWM) under 32 MiB
 # 6. a server that does not answer (stopped with SIGSTOP): --connect-timeout 1 exits with 3 within
 #    5 s; no server at all: exit 3
+# 7. fileserver --workers 2: 16 clients at once upload and download 2 MB each, byte-exact; SIGTERM
+#    stops it
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../support/wait_for_port.sh"
 
@@ -177,5 +179,30 @@ kill -CONT "$server_pid"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 expect 3 "a port with no server is a connection failure" -- "$h3get" "${ca[@]}" --connect-timeout 5 "$url/hello.txt"
 
-rm -f "$work"/src-*.bin "$work"/root/*.bin "$work/out"  # the big files; the logs stay
+# 7. --workers 2: 16 clients at once, each uploading and downloading 2 MB, byte-exact; then
+#    SIGTERM stops every worker
+"$server" --address 127.0.0.1 --port 0 --port-file "$work/port2" --root "$work/root" --workers 2 \
+    --cert "$certs/server-chain.pem" --key "$certs/server.key" 2>"$work/server.err" &
+server_pid=$!
+port="$(wait_for_port "$server_pid" "$work/port2")" || fail "fileserver --workers 2 did not start"
+url="https://127.0.0.1:$port"
+pids=()
+for i in $(seq 1 16); do
+    head -c 2000000 /dev/urandom >"$work/src-w$i.bin"
+    ( timeout 60 "$h3upload" "${ca[@]}" "$work/src-w$i.bin" "$url/w$i.bin" >/dev/null 2>"$work/err-w$i" &&
+      timeout 60 "$h3get" "${ca[@]}" -q -o "$work/got-w$i.bin" "$url/w$i.bin" 2>>"$work/err-w$i" ) &
+    pids+=($!)
+done
+for i in $(seq 1 16); do
+    wait "${pids[$((i - 1))]}" || { cat "$work/err-w$i" >&2; fail "--workers 2: client $i failed"; }
+    cmp -s "$work/src-w$i.bin" "$work/got-w$i.bin" || fail "--workers 2: client $i got different bytes"
+done
+echo "ok: --workers 2: 16 clients at once, 2 MB up and down each, byte-exact"
+kill "$server_pid"
+for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$server_pid" 2>/dev/null && fail "--workers 2: the server did not stop on SIGTERM within 10 s"
+wait "$server_pid" 2>/dev/null || true; server_pid=""
+echo "ok: --workers 2: SIGTERM stopped every worker"
+
+rm -f "$work"/src-*.bin "$work"/got-w*.bin "$work"/root/*.bin "$work/out"  # the big files; the logs stay
 echo "fileserver + h3get: all checks passed"

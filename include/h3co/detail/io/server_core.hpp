@@ -4,6 +4,7 @@
 #pragma once
 
 #include <h3co/detail/io/clock.hpp>
+#include <h3co/detail/io/reuseport.hpp>
 #include <h3co/detail/io/server_session.hpp>
 #include <h3co/detail/io/server_socket.hpp>
 #include <h3co/detail/server_endpoint.hpp>
@@ -11,7 +12,9 @@
 #include <asio/basic_waitable_timer.hpp>
 #include <asio/ip/udp.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <asio/post.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -59,11 +62,14 @@ public:
     tls_context& tls() const noexcept { return *tls_; }
 
     /// Binds `endpoint` (port 0: any free port) and starts receiving; returns the bound endpoint.
-    asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) {
+    /// `reuse_port`: SO_REUSEPORT, for the sockets of several workers on one address.
+    asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint, bool reuse_port = false) {
         auto listener = std::make_shared<listener_state>(executor_, options_);
         auto& socket = listener->socket;
         socket.open(endpoint.protocol());
         if (endpoint.address().is_v6()) socket.set_option(asio::ip::v6_only(false));  // "::" serves IPv4 too
+        if (reuse_port && !enable_reuse_port(socket.native_handle()))
+            throw std::system_error(std::error_code(errno, std::system_category()), "SO_REUSEPORT");
         socket.bind(endpoint);
         socket.non_blocking(true);
         apply_socket_buffers(socket, options_.socket_buffer);
@@ -124,9 +130,35 @@ public:
     void client_certificate_refused() { ++client_certificates_refused_; }
 
     /// New connections take `tls` from now on; live ones keep the context they started with.
-    void reload_tls(std::shared_ptr<tls_context> tls) {
-        tls->use_ticket_secret(endpoint_.secret());  // tickets issued before the reload still resume
-        tls_ = std::move(tls);
+    /// Its ticket keys must derive from secret() already (workers share one context: keyed once).
+    void reload_tls(std::shared_ptr<tls_context> tls) { tls_ = std::move(tls); }
+
+    /// server_options::secret, or the random one made for this server.
+    std::span<const std::uint8_t> secret() const noexcept { return endpoint_.secret(); }
+
+    // ---- a server on several workers ------------------------------------------------------
+    // Each worker is a server_core of its own, on its own executor, with its own sockets (one per
+    // listen(), SO_REUSEPORT), connections and routes. Nothing is shared at run time but posts.
+
+    /// Makes this core worker `id` of `peers` (every worker, this one included, by ID). Before
+    /// listen() and before any thread runs the executors.
+    void set_worker(std::size_t id, std::vector<std::weak_ptr<server_core>> peers) {
+        worker_id_ = id;
+        peers_ = std::move(peers);
+    }
+    /// The listening socket of the `index`th listen() (the kernel program goes on one of them).
+    int listener_handle(std::size_t index) const { return listeners_.at(index)->socket.native_handle(); }
+
+    /// This worker's figures. Its counters are written by its own thread only, and are atomic so
+    /// that stats() may read them from another.
+    worker_stats worker_figures() const {
+        worker_stats w;
+        w.connections = live_count_.load(std::memory_order_relaxed);
+        w.connections_accepted = accepted_.load(std::memory_order_relaxed);
+        w.datagrams = datagrams_.load(std::memory_order_relaxed);
+        w.handoffs_sent = handoffs_sent_.load(std::memory_order_relaxed);
+        w.handoffs_received = handoffs_received_.load(std::memory_order_relaxed);
+        return w;
     }
 
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
@@ -153,6 +185,7 @@ public:
             if (!it->second.established) --handshakes_;
             count_down(per_address_, it->second.address);
             live_.erase(it);
+            bump(live_count_, -1);
         }
         // After the connection's last packets (its CONNECTION_CLOSE, posted) have left.
         if (shutting_down_ && live_.empty())
@@ -231,7 +264,12 @@ private:
             // unconnected socket (ICMP reports about some peer) concern no one in particular.
             for (std::size_t got = 0, calls = 0; got < 64 && calls < 64 && l->socket.is_open(); ++calls) {
                 got += l->receiver.receive(
-                    l->socket.native_handle(), [&](const received_datagram& d) { self->on_datagram(l, d, now); }, ec);
+                    l->socket.native_handle(),
+                    [&](const received_datagram& d) {
+                        bump(self->datagrams_);
+                        self->on_datagram(l, d, now);
+                    },
+                    ec);
                 if (ec == asio::error::would_block) break;
             }
             // One flush per connection per batch: ACKs and data for the whole batch leave together
@@ -278,6 +316,10 @@ private:
             ++dropped_;  // garbage, or a version we do not speak: ignore, as RFC 9000 allows
             return;
         }
+        if (peers_.size() > 1) {  // several workers: the connection ID names the one that owns it
+            const auto owner = owner_worker(reinterpret_cast<const std::uint8_t*>(key_.data()), key_.size(), peers_.size());
+            if (owner != worker_id_) return hand_off(owner, listener, d);
+        }
         const network_path path(l.local.data(), static_cast<socklen_t>(l.local.size()), d.from, d.from_len);
         if (auto it = sessions_.find(key_); it != sessions_.end()) {
             auto session = it->second;  // kept alive until its flush, even if it terminates
@@ -312,6 +354,7 @@ private:
         }
         auto session =
             std::make_shared<session_type>(executor_, options_, limits_, tls_, this->weak_from_this(), listener);
+        if (peers_.size() > 1) session->set_worker(static_cast<int>(worker_id_));
         try {
             session->accept(path, {d.data, d.len}, endpoint_.secret(), endpoint_.admission(), now);
         } catch (const std::exception&) {
@@ -322,6 +365,8 @@ private:
         ++handshakes_;
         ++per_address_[address];
         live_.emplace(session.get(), live_entry{session, std::move(address), false});
+        bump(live_count_);
+        bump(accepted_);
         session->deliver(path, d.data, d.len, d.ecn, now);
         mark_touched(std::move(session));
     }
@@ -336,6 +381,54 @@ private:
         run.to_len = std::min<socklen_t>(d.from_len, sizeof run.to);
         std::memcpy(&run.to, d.from, run.to_len);
         if (l.socket.is_open()) send_runs(l.socket.native_handle(), false, &run, 1, 1, l.features);
+    }
+
+    /// A datagram as handed from one worker to another.
+    struct handed_datagram {
+        std::vector<std::uint8_t> data;
+        sockaddr_storage from{};
+        socklen_t from_len = 0;
+        std::uint8_t ecn = 0;
+        std::size_t listener = 0;  ///< which listen() it came in on: the owner answers from its own
+    };
+
+    /// Posts a copy of `d` to worker `owner`, which handles it as if its own socket got it.
+    void hand_off(std::size_t owner, const std::shared_ptr<listener_state>& l, const received_datagram& d) {
+        auto peer = peers_[owner].lock();
+        if (!peer) {
+            ++dropped_;
+            return;
+        }
+        handed_datagram h;
+        h.data.assign(d.data, d.data + d.len);
+        h.from_len = std::min<socklen_t>(d.from_len, sizeof h.from);
+        std::memcpy(&h.from, d.from, h.from_len);
+        h.ecn = d.ecn;
+        while (h.listener < listeners_.size() && listeners_[h.listener] != l) ++h.listener;
+        bump(handoffs_sent_);
+        asio::post(peer->executor_, [peer, h = std::move(h)] { peer->take_handoff(h); });
+    }
+
+    void take_handoff(const handed_datagram& h) {
+        bump(handoffs_received_);
+        if (h.listener >= listeners_.size() || !listeners_[h.listener]->socket.is_open()) {
+            ++dropped_;  // this worker stopped listening (shutdown): as if its socket had closed
+            return;
+        }
+        const auto& l = listeners_[h.listener];
+        const received_datagram d{h.data.data(), h.data.size(), reinterpret_cast<const sockaddr*>(&h.from), h.from_len,
+                                  h.ecn};
+        const auto now = steady_now_ns();
+        on_datagram(l, d, now);
+        auto touched = std::move(touched_);
+        touched_.clear();
+        flush_touched(*l, touched, now);
+    }
+
+    /// Counters with one writer (this worker) and readers anywhere: no read-modify-write needed.
+    template <class T>
+    static void bump(std::atomic<T>& counter, int by = 1) noexcept {
+        counter.store(counter.load(std::memory_order_relaxed) + static_cast<T>(by), std::memory_order_relaxed);
     }
 
     void mark_touched(std::shared_ptr<session_type> session) {
@@ -376,6 +469,14 @@ private:
         grace_timer_;  ///< shutdown()'s deadline
     bool shutting_down_ = false;
     std::uint64_t dropped_ = 0;
+    // A server on several workers (set_worker()); one worker: peers_ is empty.
+    std::size_t worker_id_ = 0;
+    std::vector<std::weak_ptr<server_core>> peers_;
+    std::atomic<std::size_t> live_count_{0};  ///< live_.size(), readable from any thread
+    std::atomic<std::uint64_t> accepted_{0};
+    std::atomic<std::uint64_t> datagrams_{0};
+    std::atomic<std::uint64_t> handoffs_sent_{0};
+    std::atomic<std::uint64_t> handoffs_received_{0};
 };
 
 }  // namespace h3co::detail

@@ -3,6 +3,7 @@
 
 #include <h3co/detail/connection_id.hpp>
 #include <h3co/detail/io/connection_driver.hpp>
+#include <h3co/detail/io/reuseport.hpp>
 #include <h3co/detail/io/server_socket.hpp>
 
 #include <h3co/server_options.hpp>
@@ -39,8 +40,16 @@ public:
                 const server_admission& admission, std::uint64_t now) {
         std::array<std::uint8_t, server_cid_length> scid;
         random_bytes(scid.data(), scid.size());
+        if (worker_ >= 0) scid[worker_id_offset] = static_cast<std::uint8_t>(worker_);
         path_ = path;
         this->start_server(path, initial, scid, secret, admission, now);
+    }
+
+    /// On a server of several workers: this connection's worker, whose ID goes into every
+    /// connection ID it issues (detail/io/reuseport.hpp). Before accept().
+    void set_worker(int worker) noexcept {
+        worker_ = worker;
+        this->set_cid_worker(worker);
     }
 
     /// Where the connection started (its client's address then).
@@ -168,6 +177,7 @@ private:
     std::shared_ptr<server_socket<Executor>> socket_;
     network_path path_;
     std::unordered_set<std::string> cids_;
+    int worker_ = -1;  ///< see set_worker()
     bool waiting_writable_ = false;
     bool gather_blocked_ = false;  ///< the gather's own sends already found the socket full
 };
