@@ -64,6 +64,9 @@ public:
 
     session_role role() const noexcept { return role_; }
     bool established() const noexcept { return established_; }
+    /// Client: 0-RTT is under way (the handshake has not completed and the server has not rejected
+    /// it): requests may be opened now.
+    bool early_data_pending() const noexcept { return early_data_attempted_ && !early_data_rejected_ && !established_; }
     bool terminated() const noexcept { return terminated_; }
     std::error_code close_error() const noexcept { return close_error_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
@@ -222,6 +225,12 @@ private:
     H3CO_DECL void create_h3();
     /// After the handshake: the three unidirectional streams every HTTP/3 endpoint opens.
     H3CO_DECL int setup_h3_streams();
+    /// Client, 0-RTT: whether `req` may go in early data (safe method or request::early_data).
+    static bool may_go_early(const request& req) noexcept;
+    /// Client: the server rejected 0-RTT; ngtcp2 has dropped every stream opened so far.
+    H3CO_DECL void on_early_data_rejected();
+    /// Client: the handshake completed; requests held for it go now. False on a fatal error.
+    H3CO_DECL bool submit_held_requests();
     /// Flow-control credit for `n` bytes of `stream_id` that nghttp3 consumed itself (framing, QPACK):
     /// given back as they are, the windows do not grow for them. Bytes a discard already released
     /// are not given back twice (credit_ledger).
@@ -264,6 +273,11 @@ private:
 
     bool established_ = false;
     bool terminated_ = false;
+    // ---- 0-RTT (connection_options::early_data) ----
+    bool early_data_attempted_ = false;  ///< client: the ticket allowed it and ngtcp2 has the early limits
+    bool early_data_rejected_ = false;   ///< client: the server refused it (early streams failed)
+    bool h3_streams_ready_ = false;      ///< our control and QPACK streams are open (early, or at handshake)
+    std::vector<std::weak_ptr<stream_state>> held_requests_;  ///< client: held_for_handshake, in order
     bool goaway_sent_ = false;
     bool goaway_received_ = false;
     bool goaway_deferred_ = false;  ///< send_goaway before the handshake completed

@@ -51,7 +51,7 @@ public:
           limits_(limits),
           endpoint_(limits),
           grace_timer_(executor_) {
-        tls_->use_ticket_secret(endpoint_.secret());  // servers sharing the secret resume each other's clients
+        tls_->use_ticket_secret(endpoint_.secret(), limits_.early_data);  // servers sharing the secret resume each other's clients
     }
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }
@@ -125,7 +125,7 @@ public:
 
     /// New connections take `tls` from now on; live ones keep the context they started with.
     void reload_tls(std::shared_ptr<tls_context> tls) {
-        tls->use_ticket_secret(endpoint_.secret());  // tickets issued before the reload still resume
+        tls->use_ticket_secret(endpoint_.secret(), limits_.early_data);  // tickets issued before the reload still resume
         tls_ = std::move(tls);
     }
 
