@@ -243,4 +243,58 @@ TEST_CASE("early-data: a rejected 0-RTT fails the early request with early_data_
     CHECK(refuser.log->size() == 1);  // only the GET sent after the handshake
 }
 
+/// basic_client: `method` on /hello of `port` ("status body", or the error's message).
+asio::awaitable<std::string> fetch(h3co::client& client, std::uint16_t port, std::string method, bool opt_in) {
+    h3co::request req;
+    req.method = std::move(method);
+    req.url = "https://127.0.0.1:" + std::to_string(port) + "/hello";
+    req.early_data = opt_in;
+    auto [ec, res] = co_await client.request(req, tuple);
+    if (ec) co_return ec.message();
+    std::string body = co_await test::read_all(res.body);
+    co_return std::to_string(res.status) + " " + body;
+}
+
+TEST_CASE("early-data: basic_client retries a 425 Too Early once, after the handshake", "[early-data]") {
+    asio::io_context io;
+    hello_server srv(io, limits(true));
+    auto cache = std::make_shared<h3co::session_cache>();
+    h3co::client client(test::executor(io), test::trusting_test_ca(), client_options(cache));
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto first = co_await fetch(client, srv.port, "GET", false);
+        CHECK(first == "200 hi");
+        client.close();  // the next request connects anew, in 0-RTT
+        const auto post = co_await fetch(client, srv.port, "POST", true);
+        CHECK(post == "200 hi");
+        client.close();
+    }());
+    REQUIRE(srv.log->size() == 2);  // the 425 reached no handler
+    CHECK((*srv.log)[1].method == "POST");
+    CHECK_FALSE((*srv.log)[1].early);
+}
+
+TEST_CASE("early-data: basic_client sends a GET again when the server rejected its 0-RTT", "[early-data]") {
+    asio::io_context io;
+    hello_server issuer(io, limits(true));
+    hello_server refuser(io, limits(false));
+    auto cache = std::make_shared<h3co::session_cache>();
+    h3co::client client(test::executor(io), test::trusting_test_ca(), client_options(cache));
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto first = co_await fetch(client, issuer.port, "GET", false);
+        CHECK(first == "200 hi");
+        std::vector<h3co::session_cache::ticket> tickets;
+        while (auto t = cache->take("127.0.0.1:" + std::to_string(issuer.port))) tickets.push_back(std::move(*t));
+        REQUIRE_FALSE(tickets.empty());
+        for (auto it = tickets.rbegin(); it != tickets.rend(); ++it)
+            cache->store("127.0.0.1:" + std::to_string(refuser.port), std::move(*it));
+        const auto again = co_await fetch(client, refuser.port, "GET", false);
+        CHECK(again == "200 hi");
+        auto conn = co_await client.connection_for("https://127.0.0.1:" + std::to_string(refuser.port) + "/");
+        CHECK(conn.stats().early_data_offered);
+        CHECK_FALSE(conn.stats().early_data_accepted);
+        client.close();
+    }());
+    CHECK(refuser.log->size() == 1);  // the GET sent again after the handshake
+}
+
 }  // namespace early_data_test

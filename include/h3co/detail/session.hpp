@@ -67,6 +67,8 @@ public:
     /// Client: 0-RTT is under way (the handshake has not completed and the server has not rejected
     /// it): requests may be opened now.
     bool early_data_pending() const noexcept { return early_data_attempted_ && !early_data_rejected_ && !established_; }
+    /// Client, 0-RTT: whether `req` may go in early data (safe method or request::early_data).
+    H3CO_DECL static bool may_go_early(const request& req) noexcept;
     bool terminated() const noexcept { return terminated_; }
     std::error_code close_error() const noexcept { return close_error_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
@@ -225,8 +227,6 @@ private:
     H3CO_DECL void create_h3();
     /// After the handshake: the three unidirectional streams every HTTP/3 endpoint opens.
     H3CO_DECL int setup_h3_streams();
-    /// Client, 0-RTT: whether `req` may go in early data (safe method or request::early_data).
-    static bool may_go_early(const request& req) noexcept;
     /// Client: the server rejected 0-RTT; ngtcp2 has dropped every stream opened so far.
     H3CO_DECL void on_early_data_rejected();
     /// Client: the handshake completed; requests held for it go now. False on a fatal error.
