@@ -278,6 +278,10 @@ private:
     bool early_data_rejected_ = false;   ///< client: the server refused it (early streams failed)
     bool h3_streams_ready_ = false;      ///< our control and QPACK streams are open (early, or at handshake)
     std::vector<std::weak_ptr<stream_state>> held_requests_;  ///< client: held_for_handshake, in order
+    /// Client, 0-RTT: the first flight waits until the first request is submitted, or until this
+    /// time (0: not waiting). ngtcp2 paces packets by its initial RTT (333 ms) until it measures
+    /// one: a request written after the ClientHello would leave ~25 ms behind it, not with it.
+    std::uint64_t first_flight_at_ = 0;
     bool goaway_sent_ = false;
     bool goaway_received_ = false;
     bool goaway_deferred_ = false;  ///< send_goaway before the handshake completed

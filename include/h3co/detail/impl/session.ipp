@@ -106,6 +106,7 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
     }
     session_detail::check(setup_h3_streams(), "0-RTT: opening the HTTP/3 control streams");
     early_data_attempted_ = true;
+    first_flight_at_ = now + 5 * NGTCP2_MILLISECONDS;  // connect() completes now; requests follow at once
 }
 
 H3CO_DECL void session::start_server(const network_path& path, std::span<const std::uint8_t> initial,
@@ -271,6 +272,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
     if (terminated_) return;
     auto& n = *native_;
     now_ = now;
+    if (first_flight_at_ && now >= first_flight_at_) first_flight_at_ = 0;  // no request came: handshake alone
     if (now >= next_timeout_check_) check_request_timeouts(now);
     if (now >= final_goaway_at_) {  // send_goaway's wait is over: the GOAWAY that refuses
         final_goaway_at_ = std::numeric_limits<std::uint64_t>::max();
@@ -286,7 +288,8 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
 
 H3CO_DECL std::uint64_t session::expiry() const noexcept {
     if (terminated_ || !native_->conn) return std::numeric_limits<std::uint64_t>::max();
-    return std::min({ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_, final_goaway_at_});
+    const std::uint64_t first_flight = first_flight_at_ ? first_flight_at_ : UINT64_MAX;
+    return std::min({ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_, final_goaway_at_, first_flight});
 }
 
 // ---- connection-level operations ---------------------------------------------------------------------

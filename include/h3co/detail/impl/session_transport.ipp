@@ -36,6 +36,7 @@ H3CO_DECL std::error_code session::submit_request_header(stream_state& s, const 
     if (!nva) return make_error_code(error::invalid_request);
     // RFC 9220 §3: :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL.
     if (!req.protocol.empty() && !peer_settings_.enable_connect_protocol()) return make_error_code(error::not_negotiated);
+    first_flight_at_ = 0;  // 0-RTT: the first flight goes now, with this request if it may go early
     if (role_ == session_role::client && !established_ && !may_go_early(req)) {
         // 0-RTT can be replayed: an unsafe request waits for the handshake (its body in send_buf).
         s.held_for_handshake = req;
