@@ -21,6 +21,7 @@ namespace early_data_test {
 struct seen {
     std::string method;
     bool early = false;
+    bool offered = false;  ///< the server's connection_stats::early_data_offered
 };
 
 /// A server on 127.0.0.1 that answers /hello with "hi" (any method), noting each request. Clients
@@ -30,7 +31,7 @@ struct hello_server {
     hello_server(asio::io_context& io, const h3co::server_options& limits)
         : server(test::executor(io), test::server_identity(), {}, limits) {
         server.handle("/hello", [log = log](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
-            log->push_back({req.method(), req.early_data()});
+            log->push_back({req.method(), req.early_data(), req.connection_stats().early_data_offered});
             co_await res.send_header(200);
             co_await res.write(asio::buffer(std::string("hi")));
         });
@@ -109,7 +110,9 @@ TEST_CASE("early-data: a repeat GET goes in 0-RTT and the server accepts it", "[
     }());
     REQUIRE(srv.log->size() == 2);
     CHECK_FALSE((*srv.log)[0].early);
+    CHECK_FALSE((*srv.log)[0].offered);
     CHECK((*srv.log)[1].early);  // its HEADERS came before the client's Finished
+    CHECK((*srv.log)[1].offered);
 }
 
 TEST_CASE("early-data: without connection_options::early_data the client waits for the handshake", "[early-data]") {
@@ -240,7 +243,8 @@ TEST_CASE("early-data: a rejected 0-RTT fails the early request with early_data_
         CHECK_FALSE(stats.early_data_accepted);
         conn.close();
     }());
-    CHECK(refuser.log->size() == 1);  // only the GET sent after the handshake
+    REQUIRE(refuser.log->size() == 1);  // only the GET sent after the handshake
+    CHECK_FALSE((*refuser.log)[0].early);
 }
 
 /// basic_client: `method` on /hello of `port` ("status body", or the error's message).

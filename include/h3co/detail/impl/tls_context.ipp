@@ -419,11 +419,17 @@ H3CO_DECL bool tls_context::early_data_accepted(const ssl_st* ssl) { return ssl 
 
 H3CO_DECL bool tls_context::early_data_offered(const ssl_st* ssl) {
     if (!ssl) return false;
+    // BoringSSL looks at the client's offer only after its own conditions (early data enabled, a
+    // resumable ticket that allows it): only the reasons decided after that say it was offered.
     switch (SSL_get_early_data_reason(ssl)) {
-    case ssl_early_data_unknown:
-    case ssl_early_data_peer_declined:
-    case ssl_early_data_no_session_offered: return false;
-    default: return true;
+    case ssl_early_data_accepted:
+    case ssl_early_data_hello_retry_request:
+    case ssl_early_data_alpn_mismatch:
+    case ssl_early_data_channel_id:
+    case ssl_early_data_ticket_age_skew:
+    case ssl_early_data_quic_parameter_mismatch:
+    case ssl_early_data_alps_mismatch: return true;
+    default: return false;
     }
 }
 
