@@ -171,6 +171,8 @@ modes:
   chunks       --count writes of --chunk-size bytes at --rate per second; latency from the
                client's write to the server handler's read (timestamp inside each chunk)
   handshakes   --handshakes sequential connections (handshake, then close): handshakes/s
+  ttfb         time to the first response byte of GET /1 on a new connection, p50 of --handshakes
+               each: full handshake, resumed (session ticket), 0-RTT (use with --link-rtt 50ms)
   all          all of the above (default)
   compare      h3co and gtls clients x servers, upload and download of --bytes, --runs times,
                pairs alternated; medians and h3co/gtls ratios
@@ -592,6 +594,7 @@ h3co::server_options server_limits(const config& c) {
         limits.max_connections_per_address = 0;
         limits.max_running_handlers = 0;
         limits.max_running_handlers_per_address = 0;
+        limits.early_data = true;  // ttfb's 0-RTT; the other workloads' clients keep no tickets
         return limits;
     }
     if (c.validate == "busy") limits.address_validation = h3co::address_validation::when_busy;
@@ -966,6 +969,67 @@ asio::awaitable<void> client_handshakes(const config& c, client_result& r) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Time to first response byte of a repeat GET (ttfb): --handshakes connections of each kind, one
+// after another, each timed from connect() to the first body byte of GET /1: a full handshake (no
+// ticket), a resumed one (a ticket, no early data) and 0-RTT (a ticket that allows early data).
+
+struct ttfb_stats {
+    std::vector<double> full_ms, resumed_ms, early_ms;
+    int resumed = 0, early_accepted = 0;
+
+    static std::string ms(double v) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.1f", v);
+        return text;
+    }
+    void report(json_record& r) const {
+        r.set("ttfb_full_ms", percentile(full_ms, 50));
+        r.set("ttfb_resumed_ms", percentile(resumed_ms, 50));
+        r.set("ttfb_0rtt_ms", percentile(early_ms, 50));
+        r.set("ttfb_notes", "p50 time to first byte: full " + ms(percentile(full_ms, 50)) + " ms, resumed " +
+                                ms(percentile(resumed_ms, 50)) + " ms, 0-RTT " + ms(percentile(early_ms, 50)) +
+                                " ms (n=" + std::to_string(full_ms.size()) + " each; resumed " + std::to_string(resumed) +
+                                "/" + std::to_string(resumed_ms.size() + early_ms.size()) + ", 0-RTT accepted " +
+                                std::to_string(early_accepted) + "/" + std::to_string(early_ms.size()) + ")");
+    }
+};
+ttfb_stats g_ttfb;
+
+asio::awaitable<void> client_ttfb(const config& c, client_result& r) {
+    auto ex = co_await asio::this_coro::executor;
+    const auto tls = client_tls(c);
+    const std::string host = "127.0.0.1";
+    auto cache = std::make_shared<h3co::session_cache>();
+    // kind 0: no ticket; 1: resumed; 2: 0-RTT. A kind's connections fill the cache for the next.
+    for (int kind = 0; kind < 3; ++kind) {
+        for (int i = 0; i < c.handshakes; ++i) {
+            auto options = c.options();
+            options.session_cache = kind == 0 && i + 1 < c.handshakes ? nullptr : cache;  // the last full one keeps its tickets
+            options.early_data = kind == 2;
+            const auto start = clock_type::now();
+            auto conn = co_await h3co::connect(ex, host, c.port, tls, options);
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "GET", .url = url(c, "/1")};
+            co_await stream.send_header(req);
+            co_await stream.finish();
+            const auto head = co_await stream.read_response();
+            std::array<char, 16> byte;
+            auto [ec, n] = co_await stream.read_some(asio::buffer(byte), as_tuple);
+            const double ms = bench::seconds_since(start) * 1000;
+            if (head.status != 200 || n == 0) throw std::runtime_error("ttfb: GET /1 answered " + std::to_string(head.status));
+            const auto stats = conn.stats();
+            (kind == 0 ? g_ttfb.full_ms : kind == 1 ? g_ttfb.resumed_ms : g_ttfb.early_ms).push_back(ms);
+            if (kind > 0 && stats.resumed) ++g_ttfb.resumed;
+            if (kind == 2 && stats.early_data_accepted) ++g_ttfb.early_accepted;
+            co_await drain(stream);
+            conn.close();
+            ++r.handshakes;
+        }
+    }
+    r.status = 200;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Flood mode, the legitimate client: handshakes (connect, close) one after another from the start;
 // SIGUSR1 says the flood starts (and starts an upload of --bytes), SIGUSR2 that it is over.
 
@@ -1071,6 +1135,7 @@ int run_client(const config& c) {
         else if (c.mode == "clients") co_await client_clients(c, r);
         else if (c.mode == "chunks") co_await client_chunks(c, r);
         else if (c.mode == "handshakes") co_await client_handshakes(c, r);
+        else if (c.mode == "ttfb") co_await client_ttfb(c, r);
         else if (c.mode == "flood") co_await client_flood(c, r);
         else throw std::invalid_argument("unknown mode " + c.mode);
     };
@@ -1107,6 +1172,7 @@ int run_client(const config& c) {
     }
     if (g_client_stats) add_connection_stats(out, *g_client_stats);
     if (c.mode == "flood") g_flood_client.report(out);
+    if (c.mode == "ttfb") g_ttfb.report(out);
     add_self_usage(out);
     std::printf("%s\n", out.dump().c_str());
     std::fflush(stdout);
@@ -1218,6 +1284,7 @@ struct row {
     json_record link;       // the link emulator's report (runs through --link-*)
     json_record client_report, server_report;  // the h3co children's reports (connection stats)
     double link_cpu = NAN;  // its CPU seconds (wait4)
+    std::string notes;      // a workload's own summary (ttfb)
 };
 
 std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
@@ -1343,6 +1410,7 @@ row run_pair(const config& c, const std::string& workload, const std::string& cl
         }
         r.hs_per_s = j.num("handshakes_per_s");
         if (workload == "handshakes") r.wall_s = j.num("wall_s");
+        if (workload == "ttfb") r.notes = j.str("ttfb_notes");
     } else {
         r.bytes = c.bytes;  // gtlsclient exits 0 only after its stream closed cleanly
     }
@@ -1466,6 +1534,7 @@ void print_table(const std::vector<row>& rows) {
             notes = "latency p50 " + fmt(r.lat_p50 / 1000, 3) + " ms, p99 " + fmt(r.lat_p99 / 1000, 3) + " ms, max " +
                     fmt(r.lat_max / 1000, 3) + " ms (n=" + fmt(r.lat_count, 0) + ")";
         if (r.workload == "handshakes") notes = fmt(r.hs_per_s, 1) + " handshakes/s";
+        if (r.workload == "ttfb") notes = r.notes;
         if (r.server_report.has("workers"))  // --workers N: how the connections spread over them
             notes += (notes.empty() ? "" : "; ") + fmt(r.server_report.num("workers"), 0) + " workers, connections " +
                      r.server_report.str("spread") + ", hand-offs " + fmt(r.server_report.num("handoffs"), 0) +

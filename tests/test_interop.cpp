@@ -4,6 +4,8 @@
 #include "support/peer_inputs.hpp"
 #include "support/test_support.hpp"
 
+#include <h3co/session_cache.hpp>
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -15,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -92,6 +95,9 @@ struct background_server {
     std::uint16_t port = 0;
 
     background_server() { server.emplace(test::executor(io), test::server_identity()); }
+    explicit background_server(const h3co::server_options& limits) {
+        server.emplace(test::executor(io), test::server_identity(), h3co::connection_options{}, limits);
+    }
 
     void start() {
         port = server->listen("127.0.0.1", 0).port();
@@ -510,6 +516,85 @@ TEST_CASE("interop: an h3co client starts key updates while it downloads and upl
     CHECK(after_get.key_updates_initiated >= 1);
     CHECK(after_post.key_updates_initiated >= after_get.key_updates_initiated + 1);
     CHECK(after_post.key_updates_initiated >= 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 0-RTT with an independent peer: gtlsclient resumes from its --session-file / --tp-file and sends
+// its GET early to an h3co server that allows early data; an h3co client does the same to
+// gtlsserver (which accepts early data unless told not to).
+
+TEST_CASE("interop: gtlsclient sends its GET in 0-RTT to an h3co server the second time", "[interop][early-data]") {
+    if (std::string(H3CO_GTLSCLIENT).empty()) {
+        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    h3co::server_options limits;
+    limits.early_data = true;
+    background_server bg(limits);
+    auto early = std::make_shared<std::vector<int>>();  // per request: 1 if it came in 0-RTT
+    auto guard = std::make_shared<std::mutex>();
+    bg.server->handle("/hello", [early, guard](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+        {
+            std::lock_guard lock(*guard);
+            early->push_back(req.early_data() ? 1 : 0);
+        }
+        co_await res.send_header(200);
+        co_await res.write(asio::buffer(std::string("hi")));
+    });
+    bg.start();
+    const std::vector<std::string> files{"--session-file=" + (dir.path / "session").string(),
+                                         "--tp-file=" + (dir.path / "tp").string()};
+    const bool first = run_gtlsclient(bg.port, "/hello", files, dir.path / "first.log");
+    INFO("first gtlsclient log:\n" << read_file(dir.path / "first.log"));
+    REQUIRE(first);
+    const bool second = run_gtlsclient(bg.port, "/hello", files, dir.path / "second.log");
+    INFO("second gtlsclient log:\n" << read_file(dir.path / "second.log"));
+    REQUIRE(second);
+    std::lock_guard lock(*guard);
+    REQUIRE(early->size() == 2);
+    CHECK((*early)[0] == 0);
+    CHECK((*early)[1] == 1);  // its HEADERS came before the handshake completed
+}
+
+TEST_CASE("interop: an h3co client sends its GET in 0-RTT to gtlsserver the second time", "[interop][early-data]") {
+    if (std::string(H3CO_GTLSSERVER).empty()) {
+        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
+        return;
+    }
+    temp_dir dir;
+    fs::create_directory(dir.path / "htdocs");
+    write_file(dir.path / "htdocs" / "hello.txt", "hi");
+    gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
+    peer.client_options.session_cache = std::make_shared<h3co::session_cache>();
+    peer.client_options.early_data = true;
+    asio::io_context io;
+    std::vector<h3co::connection_stats> stats;
+    std::vector<std::string> bodies;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto ex = test::executor(io);
+        for (int i = 0; i < 2; ++i) {
+            auto conn = co_await peer.connect(ex);
+            auto stream = co_await conn.open_request_stream();
+            const h3co::request req{.method = "GET", .url = test::url(peer.port, "/hello.txt", "127.0.0.1")};
+            co_await stream.send_header(req);
+            co_await stream.finish();
+            auto head = co_await stream.read_response();
+            std::string body = co_await test::read_all(stream);
+            bodies.push_back(std::to_string(head.status) + " " + body);
+            stats.push_back(conn.stats());
+            conn.close();
+        }
+    }(), 20s);
+    test::settle(io);
+    INFO("gtlsserver log:\n" << read_file(peer.log));
+    REQUIRE(stats.size() == 2);
+    CHECK(bodies[0] == "200 hi");
+    CHECK(bodies[1] == "200 hi");
+    CHECK_FALSE(stats[0].early_data_offered);
+    CHECK(stats[1].resumed);
+    CHECK(stats[1].early_data_offered);
+    CHECK(stats[1].early_data_accepted);
 }
 
 }  // namespace interop_test

@@ -11,8 +11,17 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <vector>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -51,6 +60,8 @@ struct client_flags {
     bool insecure = false;                                      ///< --insecure, -k
     bool quiet = false;                                         ///< --quiet, -q: no progress line
     std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);  ///< --connect-timeout S
+    std::string session_file;  ///< --session-file FILE: TLS tickets and transport parameters kept between runs
+    bool early_data = false;   ///< send the request in 0-RTT when a ticket allows it (the tool decides)
 };
 
 constexpr const char* client_flags_text =
@@ -58,7 +69,9 @@ constexpr const char* client_flags_text =
     "  --cacert FILE          trust only the CA certificates in FILE (PEM)\n"
     "  --insecure, -k         do not verify the server's certificate (test servers only)\n"
     "  --connect-timeout S    give up connecting after S seconds (default 10)\n"
-    "  --quiet, -q            no progress line (it is shown only when stderr is a terminal)\n";
+    "  --quiet, -q            no progress line (it is shown only when stderr is a terminal)\n"
+    "  --session-file FILE    keep TLS session tickets and the server's transport parameters in\n"
+    "                         FILE (mode 0600): a later run resumes, and may send in 0-RTT\n";
 
 /// "Name: value" as an HTTP/3 field (name lowercased, leading blanks of the value dropped).
 inline h3co::field parse_header(const std::string& line) {
@@ -87,6 +100,8 @@ inline bool parse_client_flag(int argc, char** argv, int& i, client_flags& flags
         flags.insecure = true;
     } else if (arg == "-q" || arg == "--quiet") {
         flags.quiet = true;
+    } else if (arg == "--session-file") {
+        flags.session_file = value();
     } else if (arg == "--connect-timeout") {
         const std::string v = value();
         char* end = nullptr;
@@ -137,18 +152,56 @@ inline int classify(std::error_code ec) {
 /// "h3co.tls: unknown issuer": the category tells where an error comes from.
 inline std::string describe(std::error_code ec) { return std::string(ec.category().name()) + ": " + ec.message(); }
 
+/// The tickets kept in --session-file (an empty cache if the file does not exist yet; a file that
+/// is not a session cache is reported and ignored); null without --session-file.
+inline std::shared_ptr<h3co::session_cache> load_session(const char* name, const client_flags& flags) {
+    if (flags.session_file.empty()) return nullptr;
+    auto cache = std::make_shared<h3co::session_cache>();
+    std::ifstream in(flags.session_file, std::ios::binary);
+    if (!in) return cache;
+    const std::vector<std::uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (auto ec = cache->import_bytes(bytes))
+        std::cerr << name << ": ignoring " << flags.session_file << ": " << ec.message() << '\n';
+    return cache;
+}
+
+/// Writes `cache` to --session-file: a temporary file (mode 0600: tickets let their holder resume
+/// as this client) renamed over it, so that a crash never leaves half a file. Failures are
+/// reported, not fatal: the transfer itself succeeded.
+inline void save_session(const char* name, const client_flags& flags, const h3co::session_cache* cache) {
+    if (flags.session_file.empty() || !cache) return;
+    const auto bytes = cache->export_bytes();
+    const std::string temp = flags.session_file + ".tmp";
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    for (std::size_t off = 0; ok && off < bytes.size();) {
+        const auto n = ::write(fd, bytes.data() + off, bytes.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        ok = n > 0;
+        off += ok ? static_cast<std::size_t>(n) : 0;
+    }
+    if (fd >= 0 && ::close(fd) != 0) ok = false;
+    if (ok && ::rename(temp.c_str(), flags.session_file.c_str()) == 0) return;
+    std::cerr << name << ": cannot write " << flags.session_file << ": " << std::strerror(errno) << '\n';
+    ::unlink(temp.c_str());
+}
+
 /// Connects to `where`, giving up after `timeout` with asio::error::timed_out: the connect
 /// operation is raced against a timer with `||`, which cancels the loser; a cancelled connect
 /// abandons its handshake at once (a name lookup, once the resolver answers). The handshake also
 /// gets `timeout` (connection_options::handshake_timeout), so the attempt ends then by itself too.
 /// Throws std::runtime_error for a TLS configuration error (an unreadable CA file).
+/// With `session`: tickets come from and go to it, and 0-RTT is tried when `early_data`.
 inline asio::awaitable<std::pair<std::error_code, h3co::connection>> connect_within(
-    const h3co::url_parts& where, const h3co::client_tls& tls, std::chrono::milliseconds timeout) {
+    const h3co::url_parts& where, const h3co::client_tls& tls, std::chrono::milliseconds timeout,
+    std::shared_ptr<h3co::session_cache> session = nullptr, bool early_data = false) {
     using namespace asio::experimental::awaitable_operators;
     using asio::experimental::as_tuple;
     auto ex = co_await asio::this_coro::executor;
     h3co::connection_options options;
     options.handshake_timeout = timeout;
+    options.session_cache = std::move(session);
+    options.early_data = early_data && options.session_cache;
     // Made first and awaited by name: its std::string arguments are never temporaries inside a
     // co_await expression (g++ 12, docs/getting-started.md).
     auto connecting = h3co::connect(ex, where.host, where.port, tls, options, as_tuple(asio::use_awaitable));

@@ -1,7 +1,7 @@
 // h3get: `curl` for GET over HTTP/3. Streams a response body to stdout or to a file.
 //
 //   h3get [-I] [-o FILE] [-H 'name: value']... [--cacert FILE | --insecure]
-//         [--connect-timeout SECONDS] [--quiet] URL
+//         [--connect-timeout SECONDS] [--session-file FILE] [--quiet] URL
 //
 // The body is written as it arrives, one read at a time (never held whole). Each read waits for the
 // previous chunk to be written, and the stream's receive window only reopens as we read, so a slow
@@ -12,6 +12,9 @@
 // -I sends HEAD and prints the status line and the fields like `curl -I`. When stderr is a terminal
 // (and the body does not go to one), a progress line shows bytes, rate and, with a content-length,
 // percentage and ETA.
+// With --session-file, the server's TLS tickets and transport parameters are kept in FILE: a
+// repeat run resumes, and sends its GET in 0-RTT when the ticket allows it (if the server rejects
+// the early data, the GET goes again after the handshake).
 //
 // Like `curl --fail`, a non-2xx status writes no body: h3get says so on stderr and exits with 5.
 // Exit codes (examples/common/client_cli.hpp, shared with h3upload): 0 success (2xx), 2 usage,
@@ -50,7 +53,7 @@ using namespace examples;  // exit codes, flags, fd_stream, progress_meter
 
 const std::string usage_text = std::string(
     "usage: h3get [-I] [-o FILE] [-H 'name: value']... [--cacert FILE | --insecure]\n"
-    "             [--connect-timeout SECONDS] [--quiet] URL\n"
+    "             [--connect-timeout SECONDS] [--session-file FILE] [--quiet] URL\n"
     "\n"
     "GETs URL (https://host[:port]/path) over HTTP/3 and writes the body to stdout, as it arrives.\n"
     "A non-2xx status writes no body and exits with 5 (like curl --fail).\n"
@@ -199,9 +202,10 @@ asio::awaitable<int> get(const options& opt, body_sink& out) {
     auto ex = co_await asio::this_coro::executor;
 
     std::optional<std::pair<std::error_code, h3co::connection>> connected;
+    const auto session = load_session("h3get", opt.common);
     try {
         const h3co::client_tls tls = make_tls(opt.common);  // named: see "Known compiler issue" in the docs
-        connected.emplace(co_await connect_within(opt.where, tls, opt.common.connect_timeout));
+        connected.emplace(co_await connect_within(opt.where, tls, opt.common.connect_timeout, session, true));
     } catch (const std::exception& e) {  // configuration: an unreadable or invalid CA file
         std::cerr << "h3get: TLS configuration: " << e.what() << '\n';
         co_return exit_local_io;
@@ -216,12 +220,22 @@ asio::awaitable<int> get(const options& opt, body_sink& out) {
     req.method = opt.head ? "HEAD" : "GET";
     req.url = opt.url;
     req.headers = opt.common.headers;
-    auto [oec, stream] = co_await conn.open_request_stream(as_tuple(asio::use_awaitable));
-    std::error_code ec = oec;
-    if (!ec) std::tie(ec) = co_await stream.send_header(req, as_tuple(asio::use_awaitable));
-    if (!ec) std::tie(ec) = co_await stream.finish(as_tuple(asio::use_awaitable));  // no request body
+    h3co::request_stream stream;
+    std::error_code ec;
     h3co::response_head head;
-    if (!ec) std::tie(ec, head) = co_await stream.read_response(as_tuple(asio::use_awaitable));
+    // A GET the server dropped with its refusal of our 0-RTT goes once more, after the handshake.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto [oec, opened] = co_await conn.open_request_stream(as_tuple(asio::use_awaitable));
+        ec = oec;
+        stream = std::move(opened);
+        if (!ec) std::tie(ec) = co_await stream.send_header(req, as_tuple(asio::use_awaitable));
+        if (!ec) std::tie(ec) = co_await stream.finish(as_tuple(asio::use_awaitable));  // no request body
+        if (!ec) std::tie(ec, head) = co_await stream.read_response(as_tuple(asio::use_awaitable));
+        if (ec != h3co::error::early_data_rejected) break;
+    }
+    save_session("h3get", opt.common, session.get());  // the tickets came with the handshake
+    if (!opt.common.quiet && session && conn.stats().early_data_offered)
+        std::cerr << "h3get: 0-RTT " << (conn.stats().early_data_accepted ? "accepted" : "rejected") << '\n';
     if (ec) {
         std::cerr << "h3get: the request failed: " << describe(ec) << '\n';
         co_return classify(ec);

@@ -1,7 +1,7 @@
 // h3upload: `curl -T` for HTTP/3. Streams a file or stdin as a request body, prints the response.
 //
 //   h3upload [-X POST|PUT] [-H 'name: value']... [--cacert FILE | --insecure]
-//            [--connect-timeout SECONDS] [--quiet] FILE|- URL
+//            [--connect-timeout SECONDS] [--session-file FILE [--early-data]] [--quiet] FILE|- URL
 //
 // The body is read in chunks on the executor while it is sent (never loaded whole): a regular file
 // with read(), which does not block; stdin or a pipe through asio::posix::stream_descriptor
@@ -9,6 +9,11 @@
 // read no faster than the server takes it. The response status ("HTTP/3 200") and body go to stdout.
 // When stderr is a terminal a progress line shows bytes sent, rate and, when the size is known,
 // percentage and ETA.
+// With --session-file, TLS tickets and the server's transport parameters are kept in FILE (a
+// later run resumes); with --early-data as well, the request and the start of its body go in
+// 0-RTT when the ticket allows it. Early data can be replayed by an attacker: use it only for
+// uploads that are safe to repeat. A server that will not take it early answers 425 Too Early
+// (exit 5: the body, possibly stdin, is not sent twice), or rejects the 0-RTT (exit 3).
 //
 // Exit codes (examples/common/client_cli.hpp, shared with h3get): 0 success (2xx), 2 usage,
 // 3 connection (resolve, refused, timeout, lost), 4 TLS (certificate verification or handshake),
@@ -42,12 +47,15 @@ using namespace examples;  // exit codes, flags, fd_stream, progress_meter
 
 const std::string usage_text = std::string(
     "usage: h3upload [-X POST|PUT] [-H 'name: value']... [--cacert FILE | --insecure]\n"
-    "                [--connect-timeout SECONDS] [--quiet] FILE|- URL\n"
+    "                [--connect-timeout SECONDS] [--session-file FILE [--early-data]] [--quiet]\n"
+    "                FILE|- URL\n"
     "\n"
     "Uploads FILE (or stdin for '-') as the streamed body of an HTTP/3 request to URL\n"
     "(https://host[:port]/path) and prints the response status and body to stdout.\n"
     "\n"
-    "  -X METHOD              POST or PUT (default PUT, like curl -T)\n") +
+    "  -X METHOD              POST or PUT (default PUT, like curl -T)\n"
+    "  --early-data           with --session-file: send in 0-RTT when the ticket allows it (only\n"
+    "                         for uploads safe to replay: early data can be replayed)\n") +
     client_flags_text + "\n" + exit_codes_text;
 
 struct options {
@@ -71,6 +79,8 @@ options parse_args(int argc, char** argv) {
             if (i + 1 >= argc) throw usage_error("missing value for " + arg);
             opt.method = argv[++i];
             if (opt.method != "POST" && opt.method != "PUT") throw usage_error("-X takes POST or PUT, not " + opt.method);
+        } else if (arg == "--early-data") {
+            opt.common.early_data = true;
         } else if (arg.size() > 1 && arg[0] == '-' && arg != "-") {
             throw usage_error("unknown option " + arg);
         } else {
@@ -78,6 +88,7 @@ options parse_args(int argc, char** argv) {
         }
     }
     if (positional.size() != 2) throw usage_error("want FILE|- and URL");
+    if (opt.common.early_data && opt.common.session_file.empty()) throw usage_error("--early-data needs --session-file");
     opt.source = positional[0];
     opt.url = positional[1];
     opt.where = check_client_args(opt.common, opt.url);
@@ -166,9 +177,11 @@ asio::awaitable<int> upload(const options& opt, fd_stream& body) {
     auto ex = co_await asio::this_coro::executor;
 
     std::optional<std::pair<std::error_code, h3co::connection>> connected;
+    const auto session = load_session("h3upload", opt.common);
     try {
         const h3co::client_tls tls = make_tls(opt.common);  // named: see "Known compiler issue" in the docs
-        connected.emplace(co_await connect_within(opt.where, tls, opt.common.connect_timeout));
+        connected.emplace(
+            co_await connect_within(opt.where, tls, opt.common.connect_timeout, session, opt.common.early_data));
     } catch (const std::exception& e) {  // configuration: an unreadable or invalid CA file
         std::cerr << "h3upload: TLS configuration: " << e.what() << '\n';
         co_return exit_local_io;
@@ -189,6 +202,7 @@ asio::awaitable<int> upload(const options& opt, fd_stream& body) {
     req.method = opt.method;
     req.url = opt.url;
     req.headers = opt.common.headers;
+    req.early_data = opt.common.early_data;  // PUT and POST go early only when asked to
     const auto total = body.size_left();
     if (total && !req.headers.find("content-length"))
         req.headers.push_back(h3co::field{"content-length", std::to_string(*total)});
@@ -212,6 +226,9 @@ asio::awaitable<int> upload(const options& opt, fd_stream& body) {
 
     const auto sent = stream.bytes_sent();
     if (meter) meter->finish();
+    save_session("h3upload", opt.common, session.get());
+    if (!opt.common.quiet && session && conn.stats().early_data_offered)
+        std::cerr << "h3upload: 0-RTT " << (conn.stats().early_data_accepted ? "accepted" : "rejected") << '\n';
     conn.close();
 
     if (t.local_error) co_return exit_local_io;

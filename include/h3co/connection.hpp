@@ -215,7 +215,11 @@ public:
     connect_race(Executor ex, std::vector<asio::ip::udp::endpoint> endpoints, std::string name, std::uint16_t port,
                  std::shared_ptr<tls_context> tls, connection_options options)
         : ex_(ex), timer_(ex), endpoints_(std::move(endpoints)), name_(std::move(name)), port_(port),
-          tls_(std::move(tls)), options_(std::move(options)) {}
+          tls_(std::move(tls)), options_(std::move(options)) {
+        // 0-RTT means connecting before any address has answered: only with a single address
+        // (an IP literal, or a name with one). With several, resumption still saves the certificate.
+        if (endpoints_.size() > 1) options_.early_data = false;
+    }
 
     /// Starts the race on the executor; `op` gets the winner, or the last failure. Cancelling `op`
     /// gives every attempt up (operation_aborted).

@@ -59,6 +59,10 @@ enum class error {
     cipher_not_allowed,
     /// session_cache::import_bytes: the bytes are not an exported session cache (or are cut short).
     session_cache_malformed,
+    /// 0-RTT (connection_options::early_data): the server refused the early data, and the request
+    /// opened before the handshake completed was dropped with it. The connection goes on: open
+    /// the request again on it (it then goes in 1-RTT).
+    early_data_rejected,
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -161,6 +165,7 @@ public:
         case error::client_certificate_rejected: return "the server refused the client certificate";
         case error::cipher_not_allowed: return "the peer would not use the only cipher suite allowed (ChaCha20-Poly1305)";
         case error::session_cache_malformed: return "the bytes are not an exported h3co session cache";
+        case error::early_data_rejected: return "the server rejected 0-RTT: the request sent early was dropped";
         }
         return "unknown h3co error " + std::to_string(value);
     }

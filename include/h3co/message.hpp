@@ -40,6 +40,10 @@ struct request {
     /// "CONNECT". send_header() waits for the server's SETTINGS and fails with error::not_negotiated
     /// unless the server offered SETTINGS_ENABLE_CONNECT_PROTOCOL. Empty: an ordinary request.
     std::string protocol{};
+    /// 0-RTT (connection_options::early_data): send this request early even though its method is
+    /// not GET, HEAD or OPTIONS. Only for requests that are safe to replay: an attacker may
+    /// resend early data. A server may answer 425 Too Early (RFC 8470); basic_client retries then.
+    bool early_data{false};
 };
 
 /// A request as the server receives it.

@@ -145,6 +145,15 @@ struct connection_options {
     /// makes one in memory for all its connections. Set one to share it or to persist it
     /// (session_cache::export_bytes).
     std::shared_ptr<h3co::session_cache> session_cache;
+    // ---- 0-RTT, client side (RFC 9001 §4.6; docs/getting-started.md, "0-RTT") ----
+    /// Client: when the session cache holds a ticket that allows early data, connect() completes
+    /// at once and requests opened before the handshake completes go in 0-RTT: safe methods (GET,
+    /// HEAD, OPTIONS) and requests with request::early_data; other requests' headers and body
+    /// wait for the handshake. Early data can be replayed by an attacker: only what is safe to
+    /// repeat should go early. If the server rejects it, the requests opened early fail with
+    /// error::early_data_rejected (connection_stats::early_data_accepted false) and the
+    /// connection goes on. Off by default.
+    bool early_data = false;
 };
 
 }  // namespace h3co

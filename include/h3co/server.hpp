@@ -126,7 +126,7 @@ public:
     /// returns the new context.
     void reload_tls(const server_tls& tls) {
         auto fresh = detail::tls_context::make_server(tls);
-        fresh->use_ticket_secret(cores_.front()->secret());  // tickets issued before the reload still resume
+        fresh->use_ticket_secret(cores_.front()->secret(), cores_.front()->early_data());  // tickets issued before the reload still resume
         for (auto& core : cores_)
             asio::dispatch(core->get_executor(), [core, fresh] { core->reload_tls(fresh); });
     }

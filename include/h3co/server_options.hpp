@@ -52,6 +52,15 @@ struct server_options {
     /// behind one IP, or one that restarts) should share a secret of at least 32 random bytes, so
     /// that each accepts the others' tokens and can reset connections the others had.
     std::string secret;
+    /// Accept 0-RTT from clients resuming with a ticket of this server (or of a server sharing
+    /// `secret`): their first requests arrive a round trip earlier. Early data can be replayed:
+    /// see reject_unsafe_early_requests and server_request::early_data(). Off: tickets allow no
+    /// early data, and a client offering it anyway (an older ticket) has it rejected.
+    bool early_data = false;
+    /// RFC 8470: a request in early data whose method is not GET, HEAD or OPTIONS is answered
+    /// 425 Too Early without calling its handler (the client retries after the handshake). Off:
+    /// such requests reach the handler, which sees server_request::early_data().
+    bool reject_unsafe_early_requests = true;
 
     // ---- connections -----------------------------------------------------------------------
 

@@ -46,6 +46,10 @@ public:
     /// has reported the end of the body. Call it on the connection's executor. A moved-from request
     /// has an empty head and no trailers.
     const h3co::fields& trailers() const noexcept { return state_ ? state_->trailers : detail::no_fields; }
+    /// The request's HEADERS arrived in 0-RTT, before the handshake completed: it may be a replay
+    /// (RFC 8470). With server_options::reject_unsafe_early_requests (the default) only GET, HEAD
+    /// and OPTIONS reach a handler so; others were answered 425 Too Early.
+    bool early_data() const noexcept { return state_ && state_->early_data; }
     /// The QUIC stream ID the request came on (-1 for a moved-from request).
     std::int64_t stream_id() const noexcept { return state_ ? state_->id : -1; }
     /// The numbers of the connection the request came on (see basic_connection::stats()). On the

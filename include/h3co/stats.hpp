@@ -71,6 +71,13 @@ struct connection_stats {
     /// The handshake resumed a TLS session from a ticket of an earlier connection: the server sent
     /// no certificate, and the client trusted the verification done when it got the ticket.
     bool resumed = false;
+    // ---- 0-RTT (connection_options::early_data, server_options::early_data) ----
+    /// Client: it sent 0-RTT (its ticket allowed it). Server: the client offered 0-RTT under a
+    /// ticket that allows it (with server_options::early_data off, or a ticket that does not
+    /// resume, BoringSSL does not say whether it was offered: false).
+    bool early_data_offered = false;
+    /// The server accepted the 0-RTT (known once the handshake completed).
+    bool early_data_accepted = false;
 };
 
 }  // namespace h3co

@@ -64,6 +64,11 @@ public:
 
     session_role role() const noexcept { return role_; }
     bool established() const noexcept { return established_; }
+    /// Client: 0-RTT is under way (the handshake has not completed and the server has not rejected
+    /// it): requests may be opened now.
+    bool early_data_pending() const noexcept { return early_data_attempted_ && !early_data_rejected_ && !established_; }
+    /// Client, 0-RTT: whether `req` may go in early data (safe method or request::early_data).
+    H3CO_DECL static bool may_go_early(const request& req) noexcept;
     bool terminated() const noexcept { return terminated_; }
     std::error_code close_error() const noexcept { return close_error_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
@@ -225,6 +230,10 @@ private:
     H3CO_DECL void create_h3();
     /// After the handshake: the three unidirectional streams every HTTP/3 endpoint opens.
     H3CO_DECL int setup_h3_streams();
+    /// Client: the server rejected 0-RTT; ngtcp2 has dropped every stream opened so far.
+    H3CO_DECL void on_early_data_rejected();
+    /// Client: the handshake completed; requests held for it go now. False on a fatal error.
+    H3CO_DECL bool submit_held_requests();
     /// Flow-control credit for `n` bytes of `stream_id` that nghttp3 consumed itself (framing, QPACK):
     /// given back as they are, the windows do not grow for them. Bytes a discard already released
     /// are not given back twice (credit_ledger).
@@ -267,6 +276,15 @@ private:
 
     bool established_ = false;
     bool terminated_ = false;
+    // ---- 0-RTT (connection_options::early_data) ----
+    bool early_data_attempted_ = false;  ///< client: the ticket allowed it and ngtcp2 has the early limits
+    bool early_data_rejected_ = false;   ///< client: the server refused it (early streams failed)
+    bool h3_streams_ready_ = false;      ///< our control and QPACK streams are open (early, or at handshake)
+    std::vector<std::weak_ptr<stream_state>> held_requests_;  ///< client: held_for_handshake, in order
+    /// Client, 0-RTT: the first flight waits until the first request is submitted, or until this
+    /// time (0: not waiting). ngtcp2 paces packets by its initial RTT (333 ms) until it measures
+    /// one: a request written after the ClientHello would leave ~25 ms behind it, not with it.
+    std::uint64_t first_flight_at_ = 0;
     bool goaway_sent_ = false;
     bool goaway_received_ = false;
     bool goaway_deferred_ = false;  ///< send_goaway before the handshake completed

@@ -56,6 +56,11 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     std::error_code recv_error;  ///< why receiving stopped
     bool quic_closed = false;    ///< ngtcp2 has closed the stream: no more callbacks for it
     bool blocked_in_h3 = false;  ///< read_data said WOULDBLOCK: resume when bytes arrive
+    /// Server: the request's HEADERS arrived before the handshake completed (0-RTT).
+    bool early_data = false;
+    /// Client, 0-RTT: a request that may not go early waits here for the handshake (nghttp3 has
+    /// not seen it yet; its body waits in send_buf).
+    std::optional<h3co::request> held_for_handshake;
 
     // Raw mode (tests of peers' HTTP/3 parsing): the stream bypasses nghttp3; send_buf goes to QUIC
     // as it is, and what the peer sends lands in recv_buf unparsed, frames and all.

@@ -60,13 +60,23 @@ public:
 
     /// Client: new tickets for `ssl` go to `slot`'s cache (slot outlives ssl), and its newest
     /// ticket for the authority, if any and if it parses, is offered. A damaged ticket is dropped.
-    H3CO_DECL static void resume_from(ssl_st* ssl, ticket_slot& slot);
+    /// With `early_data`, and if that ticket allows early data and came with the server's transport
+    /// parameters: 0-RTT is enabled on `ssl` and those parameters are returned (else nothing).
+    H3CO_DECL static std::vector<std::uint8_t> resume_from(ssl_st* ssl, ticket_slot& slot, bool early_data);
+    /// Client: whether the server accepted the early data `ssl` offered.
+    H3CO_DECL static bool early_data_accepted(const ssl_st* ssl);
+    /// Server, after the ClientHello: whether the client offered early data.
+    H3CO_DECL static bool early_data_offered(const ssl_st* ssl);
+    /// Server: 0-RTT on `ssl` is allowed only under tickets issued with the same `context` (the
+    /// limits the early data relies on), as BoringSSL requires of QUIC servers.
+    H3CO_DECL static void set_early_data_context(ssl_st* ssl, std::span<const std::uint8_t> context);
     /// Whether the handshake of `ssl` resumed a session.
     H3CO_DECL static bool resumed(const ssl_st* ssl);
     /// Server: session tickets are sealed with keys derived from `secret` (server_options::secret)
     /// with HKDF-SHA256, one key set per ticket_period_seconds of the system clock, so servers
     /// sharing the secret resume each other's clients. Call before the context serves handshakes.
-    H3CO_DECL void use_ticket_secret(std::span<const std::uint8_t> secret);
+    /// With `early_data` (server_options::early_data), tickets allow 0-RTT and it is accepted.
+    H3CO_DECL void use_ticket_secret(std::span<const std::uint8_t> secret, bool early_data = false);
 
 private:
     H3CO_DECL explicit tls_context(ssl_ctx_st* ctx);

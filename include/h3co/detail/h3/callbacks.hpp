@@ -108,6 +108,7 @@ struct h3_callbacks {
         auto* s = state_of(sud);
         if (!s) return 0;
         auto& me = self(user_data);
+        if (me.role_ == session_role::server) s->early_data = !me.established_;  // came in 0-RTT
         // The handler starts after this callback: on_request only schedules it.
         if (me.machine_.headers_complete(*s, fin != 0, me.options_.max_interim_responses))
             me.on_request(s->shared_from_this());

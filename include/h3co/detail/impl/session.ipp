@@ -89,13 +89,24 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
         transport_config::set_token(settings, reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
     const auto callbacks = quic_callbacks::table(true);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
-    n.tls->setup_client(host, session_detail::remote_port(path), options_.session_cache);
+    const auto early_params =
+        n.tls->setup_client(host, session_detail::remote_port(path), options_.session_cache, options_.early_data);
     const auto p = ngtcp2_path_of(path);
     session_detail::check(ngtcp2_conn_client_new(&n.conn, &dcid, &scid, &p, NGTCP2_PROTO_VER_V1, &callbacks,
                                                  &settings, &params, nullptr, this),
                           "ngtcp2_conn_client_new");
     ngtcp2_conn_set_tls_native_handle(n.conn, n.tls->native());
     create_h3();
+    if (early_params.empty()) return;
+    // 0-RTT: with the server's earlier limits, streams open now; HTTP/3's own streams go first,
+    // as nghttp3 needs them bound before any request (ngtcp2's example client does the same).
+    if (compat::set_0rtt_params(n.conn, early_params.data(), early_params.size()) != 0) {
+        n.tls->disable_early_data();
+        return;
+    }
+    session_detail::check(setup_h3_streams(), "0-RTT: opening the HTTP/3 control streams");
+    early_data_attempted_ = true;
+    first_flight_at_ = now + 5 * NGTCP2_MILLISECONDS;  // connect() completes now; requests follow at once
 }
 
 H3CO_DECL void session::start_server(const network_path& path, std::span<const std::uint8_t> initial,
@@ -130,7 +141,12 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
                           "generate_stateless_reset_token");
     const auto callbacks = quic_callbacks::table(false);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
-    n.tls->setup_server();
+    // 0-RTT under a ticket is accepted only if the limits it relied on are still ours
+    // (server_options::early_data enables it on the context).
+    std::array<std::uint8_t, 128> early_context;
+    const auto early_len = compat::encode_early_data_context(params, early_context.data(), early_context.size());
+    if (early_len < 0) session_detail::check(static_cast<int>(early_len), "encoding the 0-RTT context");
+    n.tls->setup_server({early_context.data(), static_cast<std::size_t>(early_len)});
     const auto p = ngtcp2_path_of(path);
     session_detail::check(ngtcp2_conn_server_new(&n.conn, &hd.scid, &scid, &p, hd.version, &callbacks, &settings,
                                                  &params, nullptr, this),
@@ -160,6 +176,8 @@ H3CO_DECL void session::create_h3() {
 
 H3CO_DECL int session::setup_h3_streams() {
     auto& n = *native_;
+    if (h3_streams_ready_) return 0;  // opened already for 0-RTT
+    h3_streams_ready_ = true;
     std::int64_t control, qenc, qdec;
     if (ngtcp2_conn_open_uni_stream(n.conn, &control, nullptr) != 0 ||
         ngtcp2_conn_open_uni_stream(n.conn, &qenc, nullptr) != 0 ||
@@ -168,6 +186,49 @@ H3CO_DECL int session::setup_h3_streams() {
     if (nghttp3_conn_bind_control_stream(n.h3, control) != 0) return -1;
     if (nghttp3_conn_bind_qpack_streams(n.h3, qenc, qdec) != 0) return -1;
     return 0;
+}
+
+H3CO_DECL bool session::may_go_early(const request& req) noexcept {
+    // RFC 9110 §9.2.1's safe methods that HTTP/3 clients commonly send; CONNECT never goes early.
+    return req.early_data || req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS";
+}
+
+H3CO_DECL void session::on_early_data_rejected() {
+    early_data_rejected_ = true;
+    // ngtcp2 forgot every stream (ours and HTTP/3's own) without closing them, and starts stream
+    // IDs from 0 again: the early requests fail here, and nghttp3 starts over as well; its
+    // streams open again when the handshake completes.
+    auto streams = std::move(streams_);
+    streams_.clear();
+    held_requests_.clear();
+    raw_streams_.clear();
+    lone_fins_.clear();
+    const auto rejected = make_error_code(error::early_data_rejected);
+    for (auto& [id, s] : streams) {
+        s->held_for_handshake.reset();
+        machine_.connection_ended(*s, rejected);
+    }
+    auto& n = *native_;
+    nghttp3_conn_del(n.h3);
+    n.h3 = nullptr;
+    h3_streams_ready_ = false;
+    create_h3();
+    keep_alive_update();
+}
+
+H3CO_DECL bool session::submit_held_requests() {
+    for (auto& weak : std::exchange(held_requests_, {})) {
+        auto s = weak.lock();
+        if (!s || !s->held_for_handshake || s->quic_closed) continue;
+        const request req = std::move(*s->held_for_handshake);
+        s->held_for_handshake.reset();
+        if (s->send == send_state::reset) continue;
+        if (auto ec = submit_request_header(*s, req)) {
+            machine_.reset(*s, static_cast<std::uint64_t>(h3_error::internal_error), ec);
+            continue;
+        }
+    }
+    return true;
 }
 
 // ---- packets in -----------------------------------------------------------------------------------
@@ -211,6 +272,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
     if (terminated_) return;
     auto& n = *native_;
     now_ = now;
+    if (first_flight_at_ && now >= first_flight_at_) first_flight_at_ = 0;  // no request came: handshake alone
     if (now >= next_timeout_check_) check_request_timeouts(now);
     if (now >= final_goaway_at_) {  // send_goaway's wait is over: the GOAWAY that refuses
         final_goaway_at_ = std::numeric_limits<std::uint64_t>::max();
@@ -226,7 +288,8 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
 
 H3CO_DECL std::uint64_t session::expiry() const noexcept {
     if (terminated_ || !native_->conn) return std::numeric_limits<std::uint64_t>::max();
-    return std::min({ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_, final_goaway_at_});
+    const std::uint64_t first_flight = first_flight_at_ ? first_flight_at_ : UINT64_MAX;
+    return std::min({ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_, final_goaway_at_, first_flight});
 }
 
 // ---- connection-level operations ---------------------------------------------------------------------
@@ -478,6 +541,10 @@ H3CO_DECL connection_stats session::stats() const {
     connection_stats out;
     out.algorithm = options_.congestion_control;
     out.resumed = native_->tls && native_->tls->resumed();
+    if (native_->tls) {
+        out.early_data_offered = role_ == session_role::client ? early_data_attempted_ : native_->tls->early_data_offered();
+        out.early_data_accepted = established_ && native_->tls->early_data_accepted();
+    }
     out.packets_sent = packets_sent_;
     out.packets_received = packets_received_;
     out.bytes_sent = bytes_sent_;

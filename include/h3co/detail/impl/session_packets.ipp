@@ -32,7 +32,7 @@ H3CO_DECL void session::before_flush() {
 }
 
 H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
-    if (terminated_) return false;
+    if (terminated_ || first_flight_at_) return false;  // 0-RTT: the first flight waits for a request
     auto& n = *native_;
     now_ = now;
     const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(n.conn);

@@ -36,6 +36,13 @@ H3CO_DECL std::error_code session::submit_request_header(stream_state& s, const 
     if (!nva) return make_error_code(error::invalid_request);
     // RFC 9220 §3: :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL.
     if (!req.protocol.empty() && !peer_settings_.enable_connect_protocol()) return make_error_code(error::not_negotiated);
+    first_flight_at_ = 0;  // 0-RTT: the first flight goes now, with this request if it may go early
+    if (role_ == session_role::client && !established_ && !may_go_early(req)) {
+        // 0-RTT can be replayed: an unsafe request waits for the handshake (its body in send_buf).
+        s.held_for_handshake = req;
+        held_requests_.push_back(s.weak_from_this());
+        return {};
+    }
     nghttp3_data_reader reader{&h3_callbacks::read_body};
     if (nghttp3_conn_submit_request(native_->h3, s.id, nva->data(), nva->size(), &reader, &s) != 0)
         return make_error_code(error::invalid_request);

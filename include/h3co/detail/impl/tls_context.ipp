@@ -378,7 +378,7 @@ H3CO_DECL std::error_code tls_context::check_negotiated(const ssl_st* ssl) const
     return {};
 }
 
-H3CO_DECL void tls_context::resume_from(ssl_st* ssl, ticket_slot& slot) {
+H3CO_DECL std::vector<std::uint8_t> tls_context::resume_from(ssl_st* ssl, ticket_slot& slot, bool early_data) {
     SSL_set_ex_data(ssl, tls_setup::ticket_slot_index(), &slot);
     // Newest first; a ticket that does not parse (a damaged import) or has expired is dropped
     // and the next one tried: at worst, a full handshake.
@@ -404,9 +404,37 @@ H3CO_DECL void tls_context::resume_from(ssl_st* ssl, ticket_slot& slot) {
                                                                           nullptr) == 1);
             if (!valid) continue;
         }
-        if (SSL_set_session(ssl, session.get()) == 1) return;
-        ERR_clear_error();
+        if (SSL_set_session(ssl, session.get()) != 1) {
+            ERR_clear_error();
+            continue;
+        }
+        if (!early_data || !SSL_SESSION_early_data_capable(session.get()) || t->transport_parameters.empty()) return {};
+        SSL_set_early_data_enabled(ssl, 1);
+        return std::move(t->transport_parameters);
     }
+    return {};
+}
+
+H3CO_DECL bool tls_context::early_data_accepted(const ssl_st* ssl) { return ssl && SSL_early_data_accepted(ssl) == 1; }
+
+H3CO_DECL bool tls_context::early_data_offered(const ssl_st* ssl) {
+    if (!ssl) return false;
+    // BoringSSL looks at the client's offer only after its own conditions (early data enabled, a
+    // resumable ticket that allows it): only the reasons decided after that say it was offered.
+    switch (SSL_get_early_data_reason(ssl)) {
+    case ssl_early_data_accepted:
+    case ssl_early_data_hello_retry_request:
+    case ssl_early_data_alpn_mismatch:
+    case ssl_early_data_channel_id:
+    case ssl_early_data_ticket_age_skew:
+    case ssl_early_data_quic_parameter_mismatch:
+    case ssl_early_data_alps_mismatch: return true;
+    default: return false;
+    }
+}
+
+H3CO_DECL void tls_context::set_early_data_context(ssl_st* ssl, std::span<const std::uint8_t> context) {
+    SSL_set_quic_early_data_context(ssl, context.data(), context.size());
 }
 
 H3CO_DECL bool tls_context::resumed(const ssl_st* ssl) { return ssl && SSL_session_reused(ssl) == 1; }
@@ -438,9 +466,12 @@ H3CO_DECL int tls_context::keep_ticket(ssl_st* ssl, void* raw_session) {
     return 0;  // BoringSSL keeps ownership of `session`
 }
 
-H3CO_DECL void tls_context::use_ticket_secret(std::span<const std::uint8_t> secret) {
+H3CO_DECL void tls_context::use_ticket_secret(std::span<const std::uint8_t> secret, bool early_data) {
     ticket_secret_.assign(secret.begin(), secret.end());
-    auto install = [this](SSL_CTX* raw) {
+    auto install = [this, early_data](SSL_CTX* raw) {
+        // Tickets then carry BoringSSL's QUIC early-data limit; each connection's
+        // set_early_data_context decides which tickets' 0-RTT it accepts.
+        SSL_CTX_set_early_data_enabled(raw, early_data ? 1 : 0);
         SSL_CTX_set_ex_data(raw, tls_setup::context_index(), this);
         SSL_CTX_set_tlsext_ticket_key_cb(raw, [](SSL* ssl, std::uint8_t* name, std::uint8_t* iv, EVP_CIPHER_CTX* cipher,
                                                  HMAC_CTX* hmac, int encrypt) {

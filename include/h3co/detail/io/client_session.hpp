@@ -51,6 +51,8 @@ public:
         connect_op_ = std::move(op);
         receive();
         this->flush_now();
+        // 0-RTT: requests may go now, before the handshake completes.
+        if (this->early_data_pending() && connect_op_) connect_op_.complete({});
     }
 
     /// Gives up a handshake in progress (its connect operation completes with operation_aborted).

@@ -54,7 +54,7 @@ public:
           limits_(limits),
           endpoint_(limits),
           grace_timer_(executor_) {
-        tls_->use_ticket_secret(endpoint_.secret());  // servers sharing the secret resume each other's clients
+        tls_->use_ticket_secret(endpoint_.secret(), limits_.early_data);  // servers sharing the secret resume each other's clients
     }
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }
@@ -135,6 +135,8 @@ public:
 
     /// server_options::secret, or the random one made for this server.
     std::span<const std::uint8_t> secret() const noexcept { return endpoint_.secret(); }
+    /// server_options::early_data: whether the tickets this server issues allow 0-RTT.
+    bool early_data() const noexcept { return limits_.early_data; }
 
     // ---- a server on several workers ------------------------------------------------------
     // Each worker is a server_core of its own, on its own executor, with its own sockets (one per

@@ -32,6 +32,7 @@ public:
         : base(ex, session_role::server, options, std::move(tls)), core_(std::move(core)), socket_(std::move(socket)) {
         const auto ns = [](std::chrono::milliseconds d) { return static_cast<std::uint64_t>(d.count()) * 1'000'000u; };
         this->set_request_timeouts(ns(limits.header_timeout), ns(limits.body_idle_timeout));
+        too_early_for_unsafe_ = limits.reject_unsafe_early_requests;
     }
 
     /// Accepts the connection whose first Initial is `initial`, from `path`, as the server's
@@ -133,6 +134,7 @@ protected:
     void on_request(std::shared_ptr<stream_state> st) override {
         asio::post(this->get_executor(), [self = self_ptr(), st = std::move(st)]() mutable {
             if (self->terminated()) return;
+            if (self->too_early(*st)) return;
             if (auto core = self->core_.lock()) core->start_handler(self, std::move(st));
         });
     }
@@ -140,6 +142,19 @@ protected:
     /// Inside ngtcp2's handshake_completed callback: only counts and queues a NEW_TOKEN frame.
     void on_established() override {
         if (auto core = core_.lock()) core->established(*this);
+    }
+
+    /// RFC 8470: an unsafe request that came in 0-RTT (it may be a replay) is answered 425 Too
+    /// Early, without its handler; the client sends it again after the handshake.
+    bool too_early(stream_state& st) {
+        const auto& m = st.request.method;
+        if (!too_early_for_unsafe_ || !st.early_data || m == "GET" || m == "HEAD" || m == "OPTIONS") return false;
+        auto& machine = this->streams();
+        machine.send_response_header(st, 425, {}, stream_machine::status_op());
+        machine.stop_reading(st, static_cast<std::uint64_t>(h3_error::no_error));
+        machine.finish(st, stream_machine::status_op());
+        this->flush_now();
+        return true;
     }
 
     void on_request_timeout() override {
@@ -174,6 +189,7 @@ private:
     std::shared_ptr<server_session> self_ptr() { return std::static_pointer_cast<server_session>(this->shared_from_this()); }
 
     std::weak_ptr<server_core<Executor>> core_;
+    bool too_early_for_unsafe_ = true;  ///< server_options::reject_unsafe_early_requests
     std::shared_ptr<server_socket<Executor>> socket_;
     network_path path_;
     std::unordered_set<std::string> cids_;

@@ -28,6 +28,7 @@ struct quic_callbacks {
             cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
             cb.recv_new_token = &recv_new_token;
             cb.recv_stateless_reset = &recv_stateless_reset;
+            compat::set_early_data_rejected(cb, &early_data_rejected);
         } else {
             cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
             cb.stream_open = &stream_open;
@@ -141,7 +142,14 @@ struct quic_callbacks {
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
         me.established_ = true;
+        me.submit_held_requests();  // requests that could not go in 0-RTT
         me.on_established();
+        return 0;
+    }
+
+    /// Client: the server refused our 0-RTT (BoringSSL says so before the handshake completes).
+    static int early_data_rejected(ngtcp2_conn*, void* user_data) {
+        self(user_data).on_early_data_rejected();
         return 0;
     }
 
@@ -150,6 +158,12 @@ struct quic_callbacks {
         auto& me = self(user_data);
         auto& n = *me.native_;
         const bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+        // Server, 0-RTT: a request before the handshake completed; nghttp3 needs our control and
+        // QPACK streams bound before it answers (as in ngtcp2's example server).
+        if (me.role_ == session_role::server && !me.h3_streams_ready_ && me.setup_h3_streams() != 0) {
+            me.last_error_ = make_error_code(error::protocol_error);
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
         me.ledger_.delivered(stream_id, len);  // from here each byte is extended exactly once
         if (auto* s = state_of(sud); s && s->raw) {
             me.machine_.raw_received(*s, data, len, fin);

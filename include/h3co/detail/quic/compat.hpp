@@ -12,6 +12,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace h3co::detail::compat {
 
@@ -223,6 +224,57 @@ inline ngtcp2_ssize encode_0rtt_params(ngtcp2_conn* conn, std::uint8_t* dest, st
 #else
     return ngtcp2_encode_transport_params(dest, len, NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS,
                                           ngtcp2_conn_get_remote_transport_params(conn));
+#endif
+}
+
+/// Client, 0-RTT: restores the server's transport parameters kept with the ticket (the bytes
+/// encode_0rtt_params wrote), so that streams may open and data go before the handshake
+/// completes. Non-zero if the bytes do not decode.
+inline int set_0rtt_params(ngtcp2_conn* conn, const std::uint8_t* data, std::size_t len) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    return ngtcp2_conn_decode_and_set_0rtt_transport_params(conn, data, len);
+#else
+    ngtcp2_transport_params params;
+    const int rv = ngtcp2_decode_transport_params(&params, NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS, data, len);
+    if (rv != 0) return rv;
+    ngtcp2_conn_set_early_remote_transport_params(conn, &params);
+    return 0;
+#endif
+}
+
+/// Server, 0-RTT: the limits a ticket's 0-RTT may rely on, as bytes for BoringSSL's early-data
+/// context (it refuses 0-RTT under a ticket issued with other bytes). The length, or negative.
+inline ngtcp2_ssize encode_early_data_context(const ngtcp2_transport_params& own, std::uint8_t* dest,
+                                              std::size_t len) noexcept {
+    ngtcp2_transport_params p;
+#if NGTCP2_VERSION_NUM >= 0x010000
+    ngtcp2_transport_params_default(&p);
+#else
+    std::memset(&p, 0, sizeof p);
+#endif
+    p.initial_max_streams_bidi = own.initial_max_streams_bidi;
+    p.initial_max_streams_uni = own.initial_max_streams_uni;
+    p.initial_max_stream_data_bidi_local = own.initial_max_stream_data_bidi_local;
+    p.initial_max_stream_data_bidi_remote = own.initial_max_stream_data_bidi_remote;
+    p.initial_max_stream_data_uni = own.initial_max_stream_data_uni;
+    p.initial_max_data = own.initial_max_data;
+    p.active_connection_id_limit = own.active_connection_id_limit;
+    p.max_datagram_frame_size = own.max_datagram_frame_size;
+#if NGTCP2_VERSION_NUM >= 0x010000
+    return ngtcp2_transport_params_encode(dest, len, &p);
+#else
+    return ngtcp2_encode_transport_params(dest, len, NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS, &p);
+#endif
+}
+
+/// Client, 0-RTT: the callback ngtcp2 calls when the server rejected early data (ngtcp2 has then
+/// forgotten every stream opened before, without closing them through stream_close).
+using early_data_rejected_fn = int (*)(ngtcp2_conn*, void*);
+inline void set_early_data_rejected(ngtcp2_callbacks& cb, early_data_rejected_fn fn) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    cb.tls_early_data_rejected = fn;
+#else
+    cb.early_data_rejected = fn;
 #endif
 }
 

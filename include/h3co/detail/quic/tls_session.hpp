@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
+#include <span>
 
 namespace h3co::detail {
 
@@ -37,7 +39,9 @@ public:
 
     /// Client side: ALPN h3, SNI for names only (never for IP literals), and the identity to verify.
     /// With a `cache`: tickets for "name:port" are kept there, and the newest offered (resumption).
-    void setup_client(std::string_view host, std::uint16_t port, std::shared_ptr<session_cache> cache) {
+    /// Returns the server's transport parameters for 0-RTT when `early_data` and the ticket allow it.
+    std::vector<std::uint8_t> setup_client(std::string_view host, std::uint16_t port,
+                                           std::shared_ptr<session_cache> cache, bool early_data) {
         SSL* ssl = ssl_.get();
         SSL_set_connect_state(ssl);
         SSL_set_alpn_protos(ssl, h3_alpn, sizeof h3_alpn);
@@ -55,11 +59,22 @@ public:
             slot_.authority = name + ":" + std::to_string(port);
             slot_.name = name;
             slot_.name_is_ip = is_ip_literal(name);
-            tls_context::resume_from(ssl, slot_);
+            return tls_context::resume_from(ssl, slot_, early_data);
         }
+        return {};
     }
 
-    void setup_server() { SSL_set_accept_state(ssl_.get()); }
+    /// Server: `early_data_context` names the limits 0-RTT relies on (set_early_data_context).
+    void setup_server(std::span<const std::uint8_t> early_data_context) {
+        SSL_set_accept_state(ssl_.get());
+        tls_context::set_early_data_context(ssl_.get(), early_data_context);
+    }
+    /// Whether early data was accepted (client: by the server; server: from the client).
+    bool early_data_accepted() const { return tls_context::early_data_accepted(ssl_.get()); }
+    /// Client: no 0-RTT after all (the ticket's transport parameters did not decode).
+    void disable_early_data() { SSL_set_early_data_enabled(ssl_.get(), 0); }
+    /// Server: whether the client offered early data.
+    bool early_data_offered() const { return tls_context::early_data_offered(ssl_.get()); }
 
     SSL* native() const noexcept { return ssl_.get(); }
 
