@@ -13,7 +13,6 @@
 #include <h3co/tls.hpp>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/basic_waitable_timer.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
@@ -276,7 +275,7 @@ private:
     }
 
     Executor ex_;
-    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor> timer_;
+    io_timer<Executor> timer_;
     std::vector<asio::ip::udp::endpoint> endpoints_;
     std::string name_;
     std::uint16_t port_;
@@ -305,7 +304,11 @@ asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Execut
     // Literal IPv6 addresses may come bracketed from a URL.
     std::string name = host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
     std::vector<asio::ip::udp::endpoint> endpoints;
-    if (is_localhost(name)) {
+    std::error_code literal_ec;
+    const auto literal = asio::ip::make_address(name, literal_ec);
+    if (!literal_ec) {
+        endpoints = {{literal, port}};  // an address literal: no resolver (and none of its threads)
+    } else if (is_localhost(name)) {
         // RFC 6761 §6.3: "localhost" is loopback, whatever the resolver (or a machine without
         // /etc/hosts) says; ::1 first, as curl and Chromium do.
         endpoints = {{asio::ip::address_v6::loopback(), port}, {asio::ip::address_v4::loopback(), port}};

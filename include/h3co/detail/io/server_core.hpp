@@ -3,7 +3,7 @@
 // connection is server_endpoint's decision; this sends it), and starting a handler per request.
 #pragma once
 
-#include <h3co/detail/io/clock.hpp>
+#include <h3co/detail/io/io_timer.hpp>
 #include <h3co/detail/io/server_session.hpp>
 #include <h3co/detail/io/server_socket.hpp>
 #include <h3co/detail/server_endpoint.hpp>
@@ -61,6 +61,14 @@ public:
     /// Binds `endpoint` (port 0: any free port) and starts receiving; returns the bound endpoint.
     asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) {
         auto listener = std::make_shared<listener_state>(executor_, options_);
+        if (auto* net = grace_timer_.network()) {
+            listener->port = net->bind(endpoint.data(), static_cast<socklen_t>(endpoint.size()));
+            listener->local.resize(listener->port->local_length());
+            std::memcpy(listener->local.data(), &listener->port->local_address(), listener->port->local_length());
+            listeners_.push_back(listener);
+            receive(listener);
+            return listener->local;
+        }
         auto& socket = listener->socket;
         socket.open(endpoint.protocol());
         if (endpoint.address().is_v6()) socket.set_option(asio::ip::v6_only(false));  // "::" serves IPv4 too
@@ -135,13 +143,13 @@ public:
     /// retired it) are dropped for `period` nanoseconds, not answered with a stateless reset.
     void retire(const std::string& key, std::uint64_t period) {
         sessions_.erase(key);
-        drop_late_packets(key, steady_now_ns() + period);
+        drop_late_packets(key, grace_timer_.now() + period);
     }
     void forget(session_type& s) {
         // Its peer may still send for a while (its packets crossed our CONNECTION_CLOSE, or it is
         // closing itself): those are dropped, not answered with a stateless reset, which could
         // overtake the CONNECTION_CLOSE that says why the connection ended.
-        const auto until = steady_now_ns() + s.closing_period();
+        const auto until = grace_timer_.now() + s.closing_period();
         for (const auto& key : s.cids()) {
             auto it = sessions_.find(key);
             if (it != sessions_.end() && it->second.get() == &s) {
@@ -217,16 +225,24 @@ private:
     }
 
     void close_listeners() {
-        for (auto& l : listeners_) {
-            std::error_code ignored;
-            l->socket.close(ignored);
-        }
+        for (auto& l : listeners_) l->close();
     }
 
     void receive(std::shared_ptr<listener_state> l) {
+        if (l->port) {
+            return l->port->wait_readable([self = this->shared_from_this(), l](std::error_code ec) {
+                if (ec || !l->is_open()) return;
+                const auto now = self->grace_timer_.now();
+                l->port->receive(64, [&](const received_datagram& d) { self->on_datagram(l, d, now); });
+                auto touched = std::move(self->touched_);
+                self->touched_.clear();
+                self->flush_touched(*l, touched, now);
+                if (l->is_open()) self->receive(l);
+            });
+        }
         l->socket.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this(), l](std::error_code ec) {
             if (ec == asio::error::operation_aborted || !l->socket.is_open()) return;
-            const auto now = steady_now_ns();
+            const auto now = self->grace_timer_.now();
             // Drain the queue (bounded) without going back to the reactor each time. Errors on an
             // unconnected socket (ICMP reports about some peer) concern no one in particular.
             for (std::size_t got = 0, calls = 0; got < 64 && calls < 64 && l->socket.is_open(); ++calls) {
@@ -258,10 +274,7 @@ private:
             l.gathered.insert(l.gathered.end(), runs.begin(), runs.end());
         }
         if (!gather) return;
-        const auto sent = l.socket.is_open()
-                              ? send_runs(l.socket.native_handle(), false, l.gathered.data(), l.gathered.size(),
-                                          options_.udp_sendmmsg_messages, l.features)
-                              : l.gathered.size();
+        const auto sent = l.send(l.gathered.data(), l.gathered.size(), options_.udp_sendmmsg_messages);
         std::size_t at = 0;
         for (auto& s : touched) {
             if (&s->socket() != &l) continue;
@@ -335,7 +348,7 @@ private:
         run.len = run.segment = reply.size();
         run.to_len = std::min<socklen_t>(d.from_len, sizeof run.to);
         std::memcpy(&run.to, d.from, run.to_len);
-        if (l.socket.is_open()) send_runs(l.socket.native_handle(), false, &run, 1, 1, l.features);
+        l.send(&run, 1, 1);
     }
 
     void mark_touched(std::shared_ptr<session_type> session) {
@@ -372,8 +385,7 @@ private:
     request_dispatcher<Executor> dispatcher_;
     std::vector<std::shared_ptr<session_type>> touched_;  ///< delivered to in this receive batch
     std::string key_;  ///< reused: the routing key of the datagram at hand
-    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>
-        grace_timer_;  ///< shutdown()'s deadline
+    io_timer<Executor> grace_timer_;  ///< shutdown()'s deadline; its clock is the server's (see virtual_io.hpp)
     bool shutting_down_ = false;
     std::uint64_t dropped_ = 0;
 };
