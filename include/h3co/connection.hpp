@@ -80,7 +80,8 @@ public:
     /// Opens a new request stream; waits while the server's stream limit is reached.
     /// Completion: void(std::error_code, basic_request_stream<Executor>). Once the connection has
     /// ended: why (close_error(), or error::connection_closed); after the server's GOAWAY:
-    /// error::going_away.
+    /// error::going_away; on a handle without a connection (default-constructed or moved from):
+    /// error::not_open.
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto open_request_stream(CompletionToken&& token = CompletionToken{}) {
         return open_request_stream_on(impl_, std::forward<CompletionToken>(token));
@@ -91,7 +92,14 @@ public:
     template <class CompletionToken>
     static auto open_request_stream_on(std::shared_ptr<detail::client_session<Executor>> impl, CompletionToken&& token) {
         using stream_op = detail::pending_op<std::error_code, basic_request_stream<Executor>>;
-        auto ex = impl->get_executor();
+        // No connection (a default-constructed or moved-from handle): an empty executor, with which
+        // initiate_erased completes the operation with error::not_open instead of starting it.
+        Executor ex = [&] {
+            if constexpr (std::is_default_constructible_v<Executor>)
+                return impl ? impl->get_executor() : Executor{};
+            else
+                return impl->get_executor();
+        }();
         return detail::initiate_erased<void(std::error_code, basic_request_stream<Executor>)>(
             std::forward<CompletionToken>(token), ex, [impl = std::move(impl), ex](stream_op op) mutable {
                 // A cancelled wait for stream credit leaves nothing behind: any cancellation type.
