@@ -53,6 +53,7 @@ struct network_stats {
     std::map<std::string, std::uint64_t> dropped;  ///< by reason
 };
 
+/// Destroy the io_context before the network: the context's shutdown calls abandon_all().
 class network final : public h3co::detail::virtual_network {
 public:
     /// Makes the links between two hosts (by IPv4 address), one per direction, when first used.

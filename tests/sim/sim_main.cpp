@@ -1,8 +1,11 @@
 // h3co_sim: runs seeded scenarios of h3co's public API over a simulated network in virtual time.
 //   h3co_sim --seeds A-B          runs seeds A..B; ends with "N scenarios, F failed, trace hash H"
 //   h3co_sim --seed S --trace     replays one scenario and prints its events
+//   h3co_sim --seeds A-B --twice  runs each scenario twice in this process: the hashes must agree
+//   h3co_sim --upload SECONDS     times an upload of SECONDS at 100 Mbit/s and 50 ms RTT
 // A failure prints the one-line command that replays it. See docs/testing.md.
 #include "runner.hpp"
+#include "upload.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -13,7 +16,7 @@
 namespace {
 
 int usage() {
-    std::fprintf(stderr, "usage: h3co_sim --seeds A-B [--seeds C-D ...] | --seed S [--trace]  [--mtu-drops]\n");
+    std::fprintf(stderr, "usage: h3co_sim --seeds A-B [--seeds C-D ...] | --seed S [--trace] [--twice] [--mtu-drops] | --upload SECONDS\n");
     return 2;
 }
 
@@ -23,6 +26,7 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
     bool print_trace = false;
     bool quiet = false;
+    bool twice = false;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if ((arg == "--seeds" || arg == "--seed") && i + 1 < argc) {
@@ -36,6 +40,15 @@ int main(int argc, char** argv) {
             print_trace = true;
         } else if (arg == "--quiet") {
             quiet = true;
+        } else if (arg == "--twice") {
+            twice = true;
+        } else if (arg == "--upload" && i + 1 < argc) {
+            const auto f = h3co_sim::run_upload(std::strtod(argv[++i], nullptr));
+            std::printf("upload: %llu bytes, %s, virtual %.1f s, wall %.2f s (%.1fx), %llu packets sent, %llu dropped at the queue\n",
+                        static_cast<unsigned long long>(f.bytes), h3co_sim::describe(f.ec).c_str(), f.virtual_s, f.wall_s,
+                        f.wall_s > 0 ? f.virtual_s / f.wall_s : 0.0, static_cast<unsigned long long>(f.net.sent),
+                        static_cast<unsigned long long>(f.net.dropped.count("queue") ? f.net.dropped.at("queue") : 0));
+            return f.ec ? 1 : 0;
         } else if (arg == "--mtu-drops") {
             h3co_sim::mtu_drops = true;
         } else {
@@ -49,7 +62,14 @@ int main(int argc, char** argv) {
         for (std::uint64_t seed = a; seed <= b; ++seed) {
             const auto s = h3co_sim::generate(seed);
             if (print_trace) std::printf("%s\n", s.describe().c_str());
-            const auto out = h3co_sim::run_scenario(s, print_trace);
+            auto out = h3co_sim::run_scenario(s, print_trace);
+            if (twice && out.passed) {
+                const auto again = h3co_sim::run_scenario(s, false);
+                if (again.hash != out.hash) {
+                    out.passed = false;
+                    out.failure = "not deterministic: trace hash differs between two runs in one process";
+                }
+            }
             ++scenarios;
             virtual_ns += out.virtual_ns;
             hash = h3co_sim::combine(hash, out.hash);
