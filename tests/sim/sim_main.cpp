@@ -92,5 +92,6 @@ int main(int argc, char** argv) {
                  wall > 0 ? static_cast<double>(virtual_ns) / 1e9 / wall : 0.0);
     std::printf("%llu scenarios, %llu failed, trace hash %016llx\n", static_cast<unsigned long long>(scenarios),
                 static_cast<unsigned long long>(failed), static_cast<unsigned long long>(hash));
+    std::fflush(stdout);  // before LeakSanitizer's report at exit, which ends the process with _exit
     return failed ? 1 : 0;
 }
