@@ -72,7 +72,11 @@ private:
         // std::function needs a copyable callable: the handler lives behind a shared_ptr.
         auto held = std::make_shared<Handler>(std::move(handler));
         const auto id = net_->add_timer(deadline_, [held, ex](std::error_code ec) {
-            asio::post(ex, [held, ec] { std::move(*held)(ec); });
+            asio::post(ex, [held, ec] {
+                // As Asio's own operations do: the slot's handler goes before the completion runs.
+                if (auto done = asio::get_associated_cancellation_slot(*held); done.is_connected()) done.clear();
+                std::move(*held)(ec);
+            });
         });
         waits_.push_back(id);
         if (slot.is_connected())
