@@ -134,6 +134,33 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
            [&server] { server->shutdown(std::chrono::seconds(2)); });
         at(s.close_at_ns ? start + s.close_at_ns - 1'000 * ms : 0, "close c0", [&conns] { conns[0]->close(); });
 
+        if (s.destroy_at_ns) {
+            // The io_context destroyed with work pending: drop every handle (as Asio asks, before
+            // the context), then destroy the context without running it again. Its services'
+            // shutdown must free everything h3co has on it.
+            net.run_until([&ctx] { return ctx.completed == ctx.started; }, start + s.destroy_at_ns - 1'000 * ms);
+            ctx.record("net", "io_context destroyed with " + std::to_string(ctx.started - ctx.completed) + " pending");
+            out.virtual_ns = net.now_ns() - start;
+            out.net = net.stats();
+            conns.clear();
+            client.reset();
+            server.reset();
+            io.reset();
+            const long conns_left = h3co::testing::live_connections() - conns_before;
+            const long streams_left = h3co::testing::live_stream_states() - streams_before;
+            const long ops_left = h3co::testing::live_pending_ops() - ops_before;
+            if (conns_left || streams_left || ops_left)
+                ctx.fail("after the io_context was destroyed: " + std::to_string(conns_left) + " connections, " +
+                         std::to_string(streams_left) + " streams and " + std::to_string(ops_left) +
+                         " operations still alive");
+            ctx.events.add("end t=" + std::to_string(out.virtual_ns / ms) + " sent " + std::to_string(out.net.sent) +
+                           " delivered " + std::to_string(out.net.delivered));
+            out.failure = ctx.failure;
+            out.passed = ctx.failure.empty();
+            out.hash = ctx.events.hash();
+            out.events = ctx.events.events();
+            return out;
+        }
         // No hang: some operation completes at least every stall_ns of virtual time (longer than
         // any idle timeout, pause or shutdown grace of the workload), and all within limit_ns.
         const auto all_done = [&ctx] { return !ctx.failure.empty() || ctx.completed == ctx.started; };

@@ -22,6 +22,9 @@ struct scenario {
     std::uint64_t rebind_at_ns = 0;  ///< NAT rebinding of the first client then (0: none)
     std::uint64_t shutdown_at_ns = 0;  ///< server.shutdown() mid-flight then (0: none)
     std::uint64_t close_at_ns = 0;     ///< first connection's close() mid-flight then (0: none)
+    /// Then (0: never) every handle is dropped and the io_context destroyed with work pending,
+    /// without running it again: nothing may be left alive.
+    std::uint64_t destroy_at_ns = 0;
     std::uint64_t limit_ns = 3'600'000 * ms;  ///< virtual time the scenario may take
     std::uint64_t stall_ns = 120'000 * ms;    ///< virtual time without any operation completing: a hang
 
@@ -33,6 +36,7 @@ struct scenario {
         if (rebind_at_ns) s += "; rebind @" + std::to_string(rebind_at_ns / ms) + "ms";
         if (shutdown_at_ns) s += "; shutdown @" + std::to_string(shutdown_at_ns / ms) + "ms";
         if (close_at_ns) s += "; close @" + std::to_string(close_at_ns / ms) + "ms";
+        if (destroy_at_ns) s += "; io_context destroyed @" + std::to_string(destroy_at_ns / ms) + "ms";
         return s;
     }
 };
@@ -89,6 +93,8 @@ inline scenario generate(std::uint64_t seed) {
     if (rng.chance(0.15)) s.rebind_at_ns = 1'000 * ms + rng.between(50, 2000) * ms;
     if (rng.chance(0.15)) s.shutdown_at_ns = 1'000 * ms + rng.between(50, 3000) * ms;
     if (rng.chance(0.1)) s.close_at_ns = 1'000 * ms + rng.between(50, 3000) * ms;
+    // Drawn last, so that the draws before it stay what they were.
+    if (rng.chance(0.1)) s.destroy_at_ns = 1'000 * ms + rng.between(50, 4000) * ms;
     return s;
 }
 
