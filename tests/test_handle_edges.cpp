@@ -110,6 +110,23 @@ TEST_CASE("handle edges: an operation on a handle without a stream completes wit
             CHECK(errors[i] == h3co::error::not_open);
         }
     }
+    SECTION("a connection handle without a connection: open_request_stream completes with not_open") {
+        // h3co_sim found it: a worker whose connect() failed opened a stream on the empty handle,
+        // which dereferenced a null engine.
+        const auto errors = test::run(f.io, []() -> asio::awaitable<std::vector<std::error_code>> {
+            std::vector<std::error_code> out;
+            h3co::connection none;
+            auto [ec, stream] = co_await none.open_request_stream(tuple);
+            out.push_back(ec);
+            h3co::connection moved_to = std::move(none);
+            auto [moved_ec, moved_stream] = co_await none.open_request_stream(tuple);
+            out.push_back(moved_ec);
+            co_return out;
+        }());
+        REQUIRE(errors.size() == 2);
+        CHECK(errors[0] == h3co::error::not_open);
+        CHECK(errors[1] == h3co::error::not_open);
+    }
     SECTION("a moved-from client stream fails, the stream it moved to goes on") {
         f.listen();
         auto conn = f.connect();

@@ -13,7 +13,6 @@
 #include <h3co/tls.hpp>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/basic_waitable_timer.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
@@ -81,7 +80,8 @@ public:
     /// Opens a new request stream; waits while the server's stream limit is reached.
     /// Completion: void(std::error_code, basic_request_stream<Executor>). Once the connection has
     /// ended: why (close_error(), or error::connection_closed); after the server's GOAWAY:
-    /// error::going_away.
+    /// error::going_away; on a handle without a connection (default-constructed or moved from):
+    /// error::not_open.
     template <class CompletionToken = detail::default_token_t<Executor>>
     auto open_request_stream(CompletionToken&& token = CompletionToken{}) {
         return open_request_stream_on(impl_, std::forward<CompletionToken>(token));
@@ -92,7 +92,14 @@ public:
     template <class CompletionToken>
     static auto open_request_stream_on(std::shared_ptr<detail::client_session<Executor>> impl, CompletionToken&& token) {
         using stream_op = detail::pending_op<std::error_code, basic_request_stream<Executor>>;
-        auto ex = impl->get_executor();
+        // No connection (a default-constructed or moved-from handle): an empty executor, with which
+        // initiate_erased completes the operation with error::not_open instead of starting it.
+        Executor ex = [&] {
+            if constexpr (std::is_default_constructible_v<Executor>)
+                return impl ? impl->get_executor() : Executor{};
+            else
+                return impl->get_executor();
+        }();
         return detail::initiate_erased<void(std::error_code, basic_request_stream<Executor>)>(
             std::forward<CompletionToken>(token), ex, [impl = std::move(impl), ex](stream_op op) mutable {
                 // A cancelled wait for stream credit leaves nothing behind: any cancellation type.
@@ -280,7 +287,7 @@ private:
     }
 
     Executor ex_;
-    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor> timer_;
+    io_timer<Executor> timer_;
     std::vector<asio::ip::udp::endpoint> endpoints_;
     std::string name_;
     std::uint16_t port_;
@@ -309,7 +316,11 @@ asio::awaitable<std::pair<std::error_code, std::shared_ptr<client_session<Execut
     // Literal IPv6 addresses may come bracketed from a URL.
     std::string name = host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
     std::vector<asio::ip::udp::endpoint> endpoints;
-    if (is_localhost(name)) {
+    std::error_code literal_ec;
+    const auto literal = asio::ip::make_address(name, literal_ec);
+    if (!literal_ec) {
+        endpoints = {{literal, port}};  // an address literal: no resolver (and none of its threads)
+    } else if (is_localhost(name)) {
         // RFC 6761 §6.3: "localhost" is loopback, whatever the resolver (or a machine without
         // /etc/hosts) says; ::1 first, as curl and Chromium do.
         endpoints = {{asio::ip::address_v6::loopback(), port}, {asio::ip::address_v4::loopback(), port}};

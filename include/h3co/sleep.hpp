@@ -1,7 +1,8 @@
 // sleep_for: a timer wait in one line, for producers that pace their output.
 #pragma once
 
-#include <asio/steady_timer.hpp>
+#include <h3co/detail/io/io_timer.hpp>
+
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -9,9 +10,11 @@
 
 namespace h3co {
 
-/// Suspends the calling coroutine for `duration` (cancellable like any Asio wait).
+/// Suspends the calling coroutine for `duration` (cancellable like any Asio wait). On a context
+/// that runs a virtual network (a simulation), the duration is virtual time.
 inline asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration duration) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, duration);
+    detail::io_timer<asio::any_io_executor> timer(co_await asio::this_coro::executor);
+    timer.expires_after(duration);
     co_await timer.async_wait(asio::use_awaitable);
 }
 

@@ -27,6 +27,12 @@ public:
 
     /// Starts the handshake with `remote`; `op` completes when HTTP/3 is ready or the attempt failed.
     void start(const asio::ip::udp::endpoint& remote, const std::string& host, std::uint16_t port, connect_op op) {
+        if (auto* net = this->network()) {
+            port_ = net->connect(remote.data(), static_cast<socklen_t>(remote.size()));
+            path_ = network_path(reinterpret_cast<const sockaddr*>(&port_->local_address()), port_->local_length(),
+                                 remote.data(), static_cast<socklen_t>(remote.size()));
+            return start_session(host, port, std::move(op));
+        }
         std::error_code ec;
         socket_.open(remote.protocol(), ec);
         if (!ec) socket_.connect(remote, ec);  // connected: ICMP errors (nobody listening) reach us
@@ -41,18 +47,7 @@ public:
         if (this->options().ecn) enable_ecn_receive(socket_.native_handle(), remote.address().is_v6());
         apply_socket_buffers(socket_, this->options().socket_buffer);
         apply_dont_fragment(socket_.native_handle(), remote.address().is_v6());
-        const bool v6_literal = host.find(':') != std::string::npos;
-        this->default_authority_ = (v6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
-        try {
-            this->start_client(path_, host, steady_now_ns());
-        } catch (const std::system_error& e) {
-            return op.complete(e.code());
-        }
-        connect_op_ = std::move(op);
-        receive();
-        this->flush_now();
-        // 0-RTT: requests may go now, before the handshake completes.
-        if (this->early_data_pending() && connect_op_) connect_op_.complete({});
+        start_session(host, port, std::move(op));
     }
 
     /// Gives up a handshake in progress (its connect operation completes with operation_aborted).
@@ -75,8 +70,26 @@ public:
         return out;
     }
 
+private:
+    /// start()'s part once the path is set up, the same over a socket or a virtual port.
+    void start_session(const std::string& host, std::uint16_t port, connect_op op) {
+        const bool v6_literal = host.find(':') != std::string::npos;
+        this->default_authority_ = (v6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
+        try {
+            this->start_client(path_, host, this->now());
+        } catch (const std::system_error& e) {
+            return op.complete(e.code());
+        }
+        connect_op_ = std::move(op);
+        receive();
+        this->flush_now();
+        // 0-RTT: requests may go now, before the handshake completes.
+        if (this->early_data_pending() && connect_op_) connect_op_.complete({});
+    }
+
 protected:
     std::size_t transmit(std::span<datagram_run> runs) override {
+        if (port_) return port_->send(runs);
         if (!socket_.is_open()) return runs.size();
         // Connected socket: no address per send. Errors other than a full buffer (e.g. an
         // ICMP-reported refusal) surface on the receive side.
@@ -85,7 +98,7 @@ protected:
     }
 
     void wait_writable() override {
-        if (waiting_writable_ || !socket_.is_open()) return;
+        if (port_ || waiting_writable_ || !socket_.is_open()) return;  // a virtual port never fills
         waiting_writable_ = true;
         socket_.async_wait(asio::socket_base::wait_write, [self = self_ptr()](std::error_code ec) {
             self->waiting_writable_ = false;
@@ -107,6 +120,7 @@ protected:
     }
 
     void io_finished() override {
+        if (port_) return port_->close();
         std::error_code ignored;
         socket_.close(ignored);
     }
@@ -115,13 +129,20 @@ private:
     std::shared_ptr<client_session> self_ptr() { return std::static_pointer_cast<client_session>(this->shared_from_this()); }
 
     void receive() {
+        if (port_) return port_->wait_readable([self = self_ptr()](std::error_code ec) { self->on_readable(ec); });
         socket_.async_wait(asio::socket_base::wait_read, [self = self_ptr()](std::error_code ec) { self->on_readable(ec); });
     }
 
     void on_readable(std::error_code ec) {
         if (this->terminated() || ec == asio::error::operation_aborted) return;
         // The socket is connected: every datagram comes on the path fixed at start().
-        const auto now = steady_now_ns();
+        const auto now = this->now();
+        if (port_) {
+            port_->receive(64, [&](const received_datagram& d) { this->read_packet(path_, d.data, d.len, d.ecn, now); });
+            if (this->terminated()) return;
+            this->flush_now();
+            return receive();
+        }
         // Drain what is queued (bounded) before flushing once: fewer, fuller packets go out.
         for (std::size_t got = 0; got < 64 && !ec && !this->terminated();) {
             got += receiver_.receive(
@@ -151,6 +172,7 @@ private:
     }
 
     socket_type socket_;
+    std::shared_ptr<datagram_port> port_;  ///< in socket_'s place on a virtual network
     network_path path_;
     send_features send_features_;
     datagram_receiver receiver_;

@@ -4,11 +4,10 @@
 // the session's expiry. Shared by client and server connections.
 #pragma once
 
-#include <h3co/detail/io/clock.hpp>
+#include <h3co/detail/io/io_timer.hpp>
 #include <h3co/detail/live_count.hpp>
 #include <h3co/detail/session.hpp>
 
-#include <asio/basic_waitable_timer.hpp>
 #include <asio/post.hpp>
 
 #include <chrono>
@@ -26,9 +25,14 @@ public:
     using executor_type = Executor;
     executor_type get_executor() const noexcept { return executor_; }
 
+    /// The clock this connection runs on (steady_now_ns(), or a virtual network's; see virtual_io.hpp).
+    std::uint64_t now() const noexcept { return timer_.now(); }
+    /// The virtual network this connection runs on; null: real sockets.
+    virtual_network* network() const noexcept { return net_; }
+
 protected:
     connection_driver(Executor ex, session_role role, const connection_options& options, std::shared_ptr<tls_context> tls)
-        : session(role, options, std::move(tls)), executor_(ex), timer_(ex) {}
+        : session(role, options, std::move(tls)), executor_(ex), timer_(ex), net_(virtual_network_of(ex)) {}
 
     /// Sends the runs in order with as few system calls as the kernel allows. Returns how many were
     /// sent entirely (a partly sent run is advanced in place); fewer than given: the socket is full.
@@ -42,7 +46,7 @@ protected:
     void flush_now() {
         if (terminated()) return;
         before_flush();
-        after_flush(flush_to_socket(steady_now_ns(), false));
+        after_flush(flush_to_socket(now(), false));
     }
 
     /// One flush round: what was left from before goes first, then packets are written and sent a
@@ -79,7 +83,7 @@ protected:
         // Still more to send right away (the flush stopped at its packet limit, and ngtcp2 lets a
         // packet go up to 1 ms ahead of its pacing time): go again after the handlers already
         // queued, such as received ACKs, instead of arming the timer (a timerfd system call).
-        if (last_flush_packets() > 0 && expiry() <= steady_now_ns() + 1'000'000) return wake_flush();
+        if (last_flush_packets() > 0 && expiry() <= now() + 1'000'000) return wake_flush();
         arm_timer();
     }
 
@@ -88,7 +92,7 @@ protected:
         flush_posted_ = true;
         asio::post(executor_, [self = self_ptr()] {
             self->flush_posted_ = false;
-            const auto now = steady_now_ns();
+            const auto now = self->now();
             if (now >= self->expiry()) self->on_timer(now);  // a deadline passed meanwhile
             self->flush_now();
         });
@@ -107,7 +111,7 @@ protected:
     /// Closes the connection now (see session::close) and sends the CONNECTION_CLOSE at once, so
     /// that it leaves even if the socket is closed right after (a server closing everything).
     void close_now(std::uint64_t app_error_code, std::string_view reason) {
-        close(steady_now_ns(), app_error_code, reason);
+        close(now(), app_error_code, reason);
         send_outbox();
     }
 
@@ -126,14 +130,12 @@ protected:
             timer_.cancel();
             return;
         }
-        // ngtcp2 timestamps are steady-clock nanoseconds; UINT64_MAX (no deadline) is handled above.
-        const auto when = std::chrono::steady_clock::time_point(
-            std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::nanoseconds(deadline)));
-        timer_.expires_at(when);
+        // ngtcp2 timestamps are the clock's nanoseconds; UINT64_MAX (no deadline) is handled above.
+        timer_.expires_at(deadline);
         timer_.async_wait([self = self_ptr(), deadline](std::error_code ec) {
             if (ec || self->armed_ != deadline) return;
             self->armed_ = 0;
-            const auto now = steady_now_ns();
+            const auto now = self->now();
             if (now >= self->expiry()) self->on_timer(now);
             self->flush_now();
         });
@@ -145,7 +147,8 @@ private:
     }
 
     Executor executor_;
-    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor> timer_;
+    io_timer<Executor> timer_;
+    virtual_network* net_;
     std::uint64_t armed_ = 0;
     bool flush_posted_ = false;
     counted<connection_tag> counted_;  ///< h3co::testing::live_connections()

@@ -3,7 +3,7 @@
 // connection is server_endpoint's decision; this sends it), and starting a handler per request.
 #pragma once
 
-#include <h3co/detail/io/clock.hpp>
+#include <h3co/detail/io/io_timer.hpp>
 #include <h3co/detail/io/reuseport.hpp>
 #include <h3co/detail/io/server_session.hpp>
 #include <h3co/detail/io/server_socket.hpp>
@@ -65,6 +65,14 @@ public:
     /// `reuse_port`: SO_REUSEPORT, for the sockets of several workers on one address.
     asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint, bool reuse_port = false) {
         auto listener = std::make_shared<listener_state>(executor_, options_);
+        if (auto* net = grace_timer_.network()) {
+            listener->port = net->bind(endpoint.data(), static_cast<socklen_t>(endpoint.size()));
+            listener->local.resize(listener->port->local_length());
+            std::memcpy(listener->local.data(), &listener->port->local_address(), listener->port->local_length());
+            listeners_.push_back(listener);
+            receive(listener);
+            return listener->local;
+        }
         auto& socket = listener->socket;
         socket.open(endpoint.protocol());
         if (endpoint.address().is_v6()) socket.set_option(asio::ip::v6_only(false));  // "::" serves IPv4 too
@@ -169,13 +177,13 @@ public:
     /// retired it) are dropped for `period` nanoseconds, not answered with a stateless reset.
     void retire(const std::string& key, std::uint64_t period) {
         sessions_.erase(key);
-        drop_late_packets(key, steady_now_ns() + period);
+        drop_late_packets(key, grace_timer_.now() + period);
     }
     void forget(session_type& s) {
         // Its peer may still send for a while (its packets crossed our CONNECTION_CLOSE, or it is
         // closing itself): those are dropped, not answered with a stateless reset, which could
         // overtake the CONNECTION_CLOSE that says why the connection ended.
-        const auto until = steady_now_ns() + s.closing_period();
+        const auto until = grace_timer_.now() + s.closing_period();
         for (const auto& key : s.cids()) {
             auto it = sessions_.find(key);
             if (it != sessions_.end() && it->second.get() == &s) {
@@ -252,16 +260,27 @@ private:
     }
 
     void close_listeners() {
-        for (auto& l : listeners_) {
-            std::error_code ignored;
-            l->socket.close(ignored);
-        }
+        for (auto& l : listeners_) l->close();
     }
 
     void receive(std::shared_ptr<listener_state> l) {
+        if (l->port) {
+            return l->port->wait_readable([self = this->shared_from_this(), l](std::error_code ec) {
+                if (ec || !l->is_open()) return;
+                const auto now = self->grace_timer_.now();
+                l->port->receive(64, [&](const received_datagram& d) {
+                    bump(self->datagrams_);
+                    self->on_datagram(l, d, now);
+                });
+                auto touched = std::move(self->touched_);
+                self->touched_.clear();
+                self->flush_touched(*l, touched, now);
+                if (l->is_open()) self->receive(l);
+            });
+        }
         l->socket.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this(), l](std::error_code ec) {
             if (ec == asio::error::operation_aborted || !l->socket.is_open()) return;
-            const auto now = steady_now_ns();
+            const auto now = self->grace_timer_.now();
             // Drain the queue (bounded) without going back to the reactor each time. Errors on an
             // unconnected socket (ICMP reports about some peer) concern no one in particular.
             for (std::size_t got = 0, calls = 0; got < 64 && calls < 64 && l->socket.is_open(); ++calls) {
@@ -298,10 +317,7 @@ private:
             l.gathered.insert(l.gathered.end(), runs.begin(), runs.end());
         }
         if (!gather) return;
-        const auto sent = l.socket.is_open()
-                              ? send_runs(l.socket.native_handle(), false, l.gathered.data(), l.gathered.size(),
-                                          options_.udp_sendmmsg_messages, l.features)
-                              : l.gathered.size();
+        const auto sent = l.send(l.gathered.data(), l.gathered.size(), options_.udp_sendmmsg_messages);
         std::size_t at = 0;
         for (auto& s : touched) {
             if (&s->socket() != &l) continue;
@@ -382,7 +398,7 @@ private:
         run.len = run.segment = reply.size();
         run.to_len = std::min<socklen_t>(d.from_len, sizeof run.to);
         std::memcpy(&run.to, d.from, run.to_len);
-        if (l.socket.is_open()) send_runs(l.socket.native_handle(), false, &run, 1, 1, l.features);
+        l.send(&run, 1, 1);
     }
 
     /// A datagram as handed from one worker to another.
@@ -413,14 +429,14 @@ private:
 
     void take_handoff(const handed_datagram& h) {
         bump(handoffs_received_);
-        if (h.listener >= listeners_.size() || !listeners_[h.listener]->socket.is_open()) {
+        if (h.listener >= listeners_.size() || !listeners_[h.listener]->is_open()) {
             ++dropped_;  // this worker stopped listening (shutdown): as if its socket had closed
             return;
         }
         const auto& l = listeners_[h.listener];
         const received_datagram d{h.data.data(), h.data.size(), reinterpret_cast<const sockaddr*>(&h.from), h.from_len,
                                   h.ecn};
-        const auto now = steady_now_ns();
+        const auto now = grace_timer_.now();
         on_datagram(l, d, now);
         auto touched = std::move(touched_);
         touched_.clear();
@@ -467,8 +483,7 @@ private:
     request_dispatcher<Executor> dispatcher_;
     std::vector<std::shared_ptr<session_type>> touched_;  ///< delivered to in this receive batch
     std::string key_;  ///< reused: the routing key of the datagram at hand
-    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>
-        grace_timer_;  ///< shutdown()'s deadline
+    io_timer<Executor> grace_timer_;  ///< shutdown()'s deadline; its clock is the server's (see virtual_io.hpp)
     bool shutting_down_ = false;
     std::uint64_t dropped_ = 0;
     // A server on several workers (set_worker()); one worker: peers_ is empty.

@@ -93,7 +93,7 @@ public:
     const server_socket<Executor>& socket() const noexcept { return *socket_; }
     const std::unordered_set<std::string>& cids() const noexcept { return cids_; }
 
-    void goaway() { this->send_goaway(steady_now_ns()); }
+    void goaway() { this->send_goaway(this->now()); }
     void close_connection(std::uint64_t code) { this->close_now(code, {}); }
 
     /// What happens when a request's handler returns (`failed`: it threw).
@@ -116,13 +116,11 @@ public:
 
 protected:
     std::size_t transmit(std::span<datagram_run> runs) override {
-        if (!socket_->socket.is_open()) return runs.size();
-        return send_runs(socket_->socket.native_handle(), false, runs.data(), runs.size(),
-                         this->options().udp_sendmmsg_messages, socket_->features);
+        return socket_->send(runs.data(), runs.size(), this->options().udp_sendmmsg_messages);
     }
 
     void wait_writable() override {
-        if (waiting_writable_ || !socket_->socket.is_open()) return;
+        if (socket_->port || waiting_writable_ || !socket_->socket.is_open()) return;  // a virtual port never fills
         waiting_writable_ = true;
         socket_->socket.async_wait(asio::socket_base::wait_write, [self = self_ptr()](std::error_code ec) {
             self->waiting_writable_ = false;

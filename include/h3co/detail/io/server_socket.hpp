@@ -5,6 +5,7 @@
 #include <h3co/detail/datagram_run.hpp>
 #include <h3co/detail/io/udp_receive.hpp>
 #include <h3co/detail/io/udp_send.hpp>
+#include <h3co/detail/io/virtual_io.hpp>
 #include <h3co/options.hpp>
 
 #include <asio/ip/udp.hpp>
@@ -22,7 +23,21 @@ struct server_socket {
           receiver(options.udp_recvmmsg_messages),
           features{options.udp_gso_segments > 1, options.ecn} {}
 
+    /// Sends the runs (see send_runs); returns how many left entirely.
+    std::size_t send(datagram_run* runs, std::size_t count, std::size_t max_messages) {
+        if (port) return port->send({runs, count});
+        if (!socket.is_open()) return count;
+        return send_runs(socket.native_handle(), false, runs, count, max_messages, features);
+    }
+    bool is_open() const { return port ? port->is_open() : socket.is_open(); }
+    void close() {
+        if (port) return port->close();
+        std::error_code ignored;
+        socket.close(ignored);
+    }
+
     socket_type socket;
+    std::shared_ptr<datagram_port> port;  ///< in socket's place on a virtual network
     asio::ip::udp::endpoint local;
     datagram_receiver receiver;
     send_features features;
