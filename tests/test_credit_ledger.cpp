@@ -8,6 +8,8 @@
 
 #include <h3co/testing.hpp>
 
+#include <asio/steady_timer.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>

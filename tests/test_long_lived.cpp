@@ -14,6 +14,7 @@
 #include <h3co/testing.hpp>
 
 #include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <array>
 #include <cstdint>
