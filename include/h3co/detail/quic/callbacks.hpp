@@ -271,9 +271,16 @@ struct quic_callbacks {
         const bool h3_keeps = rv == 0 && keep && !keep->raw && !keep->taken_over && !me.terminated_;
         const bool held_by_h3 =
             h3_keeps && keep->recv != recv_state::reset && app_error_code == NGHTTP3_H3_NO_ERROR;
-        if (h3_keeps && !held_by_h3) nghttp3_conn_set_stream_user_data(me.native_->h3, stream_id, nullptr);
+        const bool given_up = h3_keeps && !held_by_h3;
+        if (given_up) nghttp3_conn_set_stream_user_data(me.native_->h3, stream_id, nullptr);
         if (keep && held_by_h3 && !keep->quic_closed) keep->held_by_h3 = true;
         if (keep && !keep->quic_closed && !held_by_h3) me.stream_closed(*keep, app_error_code);
+        if (given_up) {
+            // What nghttp3 holds of it (the blocked block and what follows) is never consumed now:
+            // discarded, so its credit comes back; the receive buffer's stays owed to the reader.
+            const std::uint64_t owed = me.ledger_.owed(stream_id), buffered = keep->recv_buf.size();
+            if (owed > buffered) me.credit(stream_id, static_cast<std::size_t>(owed - buffered));
+        }
         me.credit_stream_closed(stream_id, keep.get());
         // The client may open one more request in its place (at most max_concurrent_streams at
         // once): for every stream it opened, whatever came on it, even a reset before HEADERS.
