@@ -3,6 +3,7 @@
 // other threads while they run. Meant for ThreadSanitizer (scripts/test.sh's TSan pass), where any
 // data race fails the run; without it, it still checks that every operation completes and that
 // every stream state is freed.
+#include "support/peer_inputs.hpp"
 #include "support/test_support.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -71,18 +72,6 @@ std::uint64_t fnv1a(std::uint64_t h, const void* p, std::size_t n) {
     return h;
 }
 constexpr std::uint64_t fnv_basis = 0xcbf29ce484222325ull;
-
-std::string body_of(int seed, std::size_t n) {
-    std::string s(n, '\0');
-    std::uint32_t x = 2463534242u + static_cast<std::uint32_t>(seed);
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
-}
 
 /// What the server's handlers saw, read from other threads: guarded.
 struct server_log {
@@ -191,7 +180,7 @@ TEST_CASE("threads: uploads with client and server on their own strands of a 2-t
         auto conn = co_await client.connection_for(test::url(port, "/", "127.0.0.1"));
         std::vector<std::future<upload_result>> each;
         for (int i = 0; i < 6; ++i)
-            each.push_back(asio::co_spawn(client_strand, upload(conn, body_of(i, 192 * 1024 + 7 * i), 1000 + 4093 * i),
+            each.push_back(asio::co_spawn(client_strand, upload(conn, test::pseudo_random_bytes(192 * 1024 + 7 * i, i), 1000 + 4093 * i),
                                           asio::use_future));
         std::vector<upload_result> out;
         for (auto& f : each) {
@@ -205,7 +194,7 @@ TEST_CASE("threads: uploads with client and server on their own strands of a 2-t
     std::vector<std::future<int>> piped;
     for (int i = 0; i < 2; ++i) {
         auto [reader, writer] = h3co::make_pipe(asio::any_io_executor(pipe_strand), 16 * 1024);
-        const std::string body = body_of(100 + i, 300 * 1024);
+        const std::string body = test::pseudo_random_bytes(300 * 1024, 100 + i);
         asio::co_spawn(pipe_strand, [w = std::move(writer), body]() mutable -> asio::awaitable<void> {
             for (std::size_t off = 0; off < body.size(); off += 5000)
                 co_await w.write(asio::buffer(body.data() + off, std::min<std::size_t>(5000, body.size() - off)));
@@ -273,7 +262,7 @@ TEST_CASE("threads: cancellations, resets and closes from other threads race upl
             auto stream = co_await conn.open_request_stream();
             const h3co::request req{.method = "POST", .url = "/hang"};  // named: g++ 12 and co_await temporaries
             co_await stream.send_header(req);
-            const std::string body = body_of(1, 50'000);
+            const std::string body = test::pseudo_random_bytes(50'000, 1);
             co_await stream.write(asio::buffer(body));  // no finish: /hang keeps reading
             waiting = true;
             auto [ec, head] = co_await stream.read_response(asio::bind_cancellation_slot(signal.slot(), tuple));
@@ -299,7 +288,7 @@ TEST_CASE("threads: cancellations, resets and closes from other threads race upl
             const h3co::request req{.method = "POST", .url = "/sum"};
             co_await stream.send_header(req);
             shared.set_value(stream.share());
-            const std::string chunk = body_of(2, 8192);
+            const std::string chunk = test::pseudo_random_bytes(8192, 2);
             for (int i = 0; i < 100'000; ++i) {  // ~800 MB at most: the reset comes long before
                 auto [ec, n] = co_await stream.write(asio::buffer(chunk), tuple);
                 if (ec) co_return ec;
@@ -322,7 +311,8 @@ TEST_CASE("threads: cancellations, resets and closes from other threads race upl
             second_handle.set_value(co_await client.connection_for(url));  // the same pooled connection
             std::vector<std::future<upload_result>> each;
             for (int i = 0; i < 6; ++i)
-                each.push_back(asio::co_spawn(client_strand, upload(conn, body_of(i, 4 << 20), 16 * 1024), asio::use_future));
+                each.push_back(asio::co_spawn(client_strand, upload(conn, test::pseudo_random_bytes(4 << 20, i), 16 * 1024),
+                                              asio::use_future));
             std::vector<upload_result> out;
             for (auto& f : each) {
                 while (f.wait_for(0s) != std::future_status::ready) co_await h3co::sleep_for(1ms);
@@ -353,7 +343,8 @@ TEST_CASE("threads: cancellations, resets and closes from other threads race upl
             auto conn = co_await client.connection_for(url);
             std::vector<std::future<upload_result>> each;
             for (int i = 0; i < 6; ++i)
-                each.push_back(asio::co_spawn(client_strand, upload(conn, body_of(i, 4 << 20), 16 * 1024), asio::use_future));
+                each.push_back(asio::co_spawn(client_strand, upload(conn, test::pseudo_random_bytes(4 << 20, i), 16 * 1024),
+                                              asio::use_future));
             started = 6;
             std::vector<upload_result> out;
             for (auto& f : each) {

@@ -4,6 +4,7 @@
 // connection ID and with that turned off (the workers then hand each other's datagrams on).
 // Graceful shutdown reaches the connections of every worker. Meant for ThreadSanitizer too
 // (scripts/test.sh's TSan pass).
+#include "support/peer_inputs.hpp"
 #include "support/test_support.hpp"
 
 #include <h3co/detail/io/reuseport.hpp>
@@ -68,18 +69,6 @@ std::uint64_t fnv1a(std::uint64_t h, const void* p, std::size_t n) {
 }
 constexpr std::uint64_t fnv_basis = 0xcbf29ce484222325ull;
 
-std::string body_of(int seed, std::size_t n) {
-    std::string s(n, '\0');
-    std::uint32_t x = 2463534242u + static_cast<std::uint32_t>(seed) * 7919u;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
-}
-
 /// Which thread ran each connection's handlers (keyed by the client's x-conn field).
 struct handler_log {
     std::mutex m;
@@ -91,7 +80,7 @@ struct handler_log {
     }
 };
 
-/// /sum: answers with the body's length and hash. /data: x-n bytes of body_of(x-seed).
+/// /sum: answers with the body's length and hash. /data: x-n pseudo-random bytes seeded by x-seed.
 /// /hold: reads the body to its end, then answers 200.
 void add_handlers(h3co::server& server, std::shared_ptr<handler_log> log) {
     server.handle("/sum", [log](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
@@ -111,7 +100,7 @@ void add_handlers(h3co::server& server, std::shared_ptr<handler_log> log) {
         log->saw(req);
         const auto n = std::stoul(std::string(req.headers().find("x-n").value_or("0")));
         const int seed = std::stoi(std::string(req.headers().find("x-seed").value_or("0")));
-        const std::string body = body_of(seed, n);
+        const std::string body = test::pseudo_random_bytes(n, seed);
         co_await res.send_header(200, tuple);
         co_await res.write(asio::buffer(body), tuple);
     });
@@ -209,7 +198,7 @@ struct exchange_result {
 /// On one connection: POST /sum with `up` bytes, then GET /data for `down` bytes; checks both.
 asio::awaitable<exchange_result> exchange(h3co::connection& conn, int tag, std::size_t up, std::size_t down) {
     exchange_result r;
-    const std::string body = body_of(tag, up);
+    const std::string body = test::pseudo_random_bytes(up, tag);
     const h3co::fields tag_field{{"x-conn", std::to_string(tag)}};
     {
         auto [oec, stream] = co_await conn.open_request_stream(tuple);
@@ -250,7 +239,7 @@ asio::awaitable<exchange_result> exchange(h3co::connection& conn, int tag, std::
             if (ec == h3co::error::eof) break;
             if (ec) co_return exchange_result{"download: " + ec.message()};
         }
-        if (got != body_of(tag + 1000, down)) co_return exchange_result{"download not byte-exact"};
+        if (got != test::pseudo_random_bytes(down, tag + 1000)) co_return exchange_result{"download not byte-exact"};
     }
     co_return r;
 }
@@ -413,7 +402,7 @@ TEST_CASE("workers: graceful shutdown sends GOAWAY on every worker and lets requ
             auto stream = co_await conn.open_request_stream();
             const h3co::request req{.method = "POST", .url = "/hold", .headers = {{"x-conn", std::to_string(i)}}};
             co_await stream.send_header(req);
-            const std::string part = body_of(i, 1000);
+            const std::string part = test::pseudo_random_bytes(1000, i);
             co_await stream.write(asio::buffer(part));
             conns.push_back(std::move(conn));
             streams.push_back(std::move(stream));
