@@ -1,8 +1,6 @@
 // Interop with ngtcp2's own example peers (GnuTLS-based, independent of h3co's TLS and glue code):
 // h3co's client against gtlsserver, and gtlsclient against h3co's server, over real loopback UDP.
-#include "support/child_process.hpp"
-#include "support/peer_inputs.hpp"
-#include "support/test_support.hpp"
+#include "support/gtls_peer.hpp"
 
 #include <h3co/session_cache.hpp>
 
@@ -41,30 +39,12 @@ using test::temp_dir;
 
 constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-/// gtlsserver serving `docroot` on 127.0.0.1:<port> with the test certificate, ready for requests.
-struct gtls_server {
-    std::unique_ptr<child_process> process;
-    std::uint16_t port = 0;
-    fs::path log;
+/// gtlsserver (tests/support/gtls_peer.hpp) and how h3co connects to it.
+struct gtls_server : test::gtls_server {
+    using test::gtls_server::gtls_server;
     /// What connect() uses (a member, not a default argument: g++ 12 mishandles temporaries that
     /// a default argument makes inside co_await).
     h3co::connection_options client_options;
-
-    gtls_server(const fs::path& docroot, const fs::path& log_file) : log(log_file) {
-        for (int attempt = 0; attempt < 5 && !process; ++attempt) {
-            port = free_udp_port();
-            const std::vector<std::string> argv{H3CO_GTLSSERVER, "--no-quic-dump", "--no-http-dump", "-q",
-                                                "-d",           docroot.string(), "127.0.0.1", std::to_string(port),
-                                                test::cert("server.key"), test::cert("server.pem")};
-            auto p = std::make_unique<child_process>(argv, log);
-            REQUIRE(p->started());
-            // A bind failure (port taken in the meantime) makes it exit at once: try another port.
-            if (p->wait_for(150ms)) continue;
-            process = std::move(p);
-        }
-        INFO("gtlsserver log:\n" << read_file(log));
-        REQUIRE(process);
-    }
 
     /// Connects with h3co, retrying until gtlsserver answers (it needs a moment to start).
     asio::awaitable<h3co::connection> connect(asio::any_io_executor ex, std::chrono::milliseconds bound = 5000ms) {
@@ -119,26 +99,11 @@ struct background_server {
     }
 };
 
-/// Runs gtlsclient with `extra` options against 127.0.0.1:`port`, `uri`; kills it after `limit`.
+/// Runs gtlsclient with `extra` options against 127.0.0.1:`port`, `path`; kills it after `limit`.
 /// Returns whether it exited by itself with status 0.
 bool run_gtlsclient(std::uint16_t port, const std::string& path, std::vector<std::string> extra, const fs::path& log,
                     std::chrono::milliseconds limit = 20000ms) {
-    std::vector<std::string> argv{H3CO_GTLSCLIENT, "-q", "--no-quic-dump", "--no-http-dump", "--exit-on-all-streams-close",
-                                  "--handshake-timeout=5s", "--timeout=10s"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back("127.0.0.1");
-    argv.push_back(std::to_string(port));
-    argv.push_back("https://127.0.0.1:" + std::to_string(port) + path);
-    child_process client(argv, log);
-    REQUIRE(client.started());
-    const bool finished = client.wait_for(limit);
-    if (!finished) {
-        client.kill();
-        UNSCOPED_INFO("gtlsclient did not exit within the limit and was killed");
-        return false;
-    }
-    UNSCOPED_INFO("gtlsclient wait status " << client.status());
-    return client.exited_with_zero();
+    return test::run_gtlsclient(port, {path}, extra, log, limit);
 }
 
 
@@ -146,10 +111,7 @@ bool run_gtlsclient(std::uint16_t port, const std::string& path, std::vector<std
 // h3co client -> gtlsserver
 
 TEST_CASE("interop: h3co client GETs a 300000-byte file from gtlsserver, verifying its certificate", "[interop]") {
-    if (std::string(H3CO_GTLSSERVER).empty()) {
-        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
-        return;
-    }
+    test::require_peer(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)");
     temp_dir dir;
     fs::create_directory(dir.path / "htdocs");
     const std::string content = pseudo_random_bytes(300000, 42);
@@ -191,10 +153,7 @@ TEST_CASE("interop: h3co client GETs a 300000-byte file from gtlsserver, verifyi
 }
 
 TEST_CASE("interop: h3co client POSTs a pipe-fed body of 64 x 4 KiB to gtlsserver", "[interop]") {
-    if (std::string(H3CO_GTLSSERVER).empty()) {
-        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
-        return;
-    }
+    test::require_peer(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)");
     temp_dir dir;
     fs::create_directory(dir.path / "htdocs");
     const std::string target = "posted to\n";
@@ -260,10 +219,7 @@ TEST_CASE("interop: h3co client POSTs a pipe-fed body of 64 x 4 KiB to gtlsserve
 // gtlsclient -> h3co server
 
 TEST_CASE("interop: gtlsclient POSTs a 1 MiB file to an h3co server", "[interop]") {
-    if (std::string(H3CO_GTLSCLIENT).empty()) {
-        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
-        return;
-    }
+    test::require_peer(H3CO_GTLSCLIENT, "ngtcp2-client (gtlsclient)");
     temp_dir dir;
     const std::string upload = pseudo_random_bytes(1024 * 1024, 99);
     write_file(dir.path / "upload.bin", upload);
@@ -304,10 +260,7 @@ TEST_CASE("interop: gtlsclient POSTs a 1 MiB file to an h3co server", "[interop]
 }
 
 TEST_CASE("interop: gtlsclient downloads a 700000-byte chunked response body from an h3co server", "[interop]") {
-    if (std::string(H3CO_GTLSCLIENT).empty()) {
-        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
-        return;
-    }
+    test::require_peer(H3CO_GTLSCLIENT, "ngtcp2-client (gtlsclient)");
     temp_dir dir;
     fs::create_directory(dir.path / "download");
     auto payload = std::make_shared<const std::string>(pseudo_random_bytes(700000, 1234));
@@ -353,11 +306,9 @@ TEST_CASE("interop: gtlsclient downloads a 700000-byte chunked response body fro
 
 constexpr std::size_t key_update_body = 32 * 1024 * 1024;
 
-TEST_CASE("interop: gtlsclient starts a key update during a 32 MiB upload to an h3co server", "[interop][key-update]") {
-    if (std::string(H3CO_GTLSCLIENT).empty()) {
-        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
-        return;
-    }
+TEST_CASE("interop: gtlsclient starts a key update during a 32 MiB upload to an h3co server",
+          "[interop][key-update][interop-matrix][im-keyupdate][im-as-server]") {
+    test::require_peer(H3CO_GTLSCLIENT, "ngtcp2-client (gtlsclient)");
     temp_dir dir;
     auto expected = std::make_shared<const std::string>(pseudo_random_bytes(key_update_body, 2024));
     write_file(dir.path / "upload.bin", *expected);
@@ -405,10 +356,7 @@ TEST_CASE("interop: gtlsclient starts a key update during a 32 MiB upload to an 
 }
 
 TEST_CASE("interop: gtlsclient starts a key update during a 32 MiB download from an h3co server", "[interop][key-update]") {
-    if (std::string(H3CO_GTLSCLIENT).empty()) {
-        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
-        return;
-    }
+    test::require_peer(H3CO_GTLSCLIENT, "ngtcp2-client (gtlsclient)");
     temp_dir dir;
     fs::create_directory(dir.path / "download");
     auto payload = std::make_shared<const std::string>(pseudo_random_bytes(key_update_body, 2025));
@@ -442,11 +390,8 @@ TEST_CASE("interop: gtlsclient starts a key update during a 32 MiB download from
 }
 
 TEST_CASE("interop: an h3co client starts key updates while it downloads and uploads 32 MiB with gtlsserver",
-          "[interop][key-update]") {
-    if (std::string(H3CO_GTLSSERVER).empty()) {
-        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
-        return;
-    }
+          "[interop][key-update][interop-matrix][im-keyupdate][im-as-client]") {
+    test::require_peer(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)");
     temp_dir dir;
     fs::create_directory(dir.path / "htdocs");
     const std::string content = pseudo_random_bytes(key_update_body, 77);
@@ -523,11 +468,9 @@ TEST_CASE("interop: an h3co client starts key updates while it downloads and upl
 // its GET early to an h3co server that allows early data; an h3co client does the same to
 // gtlsserver (which accepts early data unless told not to).
 
-TEST_CASE("interop: gtlsclient sends its GET in 0-RTT to an h3co server the second time", "[interop][early-data]") {
-    if (std::string(H3CO_GTLSCLIENT).empty()) {
-        WARN("gtlsclient not installed (ngtcp2-client): interop test skipped");
-        return;
-    }
+TEST_CASE("interop: gtlsclient sends its GET in 0-RTT to an h3co server the second time",
+          "[interop][early-data][interop-matrix][im-zerortt][im-as-server]") {
+    test::require_peer(H3CO_GTLSCLIENT, "ngtcp2-client (gtlsclient)");
     temp_dir dir;
     h3co::server_options limits;
     limits.early_data = true;
@@ -557,11 +500,9 @@ TEST_CASE("interop: gtlsclient sends its GET in 0-RTT to an h3co server the seco
     CHECK((*early)[1] == 1);  // its HEADERS came before the handshake completed
 }
 
-TEST_CASE("interop: an h3co client sends its GET in 0-RTT to gtlsserver the second time", "[interop][early-data]") {
-    if (std::string(H3CO_GTLSSERVER).empty()) {
-        WARN("gtlsserver not installed (ngtcp2-server): interop test skipped");
-        return;
-    }
+TEST_CASE("interop: an h3co client sends its GET in 0-RTT to gtlsserver the second time",
+          "[interop][early-data][interop-matrix][im-zerortt][im-as-client]") {
+    test::require_peer(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)");
     temp_dir dir;
     fs::create_directory(dir.path / "htdocs");
     write_file(dir.path / "htdocs" / "hello.txt", "hi");

@@ -5,10 +5,7 @@
 //   that a case stays well inside ctest's bound);
 // - transferloss: one connection downloading 2 MiB with 2% dropped each way.
 // Bodies are compared byte for byte; the relay's counters show the losses happened.
-#include "support/child_process.hpp"
-#include "support/peer_inputs.hpp"
-#include "support/lossy_relay.hpp"
-#include "support/test_support.hpp"
+#include "support/gtls_peer.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -27,11 +24,9 @@ namespace fs = std::filesystem;
 
 namespace interop_loss_test {
 
-using test::child_process;
 using test::read_file;
 using test::pseudo_random_bytes;
 using test::write_file;
-using test::free_udp_port;
 using test::temp_dir;
 
 constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -46,56 +41,8 @@ test::fault_policy dropping(double p) {
     return f;
 }
 
-bool have(const char* program, const char* package) {
-    if (std::string(program).empty()) {
-        WARN(std::string(package) + " not installed: interop loss test skipped");
-        return false;
-    }
-    return true;
-}
-
 // ---------------------------------------------------------------------------------------------
 // h3co client -> relay -> gtlsserver
-
-/// gtlsserver on 127.0.0.1 serving `docroot`, started and answering (checked without loss).
-struct gtls_server {
-    std::unique_ptr<child_process> process;
-    std::uint16_t port = 0;
-    fs::path log;
-
-    gtls_server(const fs::path& docroot, const fs::path& log_file) : log(log_file) {
-        for (int attempt = 0; attempt < 5 && !process; ++attempt) {
-            port = free_udp_port();
-            const std::vector<std::string> argv{H3CO_GTLSSERVER, "--no-quic-dump", "--no-http-dump", "-q",
-                                                "-d",           docroot.string(), "127.0.0.1", std::to_string(port),
-                                                test::cert("server.key"), test::cert("server.pem")};
-            auto p = std::make_unique<child_process>(argv, log);
-            REQUIRE(p->started());
-            if (p->wait_for(150ms)) continue;  // the port was taken meanwhile: another one
-            process = std::move(p);
-        }
-        INFO("gtlsserver log:\n" << read_file(log));
-        REQUIRE(process);
-    }
-};
-
-/// Waits (bounded) until gtlsserver answers a handshake on its own port, without the relay.
-asio::awaitable<void> wait_ready(asio::any_io_executor ex, std::uint16_t port) {
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    const auto tls = test::trusting_test_ca();
-    const std::string host = "127.0.0.1";
-    h3co::connection_options options;
-    options.handshake_timeout = 1000ms;
-    for (;;) {
-        auto [ec, conn] = co_await h3co::connect(ex, host, port, tls, options, as_tuple);
-        if (!ec) {
-            conn.close();
-            co_return;
-        }
-        if (std::chrono::steady_clock::now() >= deadline) throw std::system_error(ec, "gtlsserver never answered");
-        co_await h3co::sleep_for(100ms);
-    }
-}
 
 /// One connection through the relay, one GET of `path`; returns the body ("" and a failed CHECK
 /// when anything goes wrong).
@@ -136,8 +83,7 @@ asio::awaitable<std::string> get_through(asio::any_io_executor ex, std::uint16_t
 }
 
 TEST_CASE("interop loss: handshakeloss: an h3co client makes 8 connections to gtlsserver at 30% loss",
-          "[interop-loss]") {
-    if (!have(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)")) return;
+          "[interop-loss][interop-matrix][im-handshakeloss][im-as-client]") {
     temp_dir dir;
     fs::create_directory(dir.path / "htdocs");
     std::vector<std::string> files;
@@ -145,9 +91,9 @@ TEST_CASE("interop loss: handshakeloss: an h3co client makes 8 connections to gt
         files.push_back(pseudo_random_bytes(1024, 500 + static_cast<std::uint32_t>(i)));
         write_file(dir.path / "htdocs" / ("f" + std::to_string(i)), files.back());
     }
-    gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
+    test::gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
     asio::io_context io;
-    test::run(io, wait_ready(io.get_executor(), peer.port), 10s);
+    test::run(io, test::wait_until_answering(io.get_executor(), peer.port), 10s);
 
     test::lossy_relay relay(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), peer.port));
     relay.set(dropping(handshake_drop));
@@ -169,15 +115,15 @@ TEST_CASE("interop loss: handshakeloss: an h3co client makes 8 connections to gt
     CHECK(t.dropped >= t.received / 10);  // the 30% really went missing
 }
 
-TEST_CASE("interop loss: transferloss: an h3co client downloads 2 MiB from gtlsserver at 2% loss", "[interop-loss]") {
-    if (!have(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)")) return;
+TEST_CASE("interop loss: transferloss: an h3co client downloads 2 MiB from gtlsserver at 2% loss",
+          "[interop-loss][interop-matrix][im-transferloss][im-as-client]") {
     temp_dir dir;
     fs::create_directory(dir.path / "htdocs");
     const std::string content = pseudo_random_bytes(transfer_size, 4242);
     write_file(dir.path / "htdocs" / "big.bin", content);
-    gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
+    test::gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
     asio::io_context io;
-    test::run(io, wait_ready(io.get_executor(), peer.port), 10s);
+    test::run(io, test::wait_until_answering(io.get_executor(), peer.port), 10s);
 
     test::lossy_relay relay(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), peer.port));
     relay.set(dropping(transfer_drop));
@@ -200,65 +146,11 @@ TEST_CASE("interop loss: transferloss: an h3co client downloads 2 MiB from gtlss
 // ---------------------------------------------------------------------------------------------
 // gtlsclient -> relay -> h3co server
 
-/// An h3co server and a relay in front of it, on an io_context a background thread runs.
-struct relayed_server {
-    asio::io_context io;
-    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-    std::optional<h3co::server> server;
-    std::optional<test::lossy_relay> relay;
-    std::thread thread;
-
-    relayed_server() { server.emplace(test::executor(io), test::server_identity()); }
-
-    /// Listens, puts the relay in front with `policy`, starts the thread; returns the relay's port.
-    std::uint16_t start(const test::fault_policy& policy) {
-        relay.emplace(io, server->listen("127.0.0.1", 0));
-        relay->set(policy);
-        thread = std::thread([this] { io.run(); });
-        return relay->port();
-    }
-
-    /// Stops the relay and the server on their thread and joins it; returns the relay's counters.
-    test::relay_counters stop() {
-        std::promise<test::relay_counters> done;
-        auto counted = done.get_future();
-        asio::post(io, [this, &done] {
-            const auto t = relay->total();
-            relay->close();
-            server->close();
-            done.set_value(t);
-        });
-        const auto t = counted.get();
-        std::this_thread::sleep_for(100ms);  // close frames go out
-        work.reset();
-        io.stop();
-        thread.join();
-        relay.reset();
-        server.reset();
-        return t;
-    }
-
-    ~relayed_server() {
-        if (thread.joinable()) stop();
-    }
-};
-
 /// gtlsclient GETs `path` through the relay into `download`; killed after `limit`. True when it
 /// exited by itself with status 0.
 bool gtlsclient_get(std::uint16_t port, const std::string& path, const fs::path& download, const fs::path& log,
                     std::chrono::milliseconds limit) {
-    const std::vector<std::string> argv{H3CO_GTLSCLIENT, "-q", "--no-quic-dump", "--no-http-dump",
-                                        "--exit-on-all-streams-close", "--handshake-timeout=20s", "--timeout=20s",
-                                        "--download=" + download.string(), "127.0.0.1", std::to_string(port),
-                                        "https://127.0.0.1:" + std::to_string(port) + path};
-    child_process client(argv, log);
-    REQUIRE(client.started());
-    if (!client.wait_for(limit)) {
-        client.kill();
-        UNSCOPED_INFO("gtlsclient did not exit within the limit and was killed");
-        return false;
-    }
-    return client.exited_with_zero();
+    return test::run_gtlsclient(port, {path}, {"--download=" + download.string()}, log, limit);
 }
 
 /// A handler that answers with `body`.
@@ -273,11 +165,10 @@ auto serve(std::shared_ptr<const std::string> body) {
 }
 
 TEST_CASE("interop loss: handshakeloss: gtlsclient makes 8 connections to an h3co server at 30% loss",
-          "[interop-loss]") {
-    if (!have(H3CO_GTLSCLIENT, "ngtcp2-client (gtlsclient)")) return;
+          "[interop-loss][interop-matrix][im-handshakeloss][im-as-server]") {
     temp_dir dir;
     std::vector<std::shared_ptr<const std::string>> files;
-    relayed_server rs;
+    test::relayed_server rs;
     for (int i = 0; i < handshake_connections; ++i) {
         files.push_back(std::make_shared<const std::string>(pseudo_random_bytes(1024, 900 + static_cast<std::uint32_t>(i))));
         rs.server->handle("/f" + std::to_string(i), serve(files.back()));
@@ -293,24 +184,26 @@ TEST_CASE("interop loss: handshakeloss: gtlsclient makes 8 connections to an h3c
         exited_ok += ok;
         exact += read_file(out / ("f" + std::to_string(i))) == *files[static_cast<std::size_t>(i)];
     }
-    const auto t = rs.stop();
+    const auto t = rs.on_thread([&] { return rs.relay->total(); });
+    rs.stop();
     INFO("relay: received " << t.received << ", dropped " << t.dropped);
     CHECK(exited_ok == handshake_connections);
     CHECK(exact == handshake_connections);
     CHECK(t.dropped >= t.received / 10);
 }
 
-TEST_CASE("interop loss: transferloss: gtlsclient downloads 2 MiB from an h3co server at 2% loss", "[interop-loss]") {
-    if (!have(H3CO_GTLSCLIENT, "ngtcp2-client (gtlsclient)")) return;
+TEST_CASE("interop loss: transferloss: gtlsclient downloads 2 MiB from an h3co server at 2% loss",
+          "[interop-loss][interop-matrix][im-transferloss][im-as-server]") {
     temp_dir dir;
     fs::create_directory(dir.path / "download");
     auto content = std::make_shared<const std::string>(pseudo_random_bytes(transfer_size, 4343));
-    relayed_server rs;
+    test::relayed_server rs;
     rs.server->handle("/big.bin", serve(content));
     const auto port = rs.start(dropping(transfer_drop));
     const auto log = dir.path / "gtlsclient.log";
     const bool ok = gtlsclient_get(port, "/big.bin", dir.path / "download", log, 60000ms);
-    const auto t = rs.stop();
+    const auto t = rs.on_thread([&] { return rs.relay->total(); });
+    rs.stop();
     INFO("relay: received " << t.received << ", dropped " << t.dropped << "; gtlsclient log:\n" << read_file(log));
     CHECK(ok);
     const auto saved = read_file(dir.path / "download" / "big.bin");

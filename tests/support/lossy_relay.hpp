@@ -46,6 +46,7 @@ struct relay_counters {
     std::uint64_t corrupted = 0;    ///< had a byte flipped
     std::uint64_t delayed = 0;      ///< went through a delay timer
     std::uint64_t send_errors = 0;  ///< the relay's own send failed (e.g. no client seen yet)
+    std::uint64_t retries = 0;      ///< QUIC v1 Retry packets among those that came in
 };
 
 class lossy_relay {
@@ -90,7 +91,8 @@ public:
         const auto& b = counters(direction::to_client);
         return {a.received + b.received,     a.forwarded + b.forwarded,   a.dropped + b.dropped,
                 a.blackholed + b.blackholed, a.duplicated + b.duplicated, a.reordered + b.reordered,
-                a.corrupted + b.corrupted,   a.delayed + b.delayed,       a.send_errors + b.send_errors};
+                a.corrupted + b.corrupted,   a.delayed + b.delayed,       a.send_errors + b.send_errors,
+                a.retries + b.retries};
     }
 
     /// Stops the relay: both sockets close, held and delayed datagrams are discarded.
@@ -154,6 +156,8 @@ private:
         void on_datagram(direction d, datagram dg) {
             side& s = dir(d);
             ++s.count.received;
+            // Long header, fixed bit, type 0b11: a Retry in QUIC v1 (RFC 9000 §17.2.5).
+            if (!dg.empty() && (dg[0] & 0xf0) == 0xf0) ++s.count.retries;
             if (s.cut_after > 0 && --s.cut_after == 0) start_cut();
             const fault_policy& p = s.policy;
             if (p.blackhole) {
