@@ -31,6 +31,19 @@ inline std::string to_string(congestion_control cc) {
     return "unknown";
 }
 
+/// Which QUIC versions a side speaks (connection_options::quic_versions).
+enum class quic_versions {
+    /// QUIC version 1 (RFC 9000) only. The default.
+    v1_only,
+    /// QUIC version 2 (RFC 9369) where the peer has it, else version 1, chosen during the handshake
+    /// by compatible version negotiation (RFC 9368), with no extra round trip. A client starts in
+    /// version 1 and offers version 2; a server switches clients that offer version 2 to it,
+    /// accepts clients that start in version 2, and keeps version 1 for the rest.
+    /// ngtcp2 1.x only: on 0.12, which knows only a draft of version 2, connect() fails and the
+    /// server's constructor throws, both with error::not_supported.
+    prefer_v2,
+};
+
 /// Tuning for a client's or a server's connections: timeouts, flow-control windows, send
 /// buffering, limits on what a peer may send, UDP batching, qlog. Passed to connect(),
 /// basic_client and basic_server.
@@ -154,6 +167,9 @@ struct connection_options {
     /// error::early_data_rejected (connection_stats::early_data_accepted false) and the
     /// connection goes on. Off by default.
     bool early_data = false;
+    // ---- versions ----
+    /// QUIC versions offered and accepted (connection_stats::quic_version tells the outcome).
+    h3co::quic_versions quic_versions = h3co::quic_versions::v1_only;
 };
 
 }  // namespace h3co

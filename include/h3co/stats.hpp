@@ -78,6 +78,9 @@ struct connection_stats {
     bool early_data_offered = false;
     /// The server accepted the 0-RTT (known once the handshake completed).
     bool early_data_accepted = false;
+    /// The QUIC version the connection speaks: 0x00000001 (version 1) or 0x6b3343cf (version 2,
+    /// connection_options::quic_versions); 0 before the handshake settles it.
+    std::uint32_t quic_version = 0;
 };
 
 }  // namespace h3co

@@ -76,6 +76,10 @@ public:
 
     /// The server's secret: stateless reset tokens and address validation tokens derive from it.
     std::span<const std::uint8_t> secret() const noexcept { return secret_; }
+    /// Whether QUIC version 2 is spoken (connection_options::quic_versions). Off, a version 2
+    /// Initial gets a Version Negotiation listing version 1 only. On with ngtcp2 0.12: throws
+    /// std::system_error(error::not_supported).
+    H3CO_DECL void speak_quic_v2(bool on);
 
     /// What the endpoint did (its share of server_stats).
     server_stats& stats() noexcept { return stats_; }
@@ -91,6 +95,7 @@ private:
 
     server_options options_;
     std::vector<std::uint8_t> secret_;
+    bool quic_v2_ = false;
     std::array<std::uint8_t, 1500> reply_{};  ///< the one stateless reply being sent
     std::size_t reply_len_ = 0;
     std::array<std::uint8_t, 20> original_dcid_{};

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <h3co/detail/server_endpoint.hpp>
+#include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/tls_context.hpp>
+#include <h3co/error.hpp>
 
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -11,6 +13,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
+#include <system_error>
 
 namespace h3co::detail {
 
@@ -44,6 +48,12 @@ H3CO_DECL server_endpoint::server_endpoint(const server_options& options)
     } else {
         secret_.assign(options.secret.begin(), options.secret.end());
     }
+}
+
+H3CO_DECL void server_endpoint::speak_quic_v2(bool on) {
+    if (on && !compat::quic_v2_supported)
+        throw std::system_error(make_error_code(error::not_supported), "QUIC version 2 needs ngtcp2 1.x");
+    quic_v2_ = on;
 }
 
 H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::size_t len, std::string& key) {
@@ -98,7 +108,8 @@ H3CO_DECL stateless_action server_endpoint::on_unknown(const std::uint8_t* data,
     if (len == 0) return stateless_action::drop;
     ngtcp2_version_cid vc;
     const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);
-    if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) return version_negotiation(data, len, now);
+    if (rv == NGTCP2_ERR_VERSION_NEGOTIATION || (rv == 0 && vc.version == compat::quic_v2 && !quic_v2_))
+        return version_negotiation(data, len, now);
     if (rv != 0) return stateless_action::drop;
     // A short header: a packet for a connection we no longer (or never) had. Long headers that
     // are no acceptable Initial (0-RTT before its Initial, Handshake, a version negotiation) are
@@ -112,16 +123,22 @@ H3CO_DECL stateless_action server_endpoint::version_negotiation(const std::uint8
                                                                 std::uint64_t now) {
     // ngtcp2 reports an unknown version only for datagrams big enough to open a connection
     // (1200 bytes, RFC 9000 §5.2.2); the answer echoes the two connection IDs and one version.
+    // A version 2 Initial counts as unknown while version 2 is off; ngtcp2 1.x knows it, so it
+    // does not report it, and its Initial must be big enough as any other.
     ngtcp2_version_cid vc;
-    if (ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length) != NGTCP2_ERR_VERSION_NEGOTIATION)
-        return stateless_action::drop;
+    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);
+    const bool unwanted_v2 = rv == 0 && vc.version == compat::quic_v2 && !quic_v2_ && len >= 1200;
+    if (rv != NGTCP2_ERR_VERSION_NEGOTIATION && !unwanted_v2) return stateless_action::drop;
     if (!take_reply_budget(now)) return stateless_action::drop;
-    static constexpr std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
+    // The versions we speak, preferred first (RFC 9368 §2.1: the Offered Versions).
+    static constexpr std::uint32_t v1_only[] = {NGTCP2_PROTO_VER_V1};
+    const std::span<const std::uint32_t> versions =
+        quic_v2_ ? std::span<const std::uint32_t>(compat::v2_then_v1) : std::span<const std::uint32_t>(v1_only);
     std::uint8_t unused;
     random_bytes(&unused, 1);
     const auto n = ngtcp2_pkt_write_version_negotiation(reply_.data(), std::min(reply_.size(), len - 1), unused,
-                                                        vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, versions,
-                                                        std::size(versions));
+                                                        vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, versions.data(),
+                                                        versions.size());
     if (n <= 0) return stateless_action::drop;
     reply_len_ = static_cast<std::size_t>(n);
     ++stats_.version_negotiations_sent;

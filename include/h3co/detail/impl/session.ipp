@@ -541,6 +541,7 @@ H3CO_DECL connection_stats session::stats() const {
     connection_stats out;
     out.algorithm = options_.congestion_control;
     out.resumed = native_->tls && native_->tls->resumed();
+    if (native_->conn) out.quic_version = ngtcp2_conn_get_negotiated_version(native_->conn);
     if (native_->tls) {
         out.early_data_offered = role_ == session_role::client ? early_data_attempted_ : native_->tls->early_data_offered();
         out.early_data_accepted = established_ && native_->tls->early_data_accepted();

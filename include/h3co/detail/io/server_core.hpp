@@ -55,6 +55,7 @@ public:
           endpoint_(limits),
           grace_timer_(executor_) {
         tls_->use_ticket_secret(endpoint_.secret(), limits_.early_data);  // servers sharing the secret resume each other's clients
+        endpoint_.speak_quic_v2(options.quic_versions == quic_versions::prefer_v2);
     }
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }

@@ -278,4 +278,32 @@ inline void set_early_data_rejected(ngtcp2_callbacks& cb, early_data_rejected_fn
 #endif
 }
 
+/// QUIC version 2 (RFC 9369) and compatible version negotiation (RFC 9368): ngtcp2 1.x. ngtcp2
+/// 0.12 knows only draft-ietf-quic-v2's version (0x709a50c4), which no current peer speaks.
+#if NGTCP2_VERSION_NUM >= 0x010000
+inline constexpr bool quic_v2_supported = true;
+inline constexpr std::uint32_t quic_v2 = NGTCP2_PROTO_VER_V2;
+#else
+inline constexpr bool quic_v2_supported = false;
+inline constexpr std::uint32_t quic_v2 = 0x6b3343cfu;  // RFC 9369; only recognised, never spoken
+#endif
+/// Offered and compatible versions in order of preference, when version 2 is on.
+inline constexpr std::uint32_t v2_then_v1[] = {quic_v2, NGTCP2_PROTO_VER_V1};
+
+/// Version 2 preferred (connection_options::quic_versions): a client offers it for compatible
+/// version negotiation while it starts in version 1; a server upgrades clients that offer it.
+inline void prefer_quic_v2(ngtcp2_settings& s, bool client) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    s.preferred_versions = v2_then_v1;
+    s.preferred_versionslen = std::size(v2_then_v1);
+    if (client) {
+        s.available_versions = v2_then_v1;
+        s.available_versionslen = std::size(v2_then_v1);
+    }
+#else
+    (void)s;
+    (void)client;
+#endif
+}
+
 }  // namespace h3co::detail::compat

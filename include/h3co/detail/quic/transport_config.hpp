@@ -6,6 +6,7 @@
 #include <h3co/detail/quic/compat.hpp>
 #include <h3co/detail/quic/native_session.hpp>
 #include <h3co/detail/tls_context.hpp>
+#include <h3co/error.hpp>
 #include <h3co/options.hpp>
 
 #include <ngtcp2/ngtcp2.h>
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 
 namespace h3co::detail::transport_config {
 
@@ -78,6 +80,11 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     settings.max_window = 0;
     if (!o.qlog_dir.empty()) setup_qlog(settings, n, o.qlog_dir, client, qlog_write);
     if (std::getenv("H3CO_DEBUG_NGTCP2")) settings.log_printf = &debug_log;
+    if (o.quic_versions == quic_versions::prefer_v2) {
+        if (!compat::quic_v2_supported)
+            throw std::system_error(make_error_code(error::not_supported), "QUIC version 2 needs ngtcp2 1.x");
+        compat::prefer_quic_v2(settings, client);
+    }
     ngtcp2_transport_params_default(&params);
     params.initial_max_stream_data_bidi_local = o.stream_receive_window;
     params.initial_max_stream_data_bidi_remote = o.stream_receive_window;
