@@ -46,12 +46,13 @@ H3CO_DECL server_endpoint::server_endpoint(const server_options& options)
     }
 }
 
-H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::size_t len, std::string& key) {
+H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::size_t len, std::string& key,
+                                               std::size_t short_cid_length) {
     // ngtcp2 asserts on an empty datagram (found by the server_datagram fuzz target; UDP allows
     // empty datagrams, though udp_receive.hpp passes none on).
     if (len == 0) return false;
     ngtcp2_version_cid vc;
-    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);
+    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, short_cid_length);
     if (rv != 0 && rv != NGTCP2_ERR_VERSION_NEGOTIATION) return false;
     key = cid_key(vc.dcid, vc.dcidlen);
     return true;
@@ -97,7 +98,7 @@ H3CO_DECL stateless_action server_endpoint::on_unknown(const std::uint8_t* data,
     admission_ = {};
     if (len == 0) return stateless_action::drop;
     ngtcp2_version_cid vc;
-    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);
+    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, cid_length_);
     if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) return version_negotiation(data, len, now);
     if (rv != 0) return stateless_action::drop;
     // A short header: a packet for a connection we no longer (or never) had. Long headers that
@@ -113,7 +114,7 @@ H3CO_DECL stateless_action server_endpoint::version_negotiation(const std::uint8
     // ngtcp2 reports an unknown version only for datagrams big enough to open a connection
     // (1200 bytes, RFC 9000 §5.2.2); the answer echoes the two connection IDs and one version.
     ngtcp2_version_cid vc;
-    if (ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length) != NGTCP2_ERR_VERSION_NEGOTIATION)
+    if (ngtcp2_pkt_decode_version_cid(&vc, data, len, cid_length_) != NGTCP2_ERR_VERSION_NEGOTIATION)
         return stateless_action::drop;
     if (!take_reply_budget(now)) return stateless_action::drop;
     static constexpr std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
@@ -133,10 +134,10 @@ H3CO_DECL stateless_action server_endpoint::stateless_reset(const std::uint8_t* 
     using namespace endpoint_detail;
     // Smaller than what came (so that two endpoints can never reset each other in a loop, and the
     // server never amplifies), which rules out answering packets of 21 bytes or less.
-    if (len <= min_stateless_reset || len < 1 + server_cid_length) return stateless_action::drop;
+    if (len <= min_stateless_reset || len < 1 + cid_length_) return stateless_action::drop;
     if (!take_reply_budget(now)) return stateless_action::drop;
     ngtcp2_cid cid;
-    ngtcp2_cid_init(&cid, data + 1, server_cid_length);
+    ngtcp2_cid_init(&cid, data + 1, cid_length_);
     std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> token;
     if (ngtcp2_crypto_generate_stateless_reset_token(token.data(), secret_.data(), secret_.size(), &cid) != 0)
         return stateless_action::drop;
@@ -207,8 +208,11 @@ H3CO_DECL stateless_action server_endpoint::admit(const std::uint8_t* data, std:
                                       (o.address_validation == address_validation::when_busy && busy));
     if (retry) {
         ngtcp2_cid retry_scid;
-        retry_scid.datalen = server_cid_length;
-        random_bytes(retry_scid.data, retry_scid.datalen);
+        retry_scid.datalen = cid_length_;
+        if (make_cid_)
+            make_cid_(retry_scid.data);
+        else
+            random_bytes(retry_scid.data, retry_scid.datalen);
         std::array<std::uint8_t, NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN> retry_token;
         const auto token_len = ngtcp2_crypto_generate_retry_token(retry_token.data(), secret_.data(), secret_.size(),
                                                                   hd.version, addr, addr_len, &retry_scid, &hd.dcid,
