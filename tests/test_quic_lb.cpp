@@ -539,6 +539,121 @@ TEST_CASE("quic-lb: the server's factory puts the worker in the nonce, never rep
     CHECK(plain.owner(cid.data(), cid.size(), 2) == 1);
 }
 
+// ---- a fleet: servers sharing server_options::secret ---------------------------------------------
+
+/// A relay that sends a client's datagrams to server A until A answers with a Retry, and to
+/// server B from then on: the client's second Initial, with A's Retry token, reaches B, as when
+/// a balancer routes it to another machine of the fleet.
+class switching_relay : public std::enable_shared_from_this<switching_relay> {
+public:
+    using udp = asio::ip::udp;
+    switching_relay(asio::io_context& io, udp::endpoint a, udp::endpoint b)
+        : client_side_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+          server_side_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), a_(a), b_(b) {}
+    void start() {
+        up();
+        down();
+    }
+    void close() {
+        std::error_code ignored;
+        client_side_.close(ignored);
+        server_side_.close(ignored);
+    }
+    std::uint16_t port() const { return client_side_.local_endpoint().port(); }
+    bool switched = false;
+
+private:
+    void up() {
+        client_side_.async_receive_from(asio::buffer(up_), client_, [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            if (ec) return;
+            std::error_code ignored;
+            self->server_side_.send_to(asio::buffer(self->up_.data(), n), self->switched ? self->b_ : self->a_, 0, ignored);
+            self->up();
+        });
+    }
+    void down() {
+        server_side_.async_receive_from(asio::buffer(down_), from_, [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            if (ec) return;
+            if (n > 0 && (self->down_[0] & 0xf0) == 0xf0) self->switched = true;  // long header, type 3: Retry
+            std::error_code ignored;
+            self->client_side_.send_to(asio::buffer(self->down_.data(), n), self->client_, 0, ignored);
+            self->down();
+        });
+    }
+    udp::socket client_side_, server_side_;
+    udp::endpoint a_, b_, client_, from_;
+    std::array<std::uint8_t, 65536> up_{}, down_{};
+};
+
+asio::awaitable<void> answer_200(h3co::server_request&, h3co::response& res) { co_await res.send_header(200, tuple); }
+
+/// GET /hello on a new connection to `port` with `options`; the status (or -1) and the
+/// connection's NEW_TOKEN token.
+asio::awaitable<std::pair<int, std::string>> hello(std::uint16_t port, h3co::connection_options options) {
+    const auto ex = co_await asio::this_coro::executor;
+    const std::string host = "127.0.0.1";
+    const auto tls = test::trusting_test_ca();
+    auto [ec, conn] = co_await h3co::connect(ex, host, port, tls, options, tuple);
+    if (ec) co_return std::pair(-1, std::string{});
+    auto [oec, stream] = co_await conn.open_request_stream(tuple);
+    const h3co::request req{.method = "GET", .url = "/hello"};
+    auto [hec] = co_await stream.send_header(req, tuple);
+    auto [fec] = co_await stream.finish(tuple);
+    auto [rec, head] = co_await stream.read_response(tuple);
+    const int status = oec || hec || fec || rec ? -1 : head.status;
+    // The NEW_TOKEN frame follows the handshake: wait for it, bounded.
+    for (int tries = 0; tries < 2000 && conn.address_token().empty(); ++tries) co_await h3co::sleep_for(1ms);
+    auto token = conn.address_token();
+    conn.close();
+    co_return std::pair(status, std::move(token));
+}
+
+TEST_CASE("quic-lb: servers sharing a secret accept each other's Retry and NEW_TOKEN tokens", "[quic-lb][fleet]") {
+    // Two machines of a fleet: each with its own QUIC-LB server ID, one shared secret.
+    asio::io_context io;
+    const auto options_for = [](std::uint8_t server_id) {
+        h3co::server_options limits;
+        limits.address_validation = h3co::address_validation::always;
+        limits.secret = std::string(32, 'f');
+        h3co::quic_lb_config lb;
+        lb.server_id = {server_id};
+        lb.nonce_length = 8;
+        limits.load_balancing = lb;
+        return limits;
+    };
+    h3co::server a(test::executor(io), test::server_identity(), {}, options_for(1));
+    h3co::server b(test::executor(io), test::server_identity(), {}, options_for(2));
+    a.handle("/hello", answer_200);
+    b.handle("/hello", answer_200);
+    const auto a_end = a.listen("127.0.0.1", 0);
+    const auto b_end = b.listen("127.0.0.1", 0);
+    auto relay = std::make_shared<switching_relay>(io, a_end, b_end);
+    relay->start();
+
+    std::pair<int, std::string> first, second;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        // A sends the Retry; the client's next Initial, with A's token, reaches B.
+        const h3co::connection_options no_token;  // named: g++ 12 mishandles temporaries in co_await
+        first = co_await hello(relay->port(), no_token);
+        // B's NEW_TOKEN token lets the next connection skip A's Retry.
+        h3co::connection_options with_token;
+        with_token.address_token = first.second;
+        second = co_await hello(a_end.port(), with_token);
+    }());
+    relay->close();
+    CHECK(relay->switched);
+    CHECK(first.first == 200);
+    CHECK(a.stats().retries_sent == 1);
+    CHECK(b.stats().retry_tokens_accepted == 1);
+    CHECK(b.stats().invalid_tokens == 0);
+    CHECK(b.stats().connections_accepted == 1);
+    CHECK_FALSE(first.second.empty());
+    CHECK(second.first == 200);
+    CHECK(a.stats().address_tokens_accepted == 1);
+    CHECK(a.stats().retries_sent == 1);  // none for the second connection
+    CHECK(a.stats().connections_accepted == 1);
+}
+
 TEST_CASE("quic-lb: an invalid load-balancing configuration is refused at construction, naming the field", "[quic-lb]") {
     asio::io_context io;
     const auto refused = [&](const h3co::quic_lb_config& lb, const std::string& field) {

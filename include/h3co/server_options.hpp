@@ -76,10 +76,11 @@ struct server_options {
     bool send_address_tokens = true;
     /// How long a NEW_TOKEN token stays valid.
     std::chrono::seconds address_token_lifetime{std::chrono::hours(24)};
-    /// The key that Retry tokens, NEW_TOKEN tokens and stateless reset tokens derive from. Empty: 32
-    /// random bytes, new for each server object. Servers that share an address (several processes
-    /// behind one IP, or one that restarts) should share a secret of at least 32 random bytes, so
-    /// that each accepts the others' tokens and can reset connections the others had.
+    /// The key that Retry tokens, NEW_TOKEN tokens, stateless reset tokens and TLS session-ticket
+    /// keys derive from. Empty: 32 random bytes, new for each server object. Servers that share an
+    /// address (several processes behind one IP, one that restarts, a fleet behind a load
+    /// balancer) should share a secret of at least 32 random bytes, so that each accepts the
+    /// others' tokens, resumes their sessions and can reset connections the others had.
     std::string secret;
     /// Accept 0-RTT from clients resuming with a ticket of this server (or of a server sharing
     /// `secret`): their first requests arrive a round trip earlier. Early data can be replayed:
