@@ -2,6 +2,7 @@
 // single-pass and four-pass encrypted; draft-ietf-quic-load-balancers, editor's copy after -21),
 // and the rules of its first octet: config rotation, length self-description, unroutable IDs.
 #include "support/peer_inputs.hpp"
+#include "support/session_pair.hpp"
 #include "support/test_support.hpp"
 
 #include <h3co/detail/connection_id.hpp>
@@ -652,6 +653,45 @@ TEST_CASE("quic-lb: servers sharing a secret accept each other's Retry and NEW_T
     CHECK(a.stats().address_tokens_accepted == 1);
     CHECK(a.stats().retries_sent == 1);  // none for the second connection
     CHECK(a.stats().connections_accepted == 1);
+}
+
+TEST_CASE("quic-lb: the IDs in NEW_CONNECTION_ID frames come from the server's factory, in the draft's format", "[quic-lb]") {
+    // Sans-I/O: the session's get_new_connection_id callback, which no client on the wire uses
+    // unless it migrates. 18-octet IDs, as the pair's server starts with.
+    h3co::quic_lb_config lb;
+    lb.config_rotation = 5;
+    lb.server_id = {0xc4, 0x60, 0x5e};
+    lb.nonce_length = 14;
+    lb.key = std::string(16, '\x07');
+    std::array<std::uint8_t, 16> key;
+    key.fill(0x07);
+    auto factory = std::make_shared<h3co::detail::cid_factory>(lb, 1);
+    REQUIRE(factory->length() == h3co::detail::server_cid_length);
+    test::sans_io::pair_config config;
+    config.server_cid_maker = [factory](std::uint8_t* out, std::size_t len) {
+        REQUIRE(len == factory->length());
+        factory->make(out);
+    };
+    test::sans_io::session_pair pair(config);
+    REQUIRE(pair.handshake());
+    for (int i = 0; i < 50; ++i) pair.step();
+    REQUIRE(pair.server());
+
+    const test_balancer balancer{5, 3, 14, key};
+    std::size_t issued = 0;
+    for (const auto& id : pair.server()->connection_ids) {
+        const std::vector<std::uint8_t> cid(id.begin(), id.end());
+        if (const auto plain = balancer.plaintext(cid)) {
+            ++issued;
+            CHECK(std::vector<std::uint8_t>(plain->begin(), plain->begin() + 3) == lb.server_id);
+            CHECK((*plain)[3] == 1);  // the worker
+        }
+    }
+    // All but the pair's own random first SCID and the client's first DCID: at least one, as many
+    // as the client's active_connection_id_limit allows.
+    CHECK(issued >= 1);
+    CHECK(issued + 2 == pair.server()->connection_ids.size());
+    pair.shutdown();
 }
 
 TEST_CASE("quic-lb: an invalid load-balancing configuration is refused at construction, naming the field", "[quic-lb]") {
