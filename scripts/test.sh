@@ -124,7 +124,7 @@ else
         "${h3co_stack_cmake_args[@]}" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DH3CO_TSAN=ON \
-        "-DH3CO_TEST_GLOB=${H3CO_TSAN_TESTS:-test_threads.cpp;test_end_to_end.cpp;test_workers.cpp}" \
+        "-DH3CO_TEST_GLOB=${H3CO_TSAN_TESTS:-test_threads.cpp;test_end_to_end.cpp;test_workers.cpp;test_quic_lb.cpp}" \
         -DH3CO_BUILD_EXAMPLES=OFF -DH3CO_BUILD_BENCH=OFF -DH3CO_BUILD_DOCS=OFF -DH3CO_INSTALL=OFF
 fi
 

@@ -56,10 +56,13 @@ public:
     /// one io_context's executor per thread. One set of handlers serves them all. Each worker has
     /// a UDP socket of its own on each listen() address (SO_REUSEPORT), and the connections that
     /// start there: a connection stays on its worker for its whole life, and its handlers run on
-    /// that worker's executor. Its connection IDs name the worker (their byte 1), by which the
-    /// kernel steers datagrams to it (server_options::kernel_steering), or else the worker that
-    /// got one hands it on. server_options's limits apply to each worker. One executor: the
-    /// constructor above. Throws std::invalid_argument for no executor or more than 256.
+    /// that worker's executor. Its connection IDs name the worker (their byte 1, or with
+    /// server_options::load_balancing the nonce's first octet), by which the kernel steers
+    /// datagrams to it (server_options::kernel_steering; not with an encrypted QUIC-LB
+    /// configuration, which the kernel cannot read), or else the worker that got one hands it on.
+    /// server_options's limits apply to each worker. One executor: the constructor above. Throws
+    /// std::invalid_argument for no executor or more than 256, and for an invalid
+    /// server_options::load_balancing (naming the field).
     ///
     /// Threads, for several workers: handle(), shutdown(), close() and reload_tls() from any
     /// thread, as above. listen(), local_endpoints(), native_tls_handle() and the destructor while
@@ -69,6 +72,7 @@ public:
                  const server_options& limits = {}) {
         if (workers.empty() || workers.size() > 256)
             throw std::invalid_argument("h3co::basic_server: 1 to 256 worker executors");
+        if (limits.load_balancing) detail::check_quic_lb_config(*limits.load_balancing);
         auto shared_limits = limits;
         if (workers.size() > 1 && shared_limits.secret.empty()) {
             // One secret for all: any worker validates the tokens and resets for the connections of another.
@@ -154,8 +158,10 @@ public:
         for (std::size_t i = 1; i < cores_.size(); ++i) cores_[i]->listen(bound, true);
         // The sockets joined the reuseport group in worker order: socket index = worker ID.
         const std::size_t index = cores_.front()->local_endpoints().size() - 1;
-        const bool steered =
-            kernel_steering_wanted_ && detail::attach_cid_steering(cores_.front()->listener_handle(index), cores_.size());
+        // QUIC-LB with a key hides the worker's octet from the kernel: no program, hand-offs.
+        const auto offset = cores_.front()->cid_worker_offset();
+        const bool steered = kernel_steering_wanted_ && offset &&
+                             detail::attach_cid_steering(cores_.front()->listener_handle(index), cores_.size(), *offset);
         kernel_steering_ = (index == 0 ? steered : kernel_steering_ && steered);
         return bound;
     }

@@ -10,10 +10,39 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace h3co {
+
+/// QUIC-LB (draft-ietf-quic-load-balancers): every connection ID the server issues carries its
+/// server ID, so that a connection-ID-aware load balancer in front of a fleet (katran, or any
+/// QUIC-LB balancer) routes each packet of a connection to the server that holds it, whatever
+/// address the client sends from (NAT rebinding, migration). The balancer is given the same
+/// configuration: config rotation, server ID length, nonce length and key. See docs/internet.md,
+/// "Running on many cores and many machines".
+struct quic_lb_config {
+    /// Which configuration the IDs follow, 0 to 6 (7 means unroutable): a fleet moving to a new
+    /// key gives the new configuration another codepoint, and connections on the old one go on.
+    std::uint8_t config_rotation = 0;
+    /// This server's ID, as the balancer's configuration maps it to the server's address: at least
+    /// 1 octet (every server of a configuration has IDs of one length).
+    std::vector<std::uint8_t> server_id;
+    /// Octets after the server ID that the server owns: at least 4, and server_id plus nonce at
+    /// most 19 (connection IDs are then 1 + server_id.size() + nonce_length octets). On a server of
+    /// several workers the first one names the worker. Without a key the rest is random, so the
+    /// server needs enough of them that IDs rarely repeat (it retries on a clash); with a key it
+    /// is a counter, whose space (all but the worker's octet) bounds the IDs one configuration
+    /// can issue: after that the server issues unroutable IDs (config rotation 7).
+    std::size_t nonce_length = 8;
+    /// Empty: IDs in the clear, so an observer can tell which server (and worker) a connection is
+    /// on. 16 octets: an AES-128 key, shared with the balancer; server ID and nonce travel
+    /// encrypted (single-pass AES when they make 16 octets, four passes otherwise). The kernel
+    /// cannot read an encrypted worker, so a server of several workers then has no kernel
+    /// steering: its workers hand each other's datagrams on (server_stats::workers).
+    std::string key;
+};
 
 /// When a server makes a new client prove that it owns its address, with a Retry round trip
 /// (RFC 9000 §8.1), before it keeps any state for it.
@@ -47,10 +76,11 @@ struct server_options {
     bool send_address_tokens = true;
     /// How long a NEW_TOKEN token stays valid.
     std::chrono::seconds address_token_lifetime{std::chrono::hours(24)};
-    /// The key that Retry tokens, NEW_TOKEN tokens and stateless reset tokens derive from. Empty: 32
-    /// random bytes, new for each server object. Servers that share an address (several processes
-    /// behind one IP, or one that restarts) should share a secret of at least 32 random bytes, so
-    /// that each accepts the others' tokens and can reset connections the others had.
+    /// The key that Retry tokens, NEW_TOKEN tokens, stateless reset tokens and TLS session-ticket
+    /// keys derive from. Empty: 32 random bytes, new for each server object. Servers that share an
+    /// address (several processes behind one IP, one that restarts, a fleet behind a load
+    /// balancer) should share a secret of at least 32 random bytes, so that each accepts the
+    /// others' tokens, resumes their sessions and can reset connections the others had.
     std::string secret;
     /// Accept 0-RTT from clients resuming with a ticket of this server (or of a server sharing
     /// `secret`): their first requests arrive a round trip earlier. Early data can be replayed:
@@ -115,6 +145,13 @@ struct server_options {
     /// is the kernel's hash of its addresses, and a worker that gets another's datagram hands it
     /// on (server_stats::workers, handoffs_sent). The limits above apply to each worker.
     bool kernel_steering = true;
+
+    // ---- a fleet behind a load balancer ----------------------------------------------------
+
+    /// QUIC-LB connection IDs (see quic_lb_config). None: random 18-octet IDs, which a balancer
+    /// can only route by the client's address. The constructor of basic_server throws
+    /// std::invalid_argument naming the field for a configuration the draft does not allow.
+    std::optional<quic_lb_config> load_balancing;
 };
 
 /// One worker of a server on several workers (server_stats::workers).

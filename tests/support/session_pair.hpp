@@ -54,6 +54,7 @@ public:
     endpoint(session_role role, const h3co::connection_options& options, std::shared_ptr<h3co::detail::tls_context> tls)
         : session(role, options, std::move(tls)) {}
 
+    using session::set_cid_maker;
     using session::start_client;
     using session::start_server;
     using session::terminate;
@@ -128,6 +129,9 @@ struct pair_config {
     /// null: loaded from cert_dir.
     std::shared_ptr<h3co::detail::tls_context> client_tls;
     std::shared_ptr<h3co::detail::tls_context> server_tls;
+    /// Server: writes the IDs its NEW_CONNECTION_ID frames carry (session::set_cid_maker), of the
+    /// server's ID length (server_cid_length); none: random ones.
+    std::function<void(std::uint8_t*, std::size_t)> server_cid_maker;
 };
 
 /// The contexts session_pair loads from `cert_dir`: the test CA for the client, server.pem/.key for
@@ -360,6 +364,7 @@ private:
             return nullptr;
         }
         auto s = std::make_shared<endpoint>(session_role::server, config_.server_options, server_tls_);
+        if (config_.server_cid_maker) s->set_cid_maker(config_.server_cid_maker);
         std::array<std::uint8_t, h3co::detail::server_cid_length> scid;
         h3co::detail::random_bytes(scid.data(), scid.size());
         try {

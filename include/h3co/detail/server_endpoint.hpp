@@ -12,6 +12,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,9 +50,20 @@ class server_endpoint {
 public:
     H3CO_DECL explicit server_endpoint(const server_options& options = {});
 
-    /// The destination connection ID of a QUIC packet, as a routing key in `key`. False for
-    /// garbage. Unknown versions have a key too: on_unknown() answers them.
-    H3CO_DECL static bool destination_id(const std::uint8_t* data, std::size_t len, std::string& key);
+    /// The destination connection ID of a QUIC packet, as a routing key in `key`; a short header's
+    /// is `short_cid_length` octets (the length of the IDs the server issues). False for garbage.
+    /// Unknown versions have a key too: on_unknown() answers them.
+    H3CO_DECL static bool destination_id(const std::uint8_t* data, std::size_t len, std::string& key,
+                                         std::size_t short_cid_length = server_cid_length);
+
+    /// The connection IDs the server issues: `length` octets each (what short headers carry),
+    /// `make` writes a Retry's (QUIC-LB ones route the client's next Initial back here). By
+    /// default random ones of server_cid_length.
+    void set_connection_ids(std::size_t length, std::function<void(std::uint8_t*)> make) {
+        cid_length_ = length;
+        make_cid_ = std::move(make);
+    }
+    std::size_t cid_length() const noexcept { return cid_length_; }
     /// True for a client Initial that may start a connection, as far as its header tells
     /// (on_unknown() decides, with the limits and the token).
     H3CO_DECL static bool acceptable_initial(const std::uint8_t* data, std::size_t len);
@@ -94,6 +106,8 @@ private:
                                      std::uint64_t wall_now);
 
     server_options options_;
+    std::size_t cid_length_ = server_cid_length;
+    std::function<void(std::uint8_t*)> make_cid_;  ///< see set_connection_ids()
     std::vector<std::uint8_t> secret_;
     bool quic_v2_ = false;
     std::array<std::uint8_t, 1500> reply_{};  ///< the one stateless reply being sent

@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -168,9 +169,10 @@ protected:
         header_timeout_ = header;
         body_idle_timeout_ = body_idle;
     }
-    /// Server on several workers: every connection ID it issues carries `worker` in its byte 1
-    /// (the kernel and the other workers steer by it). -1: all random. Set before start_server().
-    void set_cid_worker(int worker) noexcept { cid_worker_ = worker; }
+    /// Server: `make` writes each connection ID the connection issues (NEW_CONNECTION_ID), of the
+    /// length given, e.g. QUIC-LB ones that name the server and worker (detail/connection_id.hpp).
+    /// None: random ones. Set before start_server().
+    void set_cid_maker(std::function<void(std::uint8_t*, std::size_t)> make) { cid_maker_ = std::move(make); }
     /// Server: gives the client `token` (NEW_TOKEN) for its next connection.
     H3CO_DECL void submit_new_token(std::span<const std::uint8_t> token);
 
@@ -344,7 +346,7 @@ private:
     datagram_channels datagrams_{options_.datagram_receive_queue, options_.datagram_send_queue};
     // ---- server limits (issue 13) ----
     std::uint64_t header_timeout_ = 0;
-    int cid_worker_ = -1;  ///< see set_cid_worker()
+    std::function<void(std::uint8_t*, std::size_t)> cid_maker_;  ///< see set_cid_maker()
     std::uint64_t body_idle_timeout_ = 0;
     std::uint64_t next_timeout_check_ = UINT64_MAX;  ///< when check_request_timeouts runs next
     bool stateless_reset_ = false;  ///< the peer sent a stateless reset: it lost the connection

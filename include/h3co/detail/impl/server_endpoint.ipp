@@ -56,12 +56,13 @@ H3CO_DECL void server_endpoint::speak_quic_v2(bool on) {
     quic_v2_ = on;
 }
 
-H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::size_t len, std::string& key) {
+H3CO_DECL bool server_endpoint::destination_id(const std::uint8_t* data, std::size_t len, std::string& key,
+                                               std::size_t short_cid_length) {
     // ngtcp2 asserts on an empty datagram (found by the server_datagram fuzz target; UDP allows
     // empty datagrams, though udp_receive.hpp passes none on).
     if (len == 0) return false;
     ngtcp2_version_cid vc;
-    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);
+    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, short_cid_length);
     if (rv != 0 && rv != NGTCP2_ERR_VERSION_NEGOTIATION) return false;
     key = cid_key(vc.dcid, vc.dcidlen);
     return true;
@@ -107,7 +108,7 @@ H3CO_DECL stateless_action server_endpoint::on_unknown(const std::uint8_t* data,
     admission_ = {};
     if (len == 0) return stateless_action::drop;
     ngtcp2_version_cid vc;
-    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);
+    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, cid_length_);
     if (rv == NGTCP2_ERR_VERSION_NEGOTIATION || (rv == 0 && vc.version == compat::quic_v2 && !quic_v2_))
         return version_negotiation(data, len, now);
     if (rv != 0) return stateless_action::drop;
@@ -126,7 +127,7 @@ H3CO_DECL stateless_action server_endpoint::version_negotiation(const std::uint8
     // A version 2 Initial counts as unknown while version 2 is off; ngtcp2 1.x knows it, so it
     // does not report it, and its Initial must be big enough as any other.
     ngtcp2_version_cid vc;
-    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, server_cid_length);
+    const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, cid_length_);
     const bool unwanted_v2 = rv == 0 && vc.version == compat::quic_v2 && !quic_v2_ && len >= 1200;
     if (rv != NGTCP2_ERR_VERSION_NEGOTIATION && !unwanted_v2) return stateless_action::drop;
     if (!take_reply_budget(now)) return stateless_action::drop;
@@ -150,10 +151,10 @@ H3CO_DECL stateless_action server_endpoint::stateless_reset(const std::uint8_t* 
     using namespace endpoint_detail;
     // Smaller than what came (so that two endpoints can never reset each other in a loop, and the
     // server never amplifies), which rules out answering packets of 21 bytes or less.
-    if (len <= min_stateless_reset || len < 1 + server_cid_length) return stateless_action::drop;
+    if (len <= min_stateless_reset || len < 1 + cid_length_) return stateless_action::drop;
     if (!take_reply_budget(now)) return stateless_action::drop;
     ngtcp2_cid cid;
-    ngtcp2_cid_init(&cid, data + 1, server_cid_length);
+    ngtcp2_cid_init(&cid, data + 1, cid_length_);
     std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> token;
     if (ngtcp2_crypto_generate_stateless_reset_token(token.data(), secret_.data(), secret_.size(), &cid) != 0)
         return stateless_action::drop;
@@ -224,8 +225,11 @@ H3CO_DECL stateless_action server_endpoint::admit(const std::uint8_t* data, std:
                                       (o.address_validation == address_validation::when_busy && busy));
     if (retry) {
         ngtcp2_cid retry_scid;
-        retry_scid.datalen = server_cid_length;
-        random_bytes(retry_scid.data, retry_scid.datalen);
+        retry_scid.datalen = cid_length_;
+        if (make_cid_)
+            make_cid_(retry_scid.data);
+        else
+            random_bytes(retry_scid.data, retry_scid.datalen);
         std::array<std::uint8_t, NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN> retry_token;
         const auto token_len = ngtcp2_crypto_generate_retry_token(retry_token.data(), secret_.data(), secret_.size(),
                                                                   hd.version, addr, addr_len, &retry_scid, &hd.dcid,

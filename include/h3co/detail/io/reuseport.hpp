@@ -1,7 +1,10 @@
 // A server on several workers: one UDP socket per worker, all bound to one address with
 // SO_REUSEPORT, and the classic BPF program that has the kernel pick the worker from the
-// destination connection ID (byte 1 of it holds the worker ID, see server_core).
+// destination connection ID (the octet that holds the worker ID: byte 1, or with QUIC-LB in the
+// clear the nonce's first; see cid_factory in detail/connection_id.hpp).
 #pragma once
+
+#include <h3co/detail/connection_id.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -14,10 +17,6 @@
 #endif
 
 namespace h3co::detail {
-
-/// Byte of a server-issued connection ID that holds the worker ID: after the first octet, where
-/// QUIC-LB puts its config rotation bits and length.
-inline constexpr std::size_t worker_id_offset = 1;
 
 /// The worker that owns a datagram whose destination connection ID is `dcid`: the ID's worker
 /// byte modulo `workers`. Server-issued IDs name their worker exactly; a client-chosen one (a
@@ -34,19 +33,21 @@ inline bool enable_reuse_port(int fd) noexcept {
 }
 
 /// Attaches to the reuseport group of `fd` a program returning, for each datagram, the index of
-/// the socket (in bind order) of the worker owner_worker() names. The kernel runs it on the UDP
-/// payload. Short header: DCID at offset 1, so the worker byte is at 2. Long header: 1 octet, 4
-/// of version, 1 of DCID length, then the DCID: the worker byte is at 7. A datagram too short to
-/// read aborts the program (socket 0; that worker hands it on if it must). False when the kernel
-/// refuses (then the workers hand packets to each other in user space).
-inline bool attach_cid_steering(int fd, std::size_t workers) noexcept {
-    if (workers < 2 || workers > 256) return false;
+/// the socket (in bind order) of the worker that the connection ID's octet at `offset` names,
+/// modulo `workers` (as cid_factory::owner() computes it). The kernel runs it on the UDP payload.
+/// Short header: DCID at offset 1, so the worker byte is at 1 + offset. Long header: 1 octet, 4
+/// of version, 1 of DCID length, then the DCID: the worker byte is at 6 + offset. A datagram too
+/// short to read aborts the program (socket 0; that worker hands it on if it must). False when
+/// the kernel refuses (then the workers hand packets to each other in user space).
+inline bool attach_cid_steering(int fd, std::size_t workers, std::size_t offset = worker_id_offset) noexcept {
+    if (workers < 2 || workers > 256 || offset == 0 || offset >= 20) return false;
+    const auto at = static_cast<std::uint32_t>(offset);
     sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                 // A = first octet
         BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80, 0, 2),      // long header? else skip 2
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6 + worker_id_offset),  // long: DCID byte 1
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6 + at),           // long: DCID octet `offset`
         BPF_STMT(BPF_JMP | BPF_JA, 1),
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1 + worker_id_offset),  // short: DCID byte 1
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1 + at),           // short: DCID octet `offset`
         BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, static_cast<std::uint32_t>(workers)),
         BPF_STMT(BPF_RET | BPF_A, 0),
     };

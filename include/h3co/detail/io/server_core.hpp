@@ -20,6 +20,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,6 +57,7 @@ public:
           grace_timer_(executor_) {
         tls_->use_ticket_secret(endpoint_.secret(), limits_.early_data);  // servers sharing the secret resume each other's clients
         endpoint_.speak_quic_v2(options.quic_versions == quic_versions::prefer_v2);
+        use_cid_factory(-1);
     }
 
     void set_dispatcher(request_dispatcher<Executor> d) { dispatcher_ = std::move(d); }
@@ -156,7 +158,11 @@ public:
     void set_worker(std::size_t id, std::vector<std::weak_ptr<server_core>> peers) {
         worker_id_ = id;
         peers_ = std::move(peers);
+        use_cid_factory(static_cast<int>(id));
     }
+    /// Where this worker's connection IDs carry the worker's octet in the clear, for the kernel's
+    /// program (attach_cid_steering); nothing when they are encrypted (QUIC-LB with a key).
+    std::optional<std::size_t> cid_worker_offset() const noexcept { return cids_->worker_offset(); }
     /// The listening socket of the `index`th listen() (the kernel program goes on one of them).
     int listener_handle(std::size_t index) const { return listeners_.at(index)->socket.native_handle(); }
 
@@ -173,6 +179,8 @@ public:
     }
 
     void route(const std::string& key, std::shared_ptr<session_type> s) { sessions_[key] = std::move(s); }
+    /// Whether `key` routes to a connection (or did until lately): a new ID must not be one.
+    bool routes(const std::string& key) const { return sessions_.contains(key) || ended_.contains(key); }
     void unroute(const std::string& key) { sessions_.erase(key); }
     /// A connection ID its connection no longer uses: late packets to it (sent before the peer
     /// retired it) are dropped for `period` nanoseconds, not answered with a stateless reset.
@@ -331,12 +339,12 @@ private:
 
     void on_datagram(const std::shared_ptr<listener_state>& listener, const received_datagram& d, std::uint64_t now) {
         listener_state& l = *listener;
-        if (!d.from || !server_endpoint::destination_id(d.data, d.len, key_)) {
+        if (!d.from || !server_endpoint::destination_id(d.data, d.len, key_, cids_->length())) {
             ++dropped_;  // garbage, or a version we do not speak: ignore, as RFC 9000 allows
             return;
         }
         if (peers_.size() > 1) {  // several workers: the connection ID names the one that owns it
-            const auto owner = owner_worker(reinterpret_cast<const std::uint8_t*>(key_.data()), key_.size(), peers_.size());
+            const auto owner = cids_->owner(reinterpret_cast<const std::uint8_t*>(key_.data()), key_.size(), peers_.size());
             if (owner != worker_id_) return hand_off(owner, listener, d);
         }
         const network_path path(l.local.data(), static_cast<socklen_t>(l.local.size()), d.from, d.from_len);
@@ -373,7 +381,7 @@ private:
         }
         auto session =
             std::make_shared<session_type>(executor_, options_, limits_, tls_, this->weak_from_this(), listener);
-        if (peers_.size() > 1) session->set_worker(static_cast<int>(worker_id_));
+        session->set_cid_factory(cids_);
         try {
             session->accept(path, {d.data, d.len}, endpoint_.secret(), endpoint_.admission(), now);
         } catch (const std::exception&) {
@@ -388,6 +396,13 @@ private:
         bump(accepted_);
         session->deliver(path, d.data, d.len, d.ecn, now);
         mark_touched(std::move(session));
+    }
+
+    /// Connection IDs from now on: QUIC-LB ones if configured, naming `worker` (-1: one worker).
+    /// The endpoint's Retry packets use them too, so the client's next Initial routes back here.
+    void use_cid_factory(int worker) {
+        cids_ = std::make_shared<cid_factory>(limits_.load_balancing, worker);
+        endpoint_.set_connection_ids(cids_->length(), [factory = cids_](std::uint8_t* out) { factory->make(out); });
     }
 
     /// Sends the endpoint's stateless reply to where `d` came from, at once and only once: if the
@@ -489,6 +504,7 @@ private:
     std::uint64_t dropped_ = 0;
     // A server on several workers (set_worker()); one worker: peers_ is empty.
     std::size_t worker_id_ = 0;
+    std::shared_ptr<cid_factory> cids_;  ///< makes this worker's connection IDs (server_options::load_balancing)
     std::vector<std::weak_ptr<server_core>> peers_;
     std::atomic<std::size_t> live_count_{0};  ///< live_.size(), readable from any thread
     std::atomic<std::uint64_t> accepted_{0};

@@ -39,18 +39,18 @@ public:
     /// endpoint admitted it. Throws std::system_error when the libraries refuse it.
     void accept(const network_path& path, std::span<const std::uint8_t> initial, std::span<const std::uint8_t> secret,
                 const server_admission& admission, std::uint64_t now) {
-        std::array<std::uint8_t, server_cid_length> scid;
-        random_bytes(scid.data(), scid.size());
-        if (worker_ >= 0) scid[worker_id_offset] = static_cast<std::uint8_t>(worker_);
+        std::array<std::uint8_t, 20> scid;
+        const std::size_t len = cids_made_ ? cids_made_->length() : server_cid_length;
+        make_cid(scid.data(), len);
         path_ = path;
-        this->start_server(path, initial, scid, secret, admission, now);
+        this->start_server(path, initial, std::span<const std::uint8_t>(scid.data(), len), secret, admission, now);
     }
 
-    /// On a server of several workers: this connection's worker, whose ID goes into every
-    /// connection ID it issues (detail/io/reuseport.hpp). Before accept().
-    void set_worker(int worker) noexcept {
-        worker_ = worker;
-        this->set_cid_worker(worker);
+    /// The factory of this connection's IDs (its worker's: random, or QUIC-LB, naming the worker).
+    /// Before accept().
+    void set_cid_factory(std::shared_ptr<cid_factory> factory) {
+        cids_made_ = std::move(factory);
+        this->set_cid_maker([this](std::uint8_t* out, std::size_t len) { make_cid(out, len); });
     }
 
     /// Where the connection started (its client's address then).
@@ -184,6 +184,17 @@ protected:
     }
 
 private:
+    /// A fresh connection ID of `len` octets from the factory, never one that routes to a
+    /// connection of this worker already: short QUIC-LB nonces can repeat.
+    void make_cid(std::uint8_t* out, std::size_t len) {
+        if (!cids_made_ || len != cids_made_->length()) return random_bytes(out, len);
+        auto core = core_.lock();
+        for (int tries = 0; tries < 16; ++tries) {
+            cids_made_->make(out);
+            if (!core || !core->routes(cid_key(out, len))) return;
+        }
+    }
+
     std::shared_ptr<server_session> self_ptr() { return std::static_pointer_cast<server_session>(this->shared_from_this()); }
 
     std::weak_ptr<server_core<Executor>> core_;
@@ -191,7 +202,7 @@ private:
     std::shared_ptr<server_socket<Executor>> socket_;
     network_path path_;
     std::unordered_set<std::string> cids_;
-    int worker_ = -1;  ///< see set_worker()
+    std::shared_ptr<cid_factory> cids_made_;  ///< see set_cid_factory()
     bool waiting_writable_ = false;
     bool gather_blocked_ = false;  ///< the gather's own sends already found the socket full
 };

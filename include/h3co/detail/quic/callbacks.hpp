@@ -79,8 +79,10 @@ struct quic_callbacks {
         auto& me = self(user_data);
         auto& n = *me.native_;
         cid->datalen = cidlen;
-        random_bytes(cid->data, cidlen);
-        if (me.cid_worker_ >= 0 && cidlen >= 2) cid->data[1] = static_cast<std::uint8_t>(me.cid_worker_);
+        if (me.cid_maker_)
+            me.cid_maker_(cid->data, cidlen);
+        else
+            random_bytes(cid->data, cidlen);
         if (!n.static_secret.empty()) {
             if (ngtcp2_crypto_generate_stateless_reset_token(token, n.static_secret.data(), n.static_secret.size(),
                                                              cid) != 0)
