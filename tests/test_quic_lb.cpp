@@ -408,6 +408,20 @@ fleet_outcome run_clients(std::uint16_t port, int n, std::size_t cid_len) {
     return out;
 }
 
+/// Waits (bounded) until every hand-off posted between the workers has been taken: those posted
+/// just before the clients left may still be queued, and stopping the io_contexts would drop them.
+void settle_handoffs(h3co::server& server) {
+    for (int tries = 0; tries < 5000; ++tries) {
+        std::uint64_t sent = 0, received = 0;
+        for (const auto& worker : server.per_worker_stats()) {
+            sent += worker.handoffs_sent;
+            received += worker.handoffs_received;
+        }
+        if (sent == received) return;
+        std::this_thread::sleep_for(1ms);
+    }
+}
+
 /// A 2-worker server with `lb`, 48 clients through recording relays: every body byte-exact, and
 /// every connection ID seen on the wire decodes (with `balancer`) to the server ID, with a
 /// worker's ID in the nonce's first octet. Returns the server's stats.
@@ -447,6 +461,7 @@ h3co::server_stats serve_and_decode(const h3co::quic_lb_config& lb, const test_b
     CHECK(seen >= static_cast<std::size_t>(clients));
     CHECK(workers_named.size() == 2);  // 2^-47 that every connection landed on one worker
     if (validation == h3co::address_validation::always) CHECK(retries == static_cast<std::size_t>(clients));
+    settle_handoffs(server);
     w.stop();
     const auto stats = server.stats();
     CHECK(stats.connections_accepted == static_cast<std::uint64_t>(clients));
