@@ -308,7 +308,7 @@ h3co::server_options roomy_limits(bool kernel_steering) {
     return limits;
 }
 
-TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients rebinding, kernel steering by connection ID", "[workers]") {
+TEST_CASE("workers: 2 workers serve 200 connections byte-exact with 16 clients rebinding, kernel steering by connection ID", "[workers]") {
     worker_threads w(2);
     auto log = std::make_shared<handler_log>();
     h3co::server server(w.executors(), test::server_identity(), {}, roomy_limits(true));
@@ -318,7 +318,7 @@ TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients r
     stop_first guard{w};
     w.start();
 
-    const auto outcome = run_clients(port, 128, 16);
+    const auto outcome = run_clients(port, 184, 16);
     for (const auto& f : outcome.failures) FAIL_CHECK(f);
     for (const auto& r : outcome.relays) {
         CHECK(r->rebinds() == 1);
@@ -326,7 +326,7 @@ TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients r
     }
     w.stop();
 
-    check_handler_threads(*log, w, 144);
+    check_handler_threads(*log, w, 200);
     const auto stats = server.stats();
     REQUIRE(stats.workers.size() == 2);
     std::uint64_t accepted = 0;
@@ -335,8 +335,8 @@ TEST_CASE("workers: 2 workers serve 144 connections byte-exact with 16 clients r
         CHECK(worker.datagrams > 0);
         accepted += worker.connections_accepted;
     }
-    CHECK(accepted == 144);
-    CHECK(stats.connections_accepted == 144);
+    CHECK(accepted == 200);
+    CHECK(stats.connections_accepted == 200);
     if (stats.kernel_steering) {
         // The kernel put every datagram on its owner's socket, rebound clients' included.
         for (const auto& worker : stats.workers) {
