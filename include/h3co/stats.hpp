@@ -78,6 +78,13 @@ struct connection_stats {
     bool early_data_offered = false;
     /// The server accepted the 0-RTT (known once the handshake completed).
     bool early_data_accepted = false;
+    // ---- connection migration (RFC 9000 §9) ----
+    /// Paths validated (PATH_CHALLENGE answered): a server's count grows when its client comes
+    /// from a new address (NAT rebinding or migration), a client's with each migrate().
+    std::uint64_t paths_validated = 0;
+    /// Path validations that failed or were abandoned (the connection stayed on, or went back
+    /// to, its old path).
+    std::uint64_t path_validations_failed = 0;
 };
 
 }  // namespace h3co

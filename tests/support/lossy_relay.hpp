@@ -84,6 +84,19 @@ public:
     }
     const fault_policy& policy(direction d) const { return impl_->dir(d).policy; }
 
+    /// NAT rebinding: once `to_server` has carried `datagrams` more datagrams, the relay forwards
+    /// from a new socket bound to `from`:0 (another port, or another loopback address such as
+    /// 127.0.0.2), and the old one closes: the server sees its client come from a new address
+    /// mid-transfer, and what it sent to the old one is lost. One rebinding planned at a time.
+    void rebind_after(std::uint32_t datagrams, const asio::ip::address& from) {
+        impl_->rebind_countdown = datagrams;
+        impl_->rebind_to = from;
+    }
+    /// Rebindings done so far (see rebind_after()).
+    std::uint32_t rebindings() const { return impl_->rebindings; }
+    /// Where the relay forwards to the server from, now.
+    asio::ip::udp::endpoint upstream_endpoint() const { return impl_->server_side.local_endpoint(); }
+
     const relay_counters& counters(direction d) const { return impl_->dir(d).count; }
     relay_counters total() const {
         const auto& a = counters(direction::to_server);
@@ -138,8 +151,10 @@ private:
         void receive(direction d) {
             if (closed) return;
             in_socket(d).async_receive_from(asio::buffer(in_buffer(d)), d == direction::to_server ? up_from : down_from,
-                                            [self = shared_from_this(), d](std::error_code ec, std::size_t n) {
+                                            [self = shared_from_this(), d, gen = rebindings](std::error_code ec, std::size_t n) {
                                                 if (self->closed || ec == asio::error::operation_aborted) return;
+                                                // A receive on an upstream socket rebind() replaced.
+                                                if (d == direction::to_client && gen != self->rebindings) return;
                                                 if (!ec) {
                                                     if (d == direction::to_server) self->client = self->up_from;
                                                     const auto& buf = self->in_buffer(d);
@@ -155,6 +170,7 @@ private:
             side& s = dir(d);
             ++s.count.received;
             if (s.cut_after > 0 && --s.cut_after == 0) start_cut();
+            if (d == direction::to_server && rebind_countdown > 0 && --rebind_countdown == 0) rebind();
             const fault_policy& p = s.policy;
             if (p.blackhole) {
                 ++s.count.blackholed;
@@ -218,6 +234,15 @@ private:
             });
         }
 
+        /// A new upstream socket in place of the old, whose pending receive ends (operation_aborted).
+        void rebind() {
+            std::error_code ignored;
+            server_side.close(ignored);
+            server_side = udp::socket(io, udp::endpoint(rebind_to, 0));
+            ++rebindings;
+            receive(direction::to_client);
+        }
+
         /// Sends now, or after the policy's delay and jitter.
         void schedule(direction d, datagram dg) {
             side& s = dir(d);
@@ -256,6 +281,9 @@ private:
         side up, down;
         std::mt19937 rng;
         std::chrono::milliseconds cut_duration{0};
+        std::uint32_t rebind_countdown = 0;  // see lossy_relay::rebind_after (0: none planned)
+        asio::ip::address rebind_to;
+        std::uint32_t rebindings = 0;
         bool closed = false;
     };
 

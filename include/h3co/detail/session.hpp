@@ -189,6 +189,8 @@ protected:
     virtual void on_new_token(std::span<const std::uint8_t>) {}
     /// Server: a request was reset by a request timeout (set_request_timeouts).
     virtual void on_request_timeout() {}
+    /// A path validation ended: `path` was validated (`ok`), or it failed or was abandoned.
+    virtual void on_path_validated(const network_path& /*path*/, bool /*ok*/) {}
 
     /// Ends the connection for good: every stream and waiting operation fails with `ec`.
     H3CO_DECL void terminate(std::error_code ec);
@@ -303,6 +305,9 @@ private:
     std::uint64_t packets_at_key_update_ = 0;  ///< packets_sent_ when we last started a key update
     std::uint64_t key_updates_initiated_ = 0;
     std::uint64_t key_generations_derived_ = 0;  ///< update_key callbacks (quic/callbacks.hpp)
+    // ---- connection migration (quic/callbacks.hpp path_validation) ----
+    std::uint64_t paths_validated_ = 0;
+    std::uint64_t path_validations_failed_ = 0;
 
     std::uint64_t now_ = 0;          ///< the time the latest input brought (stream operations carry none)
     credit_ledger ledger_;           ///< receive credit: every delivered byte extended exactly once

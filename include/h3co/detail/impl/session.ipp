@@ -557,6 +557,8 @@ H3CO_DECL connection_stats session::stats() const {
     out.credit_released_at_end = ledger_.released_at_end();
     out.key_updates_initiated = key_updates_initiated_;
     out.key_generations_derived = key_generations_derived_;
+    out.paths_validated = paths_validated_;
+    out.path_validations_failed = path_validations_failed_;
     out.stream_send_buffer = options_.stream_send_buffer;
     for (const auto& [id, s] : streams_) out.stream_send_buffer = std::max<std::uint64_t>(out.stream_send_buffer, s->send_buf.limit());
     auto* conn = native_->conn;

@@ -55,6 +55,7 @@ struct quic_callbacks {
         cb.extend_max_local_streams_bidi = &extend_max_local_streams_bidi;
         cb.extend_max_remote_streams_bidi = &extend_max_remote_streams_bidi;
         cb.recv_datagram = &recv_datagram;
+        compat::set_path_validation<&path_validation>(cb);
         return cb;
     }
 
@@ -72,6 +73,17 @@ struct quic_callbacks {
                                                    current_rx_secret, current_tx_secret, secretlen, user_data);
         if (rv == 0) ++self(user_data).key_generations_derived_;
         return rv;
+    }
+
+    /// A new path was validated or not: a server's client moved (NAT rebinding or migration), or
+    /// our own migration ended. ngtcp2 has already moved (or stayed); this counts and tells the I/O.
+    static int path_validation(ngtcp2_conn*, std::uint32_t, const ngtcp2_path* path, ngtcp2_path_validation_result res,
+                               void* user_data) {
+        auto& me = self(user_data);
+        const bool ok = res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS;
+        ++(ok ? me.paths_validated_ : me.path_validations_failed_);
+        me.on_path_validated(network_path_of(*path), ok);
+        return 0;
     }
 
     static int get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, std::uint8_t* token, std::size_t cidlen,

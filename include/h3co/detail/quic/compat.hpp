@@ -278,4 +278,17 @@ inline void set_early_data_rejected(ngtcp2_callbacks& cb, early_data_rejected_fn
 #endif
 }
 
+/// Path validation's outcome, in one signature for both stacks (1.x adds the old path, which h3co
+/// does not need): `F(conn, flags, path, result, user_data)`.
+using path_validation_fn = int (*)(ngtcp2_conn*, std::uint32_t, const ngtcp2_path*, ngtcp2_path_validation_result, void*);
+template <path_validation_fn F>
+void set_path_validation(ngtcp2_callbacks& cb) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    cb.path_validation = [](ngtcp2_conn* conn, std::uint32_t flags, const ngtcp2_path* path, const ngtcp2_path*,
+                            ngtcp2_path_validation_result res, void* user_data) { return F(conn, flags, path, res, user_data); };
+#else
+    cb.path_validation = F;
+#endif
+}
+
 }  // namespace h3co::detail::compat
