@@ -329,7 +329,7 @@ H3CO_DECL void session::close_with(std::error_code ec, std::uint64_t now) {
         ngtcp2_conn_write_connection_close(n.conn, &ps.path, &pi, outbox_.tail(), max_len, &n.ccerr, now);
     if (written > 0)
         outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
-                    static_cast<std::size_t>(written), pi.ecn);
+                    static_cast<std::size_t>(written), pi.ecn, socket_of(ps.path));
     terminate(ec);
 }
 
@@ -533,6 +533,25 @@ H3CO_DECL void session::keep_alive_update() {
 H3CO_DECL std::error_code session::unusable() const {
     if (terminated_) return close_error_ ? close_error_ : make_error_code(error::connection_closed);
     return {};
+}
+
+// ---- connection migration ------------------------------------------------------------------------------
+
+H3CO_DECL std::error_code session::start_migration(const network_path& path, std::uint64_t now) {
+    if (terminated_ || !native_->conn) return close_error_ ? close_error_ : make_error_code(error::connection_closed);
+    now_ = now;
+    const auto p = ngtcp2_path_of(path);
+    // Validate first, move after: the old path keeps carrying data meanwhile (RFC 9000 §9.2).
+    const int rv = ngtcp2_conn_initiate_migration(native_->conn, &p, now);
+    if (rv == 0) return {};
+    if (rv == NGTCP2_ERR_NOMEM) return make_error_code(std::errc::not_enough_memory);
+    return make_error_code(error::migration_unavailable);  // INVALID_STATE, CONN_ID_BLOCKED, same address
+}
+
+H3CO_DECL void session::set_local_address(const network_path& path) {
+    if (terminated_ || !native_->conn) return;
+    const auto p = ngtcp2_path_of(path);
+    ngtcp2_conn_set_local_addr(native_->conn, &p.local);
 }
 
 // ---- statistics ----------------------------------------------------------------------------------------
