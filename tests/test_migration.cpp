@@ -135,8 +135,9 @@ struct background_upload_server {
     upload_seen seen;
     std::size_t bytes_when_validated = 0;  ///< 0: no new path validated while the body came
 
-    explicit background_upload_server(std::shared_ptr<const std::string> body) : expected(std::move(body)) {
-        server.emplace(test::executor(io), test::server_identity());
+    explicit background_upload_server(std::shared_ptr<const std::string> body, const h3co::server_options& limits = {})
+        : expected(std::move(body)) {
+        server.emplace(test::executor(io), test::server_identity(), h3co::connection_options{}, limits);
         server->handle("/upload", [this](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
             std::vector<char> buf(64 * 1024);
             std::size_t total = 0;
@@ -234,6 +235,28 @@ TEST_CASE("migration: gtlsclient --change-local-addr mid-upload to an h3co serve
 TEST_CASE("migration: gtlsclient --nat-rebinding mid-upload to an h3co server arrives byte-exact",
           "[migration][interop]") {
     gtlsclient_migrates_mid_upload("nat-rebinding");
+}
+
+TEST_CASE("migration: gtlsclient follows an h3co server's preferred address and uploads there byte-exact",
+          "[migration][preferred][interop]") {
+    REQUIRE_FALSE(std::string(H3CO_GTLSCLIENT).empty());
+    test::temp_dir dir;
+    auto body = std::make_shared<const std::string>(test::pseudo_random_bytes(8u << 20, 2106));
+    test::write_file(dir.path / "upload.bin", *body);
+    h3co::server_options limits;
+    limits.preferred_address = "127.0.0.2";
+    background_upload_server bg(body, limits);
+    const bool ok = gtlsclient_upload(bg.port, dir.path / "upload.bin", {}, dir.path / "gtlsclient.log");
+    bg.stop();
+    INFO("gtlsclient log:\n" << test::read_file(dir.path / "gtlsclient.log"));
+    CHECK(ok);
+    CHECK(bg.seen.count == 1);
+    CHECK(bg.seen.end == h3co::error::eof);
+    CHECK(bg.seen.bytes == body->size());
+    CHECK(bg.seen.exact);
+    // gtlsclient moved to 127.0.0.2 (the only way a path is validated here) during the upload.
+    CHECK(bg.seen.paths_validated >= 1);
+    CHECK(bg.bytes_when_validated < body->size());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,6 +409,66 @@ TEST_CASE("migration: a cancelled migrate() ends with operation_aborted, the upl
     // The later migration's path; the given-up one's may have validated too (a PATH_RESPONSE counts
     // on any path), and the connection then carried on from the socket it still had.
     CHECK(client_stats.paths_validated >= 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server preferred address (RFC 9000 §9.6)
+
+TEST_CASE("migration: a client follows the server's preferred address after the handshake, and the upload goes there",
+          "[migration][preferred]") {
+    constexpr std::size_t size = 8u << 20;
+    const std::string body = test::pseudo_random_bytes(size, 2105);
+    asio::io_context io;
+    h3co::server_options limits;
+    limits.preferred_address = "127.0.0.2";  // port 0: picked at listen()
+    h3co::server server(test::executor(io), test::server_identity(), h3co::connection_options{}, limits);
+    // The handshake goes through a relay to 127.0.0.1; the preferred address is reached directly.
+    test::lossy_relay relay(io, server.listen("127.0.0.1", 0));
+    const auto endpoints = server.local_endpoints();
+    REQUIRE(endpoints.size() == 2);
+    CHECK(endpoints[1].address() == asio::ip::make_address("127.0.0.2"));
+    CHECK(endpoints[1].port() != 0);
+    auto seen = std::make_shared<upload_seen>();
+    server.handle("/upload", [&](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+        std::vector<char> buf(64 * 1024);
+        std::size_t total = 0;
+        bool exact = true;
+        std::error_code end;
+        for (;;) {
+            auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
+            exact = exact && total + n <= body.size() && std::memcmp(buf.data(), body.data() + total, n) == 0;
+            total += n;
+            if (ec) {
+                end = ec;
+                break;
+            }
+        }
+        seen->bytes = total;
+        seen->exact = exact;
+        seen->end = end;
+        seen->paths_validated = req.connection_stats().paths_validated;
+        ++seen->count;
+        co_await res.send_header(200);
+    });
+    int status = 0;
+    h3co::connection_stats client_stats;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        h3co::connection_options options;
+        auto conn = co_await connect_to(relay.port(), options);
+        status = co_await upload(conn, "/upload", body);
+        client_stats = conn.stats();
+        conn.close();
+    }());
+    test::settle(io, 100ms);
+    CHECK(status == 200);
+    CHECK(seen->count == 1);
+    CHECK(seen->end == h3co::error::eof);
+    CHECK(seen->bytes == size);
+    CHECK(seen->exact);
+    CHECK(client_stats.paths_validated >= 1);
+    // The body (some 7000 datagrams) went to the preferred address, not through the relay.
+    INFO("datagrams through the relay to the server: " << relay.counters(test::lossy_relay::direction::to_server).received);
+    CHECK(relay.counters(test::lossy_relay::direction::to_server).received < 1000);
 }
 
 }  // namespace migration_test

@@ -29,7 +29,9 @@
 #include <h3co/options.hpp>
 #include <h3co/stats.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -205,6 +207,18 @@ protected:
     virtual std::uint32_t socket_for(const sockaddr* /*local*/, socklen_t /*len*/) { return 0; }
     /// Client during a migration: packets name their socket (socket_for) until it is over.
     void set_several_sockets(bool on) noexcept { several_sockets_ = on; }
+    /// Client: the server offers a preferred address (RFC 9000 §9.6), `remote`. To follow it, set
+    /// `path` to the new path (a socket of the I/O layer's, connected there) and return true;
+    /// ngtcp2 validates it once the handshake is confirmed and moves (on_path_validated()).
+    virtual bool choose_preferred_address(const sockaddr* /*remote*/, socklen_t /*len*/, network_path& /*path*/) {
+        return false;
+    }
+    /// Server: offer `address` (a socket the server listens on) as the preferred address. Before
+    /// start_server().
+    void set_preferred_address(const sockaddr* address, socklen_t len) noexcept {
+        preferred_len_ = std::min<socklen_t>(len, sizeof preferred_);
+        std::memcpy(&preferred_, address, preferred_len_);
+    }
 
     /// Ends the connection for good: every stream and waiting operation fails with `ec`.
     H3CO_DECL void terminate(std::error_code ec);
@@ -323,6 +337,8 @@ private:
     std::uint64_t paths_validated_ = 0;
     std::uint64_t path_validations_failed_ = 0;
     bool several_sockets_ = false;  ///< see set_several_sockets()
+    sockaddr_storage preferred_{};  ///< server: see set_preferred_address() (preferred_len_ 0: none)
+    socklen_t preferred_len_ = 0;
     /// The socket for packets on `path` (an ngtcp2_path): 0 unless the I/O layer has several.
     template <class NgPath>
     std::uint32_t socket_of(const NgPath& path) {

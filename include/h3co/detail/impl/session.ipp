@@ -139,6 +139,27 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(
                               params.stateless_reset_token, n.static_secret.data(), n.static_secret.size(), &scid),
                           "generate_stateless_reset_token");
+    // server_options::preferred_address: the address, and the connection ID (sequence 1) and
+    // reset token the client uses there (RFC 9000 §18.2).
+    ngtcp2_cid preferred_cid{};
+    if (preferred_len_ > 0) {
+        auto& pa = compat::preferred_address(params);
+        preferred_cid.datalen = scid.datalen;
+        random_bytes(preferred_cid.data, preferred_cid.datalen);
+        if (cid_worker_ >= 0 && preferred_cid.datalen >= 2) preferred_cid.data[1] = static_cast<std::uint8_t>(cid_worker_);
+        pa.cid = preferred_cid;
+        if (preferred_.ss_family == AF_INET) {
+            std::memcpy(&pa.ipv4, &preferred_, sizeof pa.ipv4);
+            pa.ipv4_present = 1;
+        } else {
+            std::memcpy(&pa.ipv6, &preferred_, sizeof pa.ipv6);
+            pa.ipv6_present = 1;
+        }
+        session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(pa.stateless_reset_token,
+                                                                           n.static_secret.data(),
+                                                                           n.static_secret.size(), &preferred_cid),
+                              "generate_stateless_reset_token");
+    }
     const auto callbacks = quic_callbacks::table(false);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
     // 0-RTT under a ticket is accepted only if the limits it relied on are still ours
@@ -156,6 +177,7 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     // Datagrams come addressed to the ID the client chose and, from now on, to ours.
     on_connection_id({hd.dcid.data, hd.dcid.datalen}, true);
     on_connection_id({scid.data, scid.datalen}, true);
+    if (preferred_cid.datalen > 0) on_connection_id({preferred_cid.data, preferred_cid.datalen}, true);
 }
 
 H3CO_DECL void session::create_h3() {

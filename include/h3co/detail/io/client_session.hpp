@@ -40,7 +40,7 @@ public:
         send_features_.ecn = this->options().ecn;
         remote_ = remote;
         std::error_code ec;
-        path_ = open_socket(socket_, nullptr, ec);
+        path_ = open_socket(socket_, nullptr, remote_, ec);
         if (ec) return op.complete(ec);
         start_session(host, port, std::move(op));
     }
@@ -57,10 +57,11 @@ public:
             return op.complete(ec ? ec : make_error_code(error::connection_closed));
         }
         if (port_) return op.complete(make_error_code(error::not_supported));  // a virtual port each, fixed
-        if (migrate_op_) return op.complete(make_error_code(error::operation_in_progress));
+        // One move at a time: another migrate(), or the one to the server's preferred address.
+        if (migrate_op_ || next_socket_) return op.complete(make_error_code(error::operation_in_progress));
         std::error_code ec;
         socket_type next(this->get_executor());
-        auto path = open_socket(next, local, ec);
+        auto path = open_socket(next, local, remote_, ec);
         if (ec) return op.complete(ec);
         next_id_ = ++ids_;
         next_path_ = path;
@@ -153,8 +154,28 @@ protected:
         return current_id_;
     }
 
+    /// The server's preferred address: a socket connected there, which ngtcp2 validates once the
+    /// handshake is confirmed and moves to, as for migrate() but with no operation to complete.
+    bool choose_preferred_address(const sockaddr* remote, socklen_t len, network_path& path) override {
+        if (port_ || next_socket_ || migrate_op_) return false;
+        asio::ip::udp::endpoint there;
+        if (len > static_cast<socklen_t>(there.capacity())) return false;
+        std::memcpy(there.data(), remote, static_cast<std::size_t>(len));
+        there.resize(static_cast<std::size_t>(len));
+        std::error_code ec;
+        socket_type next(this->get_executor());
+        path = open_socket(next, nullptr, there, ec);
+        if (ec) return false;
+        next_id_ = ++ids_;
+        next_path_ = path;
+        next_socket_.emplace(std::move(next));
+        this->set_several_sockets(true);
+        receive_on(next_id_);
+        return true;
+    }
+
     void on_path_validated(const network_path& path, bool ok) override {
-        if (!migrate_op_ || !same_address(next_path_, path.local_address(), path.local_len)) {
+        if (!next_socket_ || !same_address(next_path_, path.local_address(), path.local_len)) {
             // A migration given up (cancelled) whose path validated all the same (a PATH_RESPONSE
             // counts on any path, RFC 9000 §8.2.2): ngtcp2 moved to a socket that is closed. Its
             // packets still leave by socket_ (socket_for); put ngtcp2 back on socket_'s address.
@@ -269,23 +290,31 @@ private:
         if (next_socket_ && (!ec || ec == asio::error::would_block)) receive_on(next_id_);
     }
 
-    /// Opens `sock` connected to the server, bound to `local` (any address when null: the system
+    /// Opens `sock` connected to `remote` (the server), bound to `local` (any address when null: the system
     /// picks, as for the first socket) and a free port; returns its path.
-    network_path open_socket(socket_type& sock, const asio::ip::address* local, std::error_code& ec) {
-        sock.open(remote_.protocol(), ec);
+    network_path open_socket(socket_type& sock, const asio::ip::address* local, const asio::ip::udp::endpoint& remote,
+                             std::error_code& ec) {
+        sock.open(remote.protocol(), ec);
         if (!ec && local) sock.bind(asio::ip::udp::endpoint(*local, 0), ec);
-        if (!ec) sock.connect(remote_, ec);  // connected: ICMP errors (nobody listening) reach us
+        if (!ec) sock.connect(remote, ec);  // connected: ICMP errors (nobody listening) reach us
         if (!ec) sock.non_blocking(true, ec);
         if (ec) return {};
         const auto here = sock.local_endpoint(ec);
         if (ec) return {};
-        const bool v6 = remote_.address().is_v6();
+        const bool v6 = remote.address().is_v6();
         if (this->options().udp_gro) enable_udp_gro(sock.native_handle());
         if (this->options().ecn) enable_ecn_receive(sock.native_handle(), v6);
         apply_socket_buffers(sock, this->options().socket_buffer);
         apply_dont_fragment(sock.native_handle(), v6);
-        return network_path(here.data(), static_cast<socklen_t>(here.size()), remote_.data(),
-                            static_cast<socklen_t>(remote_.size()));
+        return network_path(here.data(), static_cast<socklen_t>(here.size()), remote.data(),
+                            static_cast<socklen_t>(remote.size()));
+    }
+
+    static asio::ip::udp::endpoint endpoint_of(const network_path& p) {
+        asio::ip::udp::endpoint e;
+        std::memcpy(e.data(), &p.remote, std::min<std::size_t>(p.remote_len, e.capacity()));
+        e.resize(std::min<std::size_t>(p.remote_len, e.capacity()));
+        return e;
     }
 
     static bool same_address(const network_path& p, const sockaddr* local, socklen_t len) noexcept {
@@ -295,20 +324,22 @@ private:
     /// After the path validation callback: the new socket becomes the connection's (`ok`), or is
     /// closed. `id` names the migration it was for.
     void finish_migration(std::uint32_t id, bool ok) {
-        if (!migrate_op_ || next_id_ != id || !next_socket_) return;  // given up, or the connection ended
+        if (this->terminated() || next_id_ != id || !next_socket_) return;  // given up, or the connection ended
         if (!ok) {
             abandon_migration();
-            return migrate_op_.complete(make_error_code(error::path_validation_failed));
+            if (migrate_op_) migrate_op_.complete(make_error_code(error::path_validation_failed));
+            return;
         }
         std::error_code ignored;
         socket_.close(ignored);  // its pending wait ends (operation_aborted); late packets to it are lost
         socket_ = std::move(*next_socket_);
         next_socket_.reset();
         path_ = next_path_;
+        remote_ = endpoint_of(path_);  // the server's preferred address, after a move there
         current_id_ = id;  // the new socket's pending wait now reads as the current one's
         this->set_several_sockets(false);
         migration_validated_ = false;
-        migrate_op_.complete({});
+        if (migrate_op_) migrate_op_.complete({});
         this->flush_now();
     }
 

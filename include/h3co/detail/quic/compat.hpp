@@ -291,4 +291,15 @@ void set_path_validation(ngtcp2_callbacks& cb) noexcept {
 #endif
 }
 
+/// Server: the preferred_address transport parameter (RFC 9000 §18.2), marked present.
+inline ngtcp2_preferred_addr& preferred_address(ngtcp2_transport_params& p) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    p.preferred_addr_present = 1;
+    return p.preferred_addr;
+#else
+    p.preferred_address_present = 1;
+    return p.preferred_address;
+#endif
+}
+
 }  // namespace h3co::detail::compat
