@@ -280,7 +280,7 @@ private:
     void on_next_readable(std::error_code ec) {
         const auto now = this->now();
         for (std::size_t got = 0; got < 64 && !ec && !this->terminated() && next_socket_;) {
-            const auto path = next_path_;  // read_packet may finish the migration
+            const auto& path = next_path_;  // the sockets change places only in a posted handler
             got += receiver_.receive(
                 next_socket_->native_handle(),
                 [&](const received_datagram& d) { this->read_packet(path, d.data, d.len, d.ecn, now); }, ec);
@@ -290,8 +290,8 @@ private:
         if (next_socket_ && (!ec || ec == asio::error::would_block)) receive_on(next_id_);
     }
 
-    /// Opens `sock` connected to `remote` (the server), bound to `local` (any address when null: the system
-    /// picks, as for the first socket) and a free port; returns its path.
+    /// Opens `sock` connected to `remote` (the server), bound to `local` (any address when null:
+    /// the system picks, as for the first socket) and a free port; returns its path.
     network_path open_socket(socket_type& sock, const asio::ip::address* local, const asio::ip::udp::endpoint& remote,
                              std::error_code& ec) {
         sock.open(remote.protocol(), ec);
