@@ -411,6 +411,52 @@ TEST_CASE("migration: a cancelled migrate() ends with operation_aborted, the upl
     CHECK(client_stats.paths_validated >= 1);
 }
 
+TEST_CASE("migration: migrate() to a path the server never hears fails with path_validation_failed, and the upload "
+          "goes on byte-exact on the old one",
+          "[migration][client]") {
+    constexpr std::size_t size = 4u << 20;
+    const std::string body = test::pseudo_random_bytes(size, 2107);
+    asio::io_context io;
+    direct_rig rig(io, body);
+    test::lossy_relay relay(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), rig.port));
+    relay.only_first_client(true);  // the new socket's PATH_CHALLENGE never reaches the server
+    std::error_code failed;
+    clock_type::duration migrate_took{};
+    int status = 0;
+    h3co::connection_stats client_stats;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        h3co::connection_options options;
+        auto conn = co_await connect_to(relay.port(), options);
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request req{.method = "POST", .url = "/upload"};
+        co_await stream.send_header(req);
+        for (std::size_t off = 0; off < body.size(); off += 64 * 1024) {
+            if (off == 16 * 64 * 1024) {
+                const auto started = clock_type::now();
+                auto [ec] = co_await conn.migrate(tuple);  // ngtcp2 gives up after 3 PTO: 7 s on 0.12, 3 s on 1.x
+                failed = ec;
+                migrate_took = clock_type::now() - started;
+            }
+            co_await stream.write(asio::buffer(body.data() + off, std::min<std::size_t>(64 * 1024, body.size() - off)));
+        }
+        co_await stream.finish();
+        auto head = co_await stream.read_response();
+        co_await test::read_all(stream);
+        status = head.status;
+        client_stats = conn.stats();
+        conn.close();
+    }());
+    test::settle(io, 100ms);
+    INFO("migrate() failed after " << std::chrono::duration_cast<std::chrono::milliseconds>(migrate_took).count() << " ms");
+    CHECK(failed == h3co::error::path_validation_failed);
+    CHECK(relay.counters(test::lossy_relay::direction::to_server).blackholed > 0);
+    CHECK(status == 200);
+    CHECK(rig.seen->bytes == size);
+    CHECK(rig.seen->exact);
+    CHECK(client_stats.paths_validated == 0);
+    CHECK(client_stats.path_validations_failed >= 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server preferred address (RFC 9000 §9.6)
 

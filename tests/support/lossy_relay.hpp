@@ -92,6 +92,10 @@ public:
         impl_->rebind_countdown = datagrams;
         impl_->rebind_to = from;
     }
+    /// A firewall that knows only the client's first address: datagrams from any other source
+    /// are dropped (counted as blackholed), so a path the client opens from a new socket never
+    /// validates.
+    void only_first_client(bool on) { impl_->only_first_client = on; }
     /// Rebindings done so far (see rebind_after()).
     std::uint32_t rebindings() const { return impl_->rebindings; }
     /// Where the relay forwards to the server from, now.
@@ -155,7 +159,11 @@ private:
                                                 if (self->closed || ec == asio::error::operation_aborted) return;
                                                 // A receive on an upstream socket rebind() replaced.
                                                 if (d == direction::to_client && gen != self->rebindings) return;
-                                                if (!ec) {
+                                                if (!ec && d == direction::to_server && self->only_first_client &&
+                                                    self->client && *self->client != self->up_from) {
+                                                    ++self->up.count.received;
+                                                    ++self->up.count.blackholed;
+                                                } else if (!ec) {
                                                     if (d == direction::to_server) self->client = self->up_from;
                                                     const auto& buf = self->in_buffer(d);
                                                     self->on_datagram(d, datagram(buf.begin(), buf.begin() + n));
@@ -284,6 +292,7 @@ private:
         std::uint32_t rebind_countdown = 0;  // see lossy_relay::rebind_after (0: none planned)
         asio::ip::address rebind_to;
         std::uint32_t rebindings = 0;
+        bool only_first_client = false;  // see lossy_relay::only_first_client
         bool closed = false;
     };
 
