@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -125,6 +126,34 @@ public:
     }
     /// \endcond
 
+    /// Moves the connection to a new local UDP socket (RFC 9000 §9): a new port, and the address
+    /// the system picks for the server (as at connect()). The server validates the new path
+    /// (PATH_CHALLENGE) while the old one keeps carrying the connection's packets, and the
+    /// connection moves once it is validated: streams go on, nothing is lost. For a phone that
+    /// changed network, or to move off a path that stopped working.
+    ///
+    /// Completion: void(std::error_code): success once the connection runs on the new socket;
+    /// error::path_validation_failed (the server did not answer on the new path: the connection
+    /// stays on the old one); error::migration_unavailable (the handshake is not confirmed yet,
+    /// the server disabled active migration, or it has given no spare connection ID);
+    /// error::operation_in_progress (another migrate() is under way); a socket error (bind);
+    /// close_error() or error::connection_closed once the connection ended; error::not_open on
+    /// a handle without a connection; error::not_supported on a virtual network (h3co::testing).
+    /// Cancellation (any type) gives the move up: operation_aborted, the connection stays where
+    /// it was; if the new path was already validated the move is done and the operation succeeds.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+        requires(!std::is_convertible_v<CompletionToken, const asio::ip::address&>)
+    auto migrate(CompletionToken&& token = CompletionToken{}) {
+        return migrate_from(std::nullopt, std::forward<CompletionToken>(token));
+    }
+
+    /// migrate() to a socket bound to `local` (a port the system picks): another interface's
+    /// address, or on loopback another 127.0.0.0/8 address such as 127.0.0.2.
+    template <class CompletionToken = detail::default_token_t<Executor>>
+    auto migrate(const asio::ip::address& local, CompletionToken&& token = CompletionToken{}) {
+        return migrate_from(local, std::forward<CompletionToken>(token));
+    }
+
     /// Closes the connection: CONNECTION_CLOSE with H3_NO_ERROR, or with `code` and `reason`. Any
     /// thread: it runs on the connection's executor (at once when called there). The handle keeps
     /// the ended connection: close_error(), close_reason() and stats() still tell how it went, and
@@ -162,6 +191,23 @@ public:
 
 private:
     friend struct detail::handle_access;
+
+    template <class CompletionToken>
+    auto migrate_from(std::optional<asio::ip::address> local, CompletionToken&& token) {
+        using migrate_op = detail::pending_op<std::error_code>;
+        Executor ex = [&] {
+            if constexpr (std::is_default_constructible_v<Executor>)
+                return impl_ ? impl_->get_executor() : Executor{};
+            else
+                return impl_->get_executor();
+        }();
+        return detail::initiate_erased<void(std::error_code)>(
+            std::forward<CompletionToken>(token), ex, [impl = impl_, ex, local](migrate_op op) mutable {
+                asio::dispatch(ex, [impl = std::move(impl), local, op = std::move(op)]() mutable {
+                    impl->migrate(local ? &*local : nullptr, std::move(op));
+                });
+            });
+    }
 
     void release() {
         if (closes_on_destroy_) close();

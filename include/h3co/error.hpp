@@ -63,6 +63,13 @@ enum class error {
     /// opened before the handshake completed was dropped with it. The connection goes on: open
     /// the request again on it (it then goes in 1-RTT).
     early_data_rejected,
+    // ---- connection migration (basic_connection::migrate) ----
+    /// The connection cannot move now: its handshake is not confirmed yet, the server disabled
+    /// active migration, or the server has given no spare connection ID for a new path.
+    migration_unavailable,
+    /// The new path did not validate: the server's PATH_RESPONSE never came back on it. The
+    /// connection stays on its old path.
+    path_validation_failed,
 };
 
 /// QUIC transport error codes as sent in CONNECTION_CLOSE (category "h3co.quic"), RFC 9000 §20.1.
@@ -166,6 +173,8 @@ public:
         case error::cipher_not_allowed: return "the peer would not use the only cipher suite allowed (ChaCha20-Poly1305)";
         case error::session_cache_malformed: return "the bytes are not an exported h3co session cache";
         case error::early_data_rejected: return "the server rejected 0-RTT: the request sent early was dropped";
+        case error::migration_unavailable: return "the connection cannot migrate now (handshake not confirmed, migration disabled by the server, or no spare connection ID)";
+        case error::path_validation_failed: return "the new path did not validate: the connection stays on its old path";
         }
         return "unknown h3co error " + std::to_string(value);
     }

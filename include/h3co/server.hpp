@@ -100,6 +100,8 @@ public:
             for (std::size_t i = 0; i < cores_.size(); ++i) cores_[i]->set_worker(i, peers);
             kernel_steering_wanted_ = limits.kernel_steering;
         }
+        preferred_address_ = limits.preferred_address;
+        preferred_port_ = limits.preferred_port;
     }
     basic_server(const basic_server&) = delete;
     basic_server& operator=(const basic_server&) = delete;
@@ -152,7 +154,25 @@ public:
     /// With several workers: each gets a socket on it (the first binds, port 0 picking the port
     /// for all), then the kernel program is attached (server_options::kernel_steering); while no
     /// thread runs the workers.
+    /// With server_options::preferred_address, the first listen() listens there too.
     asio::ip::udp::endpoint listen(const asio::ip::udp::endpoint& endpoint) {
+        const auto bound = listen_one(endpoint);
+        if (!preferred_address_.empty() && !preferred_bound_) {
+            preferred_bound_ = true;
+            const auto preferred = listen_one(
+                asio::ip::udp::endpoint(asio::ip::make_address(preferred_address_), preferred_port_));
+            for (auto& core : cores_) core->prefer(preferred);
+        }
+        return bound;
+    }
+    /// listen() on `address` (an IPv4 or IPv6 literal) and `port`; throws std::system_error if
+    /// `address` is not an IP address or cannot be bound.
+    asio::ip::udp::endpoint listen(const std::string& address, std::uint16_t port) {
+        return listen(asio::ip::udp::endpoint(asio::ip::make_address(address), port));
+    }
+
+private:
+    asio::ip::udp::endpoint listen_one(const asio::ip::udp::endpoint& endpoint) {
         if (cores_.size() == 1) return cores_.front()->listen(endpoint);
         const auto bound = cores_.front()->listen(endpoint, true);
         for (std::size_t i = 1; i < cores_.size(); ++i) cores_[i]->listen(bound, true);
@@ -165,11 +185,8 @@ public:
         kernel_steering_ = (index == 0 ? steered : kernel_steering_ && steered);
         return bound;
     }
-    /// listen() on `address` (an IPv4 or IPv6 literal) and `port`; throws std::system_error if
-    /// `address` is not an IP address or cannot be bound.
-    asio::ip::udp::endpoint listen(const std::string& address, std::uint16_t port) {
-        return listen(asio::ip::udp::endpoint(asio::ip::make_address(address), port));
-    }
+
+public:
 
     /// The endpoints being listened on, as bound (with the ports port 0 picked). On the server's
     /// executor, or while no thread runs it.
@@ -269,6 +286,9 @@ private:
     std::vector<std::shared_ptr<detail::router<handler_type>>> routes_;  ///< one per worker, alike
     bool kernel_steering_wanted_ = false;  ///< server_options::kernel_steering, several workers
     bool kernel_steering_ = false;         ///< attached on every listen() address
+    std::string preferred_address_;        ///< server_options::preferred_address
+    std::uint16_t preferred_port_ = 0;
+    bool preferred_bound_ = false;         ///< the first listen() listened on it too
 };
 
 /// basic_server on asio::any_io_executor.

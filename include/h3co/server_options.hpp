@@ -152,6 +152,19 @@ struct server_options {
     /// can only route by the client's address. The constructor of basic_server throws
     /// std::invalid_argument naming the field for a configuration the draft does not allow.
     std::optional<quic_lb_config> load_balancing;
+
+    // ---- connection migration (RFC 9000 §9.6) ----------------------------------------------
+
+    /// Server preferred address: an IP literal the server also listens on (at its first listen())
+    /// and offers to clients in its transport parameters; a client that follows it (h3co's does)
+    /// moves its connection there once the handshake is confirmed, after validating the path. For
+    /// a handshake on a shared (anycast, balancer) address and the connection on this server's
+    /// own. Empty: none. One address, of the family clients connect with (clients ignore an
+    /// address of the other family).
+    std::string preferred_address;
+    /// The preferred address's port; 0: a free one, picked at the first listen()
+    /// (basic_server::local_endpoints() lists it).
+    std::uint16_t preferred_port = 0;
 };
 
 /// One worker of a server on several workers (server_stats::workers).

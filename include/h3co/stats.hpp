@@ -81,6 +81,13 @@ struct connection_stats {
     /// The QUIC version the connection speaks: 0x00000001 (version 1) or 0x6b3343cf (version 2,
     /// connection_options::quic_versions); 0 before the handshake settles it.
     std::uint32_t quic_version = 0;
+    // ---- connection migration (RFC 9000 §9) ----
+    /// Paths validated (PATH_CHALLENGE answered): a server's count grows when its client comes
+    /// from a new address (NAT rebinding or migration), a client's with each migrate().
+    std::uint64_t paths_validated = 0;
+    /// Path validations that failed or were abandoned (the connection stayed on, or went back
+    /// to, its old path).
+    std::uint64_t path_validations_failed = 0;
 };
 
 }  // namespace h3co

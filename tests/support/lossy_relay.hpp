@@ -85,6 +85,23 @@ public:
     }
     const fault_policy& policy(direction d) const { return impl_->dir(d).policy; }
 
+    /// NAT rebinding: once `to_server` has carried `datagrams` more datagrams, the relay forwards
+    /// from a new socket bound to `from`:0 (another port, or another loopback address such as
+    /// 127.0.0.2), and the old one closes: the server sees its client come from a new address
+    /// mid-transfer, and what it sent to the old one is lost. One rebinding planned at a time.
+    void rebind_after(std::uint32_t datagrams, const asio::ip::address& from) {
+        impl_->rebind_countdown = datagrams;
+        impl_->rebind_to = from;
+    }
+    /// A firewall that knows only the client's first address: datagrams from any other source
+    /// are dropped (counted as blackholed), so a path the client opens from a new socket never
+    /// validates.
+    void only_first_client(bool on) { impl_->only_first_client = on; }
+    /// Rebindings done so far (see rebind_after()).
+    std::uint32_t rebindings() const { return impl_->rebindings; }
+    /// Where the relay forwards to the server from, now.
+    asio::ip::udp::endpoint upstream_endpoint() const { return impl_->server_side.local_endpoint(); }
+
     const relay_counters& counters(direction d) const { return impl_->dir(d).count; }
     relay_counters total() const {
         const auto& a = counters(direction::to_server);
@@ -140,9 +157,15 @@ private:
         void receive(direction d) {
             if (closed) return;
             in_socket(d).async_receive_from(asio::buffer(in_buffer(d)), d == direction::to_server ? up_from : down_from,
-                                            [self = shared_from_this(), d](std::error_code ec, std::size_t n) {
+                                            [self = shared_from_this(), d, gen = rebindings](std::error_code ec, std::size_t n) {
                                                 if (self->closed || ec == asio::error::operation_aborted) return;
-                                                if (!ec) {
+                                                // A receive on an upstream socket rebind() replaced.
+                                                if (d == direction::to_client && gen != self->rebindings) return;
+                                                if (!ec && d == direction::to_server && self->only_first_client &&
+                                                    self->client && *self->client != self->up_from) {
+                                                    ++self->up.count.received;
+                                                    ++self->up.count.blackholed;
+                                                } else if (!ec) {
                                                     if (d == direction::to_server) self->client = self->up_from;
                                                     const auto& buf = self->in_buffer(d);
                                                     self->on_datagram(d, datagram(buf.begin(), buf.begin() + n));
@@ -159,6 +182,7 @@ private:
             // Long header, fixed bit, type 0b11: a Retry in QUIC v1 (RFC 9000 §17.2.5).
             if (!dg.empty() && (dg[0] & 0xf0) == 0xf0) ++s.count.retries;
             if (s.cut_after > 0 && --s.cut_after == 0) start_cut();
+            if (d == direction::to_server && rebind_countdown > 0 && --rebind_countdown == 0) rebind();
             const fault_policy& p = s.policy;
             if (p.blackhole) {
                 ++s.count.blackholed;
@@ -222,6 +246,15 @@ private:
             });
         }
 
+        /// A new upstream socket in place of the old, whose pending receive ends (operation_aborted).
+        void rebind() {
+            std::error_code ignored;
+            server_side.close(ignored);
+            server_side = udp::socket(io, udp::endpoint(rebind_to, 0));
+            ++rebindings;
+            receive(direction::to_client);
+        }
+
         /// Sends now, or after the policy's delay and jitter.
         void schedule(direction d, datagram dg) {
             side& s = dir(d);
@@ -260,6 +293,10 @@ private:
         side up, down;
         std::mt19937 rng;
         std::chrono::milliseconds cut_duration{0};
+        std::uint32_t rebind_countdown = 0;  // see lossy_relay::rebind_after (0: none planned)
+        asio::ip::address rebind_to;
+        std::uint32_t rebindings = 0;
+        bool only_first_client = false;  // see lossy_relay::only_first_client
         bool closed = false;
     };
 

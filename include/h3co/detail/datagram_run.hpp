@@ -17,6 +17,9 @@ struct datagram_run {
     std::uint8_t ecn = 0;
     sockaddr_storage to{};  ///< the peer
     socklen_t to_len = 0;
+    /// Which of the endpoint's sockets sends it: 0, its only one; a migrating client's packets name
+    /// the old or the new socket (session::socket_for).
+    std::uint32_t socket = 0;
 
     const sockaddr* peer() const noexcept { return reinterpret_cast<const sockaddr*>(&to); }
 };

@@ -29,7 +29,9 @@
 #include <h3co/options.hpp>
 #include <h3co/stats.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -142,6 +144,15 @@ public:
     /// The queued open_stream() whose key is `key` gives up (operation_aborted).
     H3CO_DECL void cancel_open(const void* key);
 
+    /// Client: starts moving the connection to `path` (a new local socket, same server). ngtcp2
+    /// validates it (PATH_CHALLENGE) while the old path carries on, and moves once it is
+    /// validated; on_path_validated() says how it went. error::migration_unavailable when ngtcp2
+    /// cannot now (see its message), connection_closed once the connection ended.
+    H3CO_DECL std::error_code start_migration(const network_path& path, std::uint64_t now);
+    /// Client: the current path's local address is `path`'s local one (ngtcp2 moved to a path
+    /// whose socket the I/O layer gave up: it goes on from the socket it still has).
+    H3CO_DECL void set_local_address(const network_path& path);
+
 protected:
     H3CO_DECL session(session_role role, const connection_options& options, std::shared_ptr<tls_context> tls);
 
@@ -191,6 +202,25 @@ protected:
     virtual void on_new_token(std::span<const std::uint8_t>) {}
     /// Server: a request was reset by a request timeout (set_request_timeouts).
     virtual void on_request_timeout() {}
+    /// A path validation ended: `path` was validated (`ok`), or it failed or was abandoned.
+    virtual void on_path_validated(const network_path& /*path*/, bool /*ok*/) {}
+    /// While set_several_sockets(true): which socket sends packets whose local address is `local`
+    /// (datagram_run::socket).
+    virtual std::uint32_t socket_for(const sockaddr* /*local*/, socklen_t /*len*/) { return 0; }
+    /// Client during a migration: packets name their socket (socket_for) until it is over.
+    void set_several_sockets(bool on) noexcept { several_sockets_ = on; }
+    /// Client: the server offers a preferred address (RFC 9000 §9.6), `remote`. To follow it, set
+    /// `path` to the new path (a socket of the I/O layer's, connected there) and return true;
+    /// ngtcp2 validates it once the handshake is confirmed and moves (on_path_validated()).
+    virtual bool choose_preferred_address(const sockaddr* /*remote*/, socklen_t /*len*/, network_path& /*path*/) {
+        return false;
+    }
+    /// Server: offer `address` (a socket the server listens on) as the preferred address. Before
+    /// start_server().
+    void set_preferred_address(const sockaddr* address, socklen_t len) noexcept {
+        preferred_len_ = std::min<socklen_t>(len, sizeof preferred_);
+        std::memcpy(&preferred_, address, preferred_len_);
+    }
 
     /// Ends the connection for good: every stream and waiting operation fails with `ec`.
     H3CO_DECL void terminate(std::error_code ec);
@@ -305,6 +335,18 @@ private:
     std::uint64_t packets_at_key_update_ = 0;  ///< packets_sent_ when we last started a key update
     std::uint64_t key_updates_initiated_ = 0;
     std::uint64_t key_generations_derived_ = 0;  ///< update_key callbacks (quic/callbacks.hpp)
+    // ---- connection migration (quic/callbacks.hpp path_validation) ----
+    std::uint64_t paths_validated_ = 0;
+    std::uint64_t path_validations_failed_ = 0;
+    bool several_sockets_ = false;  ///< see set_several_sockets()
+    sockaddr_storage preferred_{};  ///< server: see set_preferred_address() (preferred_len_ 0: none)
+    socklen_t preferred_len_ = 0;
+    /// The socket for packets on `path` (an ngtcp2_path): 0 unless the I/O layer has several.
+    template <class NgPath>
+    std::uint32_t socket_of(const NgPath& path) {
+        if (!several_sockets_) return 0;
+        return socket_for(reinterpret_cast<const sockaddr*>(path.local.addr), static_cast<socklen_t>(path.local.addrlen));
+    }
 
     std::uint64_t now_ = 0;          ///< the time the latest input brought (stream operations carry none)
     credit_ledger ledger_;           ///< receive credit: every delivered byte extended exactly once

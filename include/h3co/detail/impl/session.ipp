@@ -139,6 +139,27 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(
                               params.stateless_reset_token, n.static_secret.data(), n.static_secret.size(), &scid),
                           "generate_stateless_reset_token");
+    // server_options::preferred_address: the address, and the connection ID (sequence 1) and
+    // reset token the client uses there (RFC 9000 §18.2).
+    ngtcp2_cid preferred_cid{};
+    if (preferred_len_ > 0) {
+        auto& pa = compat::preferred_address(params);
+        preferred_cid.datalen = scid.datalen;
+        random_bytes(preferred_cid.data, preferred_cid.datalen);
+        if (cid_worker_ >= 0 && preferred_cid.datalen >= 2) preferred_cid.data[1] = static_cast<std::uint8_t>(cid_worker_);
+        pa.cid = preferred_cid;
+        if (preferred_.ss_family == AF_INET) {
+            std::memcpy(&pa.ipv4, &preferred_, sizeof pa.ipv4);
+            pa.ipv4_present = 1;
+        } else {
+            std::memcpy(&pa.ipv6, &preferred_, sizeof pa.ipv6);
+            pa.ipv6_present = 1;
+        }
+        session_detail::check(ngtcp2_crypto_generate_stateless_reset_token(pa.stateless_reset_token,
+                                                                           n.static_secret.data(),
+                                                                           n.static_secret.size(), &preferred_cid),
+                              "generate_stateless_reset_token");
+    }
     const auto callbacks = quic_callbacks::table(false);
     n.tls = std::make_unique<tls_session>(n.tls_ctx, &n.conn_ref);
     // 0-RTT under a ticket is accepted only if the limits it relied on are still ours
@@ -156,6 +177,7 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     // Datagrams come addressed to the ID the client chose and, from now on, to ours.
     on_connection_id({hd.dcid.data, hd.dcid.datalen}, true);
     on_connection_id({scid.data, scid.datalen}, true);
+    if (preferred_cid.datalen > 0) on_connection_id({preferred_cid.data, preferred_cid.datalen}, true);
 }
 
 H3CO_DECL void session::create_h3() {
@@ -329,7 +351,7 @@ H3CO_DECL void session::close_with(std::error_code ec, std::uint64_t now) {
         ngtcp2_conn_write_connection_close(n.conn, &ps.path, &pi, outbox_.tail(), max_len, &n.ccerr, now);
     if (written > 0)
         outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
-                    static_cast<std::size_t>(written), pi.ecn);
+                    static_cast<std::size_t>(written), pi.ecn, socket_of(ps.path));
     terminate(ec);
 }
 
@@ -535,6 +557,25 @@ H3CO_DECL std::error_code session::unusable() const {
     return {};
 }
 
+// ---- connection migration ------------------------------------------------------------------------------
+
+H3CO_DECL std::error_code session::start_migration(const network_path& path, std::uint64_t now) {
+    if (terminated_ || !native_->conn) return close_error_ ? close_error_ : make_error_code(error::connection_closed);
+    now_ = now;
+    const auto p = ngtcp2_path_of(path);
+    // Validate first, move after: the old path keeps carrying data meanwhile (RFC 9000 §9.2).
+    const int rv = ngtcp2_conn_initiate_migration(native_->conn, &p, now);
+    if (rv == 0) return {};
+    if (rv == NGTCP2_ERR_NOMEM) return make_error_code(std::errc::not_enough_memory);
+    return make_error_code(error::migration_unavailable);  // INVALID_STATE, CONN_ID_BLOCKED, same address
+}
+
+H3CO_DECL void session::set_local_address(const network_path& path) {
+    if (terminated_ || !native_->conn) return;
+    const auto p = ngtcp2_path_of(path);
+    ngtcp2_conn_set_local_addr(native_->conn, &p.local);
+}
+
 // ---- statistics ----------------------------------------------------------------------------------------
 
 H3CO_DECL connection_stats session::stats() const {
@@ -558,6 +599,8 @@ H3CO_DECL connection_stats session::stats() const {
     out.credit_released_at_end = ledger_.released_at_end();
     out.key_updates_initiated = key_updates_initiated_;
     out.key_generations_derived = key_generations_derived_;
+    out.paths_validated = paths_validated_;
+    out.path_validations_failed = path_validations_failed_;
     out.stream_send_buffer = options_.stream_send_buffer;
     for (const auto& [id, s] : streams_) out.stream_send_buffer = std::max<std::uint64_t>(out.stream_send_buffer, s->send_buf.limit());
     auto* conn = native_->conn;

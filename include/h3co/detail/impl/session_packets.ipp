@@ -59,7 +59,7 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
             }
             if (nwrite == 0) return false;
             outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
-                        static_cast<std::size_t>(nwrite), dpi.ecn);
+                        static_cast<std::size_t>(nwrite), dpi.ecn, socket_of(ps.path));
             ++round.packets;
             ++packets_sent_;
             bytes_sent_ += static_cast<std::uint64_t>(nwrite);
@@ -133,7 +133,7 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
             lone_fins_.push_back(stream_id);
         if (nwrite == 0) return false;
         outbox_.add(ps.path.remote.addr, static_cast<socklen_t>(ps.path.remote.addrlen),
-                    static_cast<std::size_t>(nwrite), pi.ecn);
+                    static_cast<std::size_t>(nwrite), pi.ecn, socket_of(ps.path));
         ++round.packets;
         ++packets_sent_;
         bytes_sent_ += static_cast<std::uint64_t>(nwrite);

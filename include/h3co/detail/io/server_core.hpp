@@ -93,6 +93,13 @@ public:
         return listener->local;
     }
 
+    /// server_options::preferred_address: the listener on `endpoint` (listened on already) is the
+    /// one offered to the clients of the others.
+    void prefer(const asio::ip::udp::endpoint& endpoint) {
+        for (const auto& l : listeners_)
+            if (l->local == endpoint) preferred_ = l;
+    }
+
     std::vector<asio::ip::udp::endpoint> local_endpoints() const {
         std::vector<asio::ip::udp::endpoint> out;
         for (const auto& l : listeners_) out.push_back(l->local);
@@ -317,7 +324,7 @@ private:
         const bool gather = options_.udp_sendmmsg_messages > 1 && touched.size() > 1;
         l.gathered.clear();
         for (auto& s : touched) {
-            if (!gather || &s->socket() != &l) {
+            if (!gather || !s->gathers_on(l)) {
                 s->flush_after_batch();
                 continue;
             }
@@ -329,7 +336,7 @@ private:
         const auto sent = l.send(l.gathered.data(), l.gathered.size(), options_.udp_sendmmsg_messages);
         std::size_t at = 0;
         for (auto& s : touched) {
-            if (&s->socket() != &l) continue;
+            if (!s->gathers_on(l)) continue;
             const std::size_t n = s->outbox().runs().size();
             const std::size_t done = sent > at ? std::min(n, sent - at) : 0;
             s->gathered_sent(done, done < n ? &l.gathered[at + done] : nullptr);
@@ -382,6 +389,7 @@ private:
         auto session =
             std::make_shared<session_type>(executor_, options_, limits_, tls_, this->weak_from_this(), listener);
         session->set_cid_factory(cids_);
+        if (preferred_ && preferred_ != listener) session->set_preferred_socket(preferred_);
         try {
             session->accept(path, {d.data, d.len}, endpoint_.secret(), endpoint_.admission(), now);
         } catch (const std::exception&) {
@@ -484,6 +492,7 @@ private:
     server_options limits_;
     server_endpoint endpoint_;
     std::vector<std::shared_ptr<listener_state>> listeners_;
+    std::shared_ptr<listener_state> preferred_;  ///< see prefer()
     std::unordered_map<std::string, std::shared_ptr<session_type>> sessions_;
     std::unordered_map<session_type*, live_entry> live_;
     std::unordered_map<std::string, std::size_t> per_address_;  ///< connections per address_key

@@ -11,6 +11,7 @@
 #include <asio/post.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -91,6 +92,17 @@ public:
     }
 
     const server_socket<Executor>& socket() const noexcept { return *socket_; }
+    /// Whether this connection's packets may join a send gathered on `l`: it sends by `l` only.
+    bool gathers_on(const server_socket<Executor>& l) const noexcept { return socket_.get() == &l && !preferred_; }
+
+    /// server_options::preferred_address: offers `l`'s address to the client (before accept()),
+    /// and sends the packets of a path that starts there through `l`.
+    void set_preferred_socket(std::shared_ptr<server_socket<Executor>> l) {
+        preferred_ = std::move(l);
+        this->set_preferred_address(reinterpret_cast<const sockaddr*>(preferred_->local.data()),
+                                    static_cast<socklen_t>(preferred_->local.size()));
+        this->set_several_sockets(true);
+    }
     const std::unordered_set<std::string>& cids() const noexcept { return cids_; }
 
     void goaway() { this->send_goaway(this->now()); }
@@ -116,7 +128,24 @@ public:
 
 protected:
     std::size_t transmit(std::span<datagram_run> runs) override {
-        return socket_->send(runs.data(), runs.size(), this->options().udp_sendmmsg_messages);
+        if (!preferred_) return socket_->send(runs.data(), runs.size(), this->options().udp_sendmmsg_messages);
+        // Runs name their socket (socket_for): consecutive runs for one leave together.
+        std::size_t done = 0;
+        while (done < runs.size()) {
+            std::size_t end = done + 1;
+            while (end < runs.size() && runs[end].socket == runs[done].socket) ++end;
+            auto& sock = runs[done].socket == preferred_socket_id ? *preferred_ : *socket_;
+            const std::size_t sent = sock.send(runs.data() + done, end - done, this->options().udp_sendmmsg_messages);
+            done += sent;
+            if (done < end) break;  // that socket is full
+        }
+        return done;
+    }
+
+    std::uint32_t socket_for(const sockaddr* local, socklen_t len) override {
+        const auto& here = preferred_->local;
+        const bool preferred = len == static_cast<socklen_t>(here.size()) && std::memcmp(local, here.data(), here.size()) == 0;
+        return preferred ? preferred_socket_id : 0;
     }
 
     void wait_writable() override {
@@ -200,6 +229,8 @@ private:
     std::weak_ptr<server_core<Executor>> core_;
     bool too_early_for_unsafe_ = true;  ///< server_options::reject_unsafe_early_requests
     std::shared_ptr<server_socket<Executor>> socket_;
+    std::shared_ptr<server_socket<Executor>> preferred_;  ///< see set_preferred_socket()
+    static constexpr std::uint32_t preferred_socket_id = 1;  ///< datagram_run::socket: by preferred_
     network_path path_;
     std::unordered_set<std::string> cids_;
     std::shared_ptr<cid_factory> cids_made_;  ///< see set_cid_factory()

@@ -11,6 +11,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <span>
 
@@ -28,6 +29,7 @@ struct quic_callbacks {
             cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
             cb.recv_new_token = &recv_new_token;
             cb.recv_stateless_reset = &recv_stateless_reset;
+            cb.select_preferred_addr = &select_preferred_addr;
             compat::set_early_data_rejected(cb, &early_data_rejected);
         } else {
             cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
@@ -55,6 +57,7 @@ struct quic_callbacks {
         cb.extend_max_local_streams_bidi = &extend_max_local_streams_bidi;
         cb.extend_max_remote_streams_bidi = &extend_max_remote_streams_bidi;
         cb.recv_datagram = &recv_datagram;
+        compat::set_path_validation<&path_validation>(cb);
         return cb;
     }
 
@@ -72,6 +75,45 @@ struct quic_callbacks {
                                                    current_rx_secret, current_tx_secret, secretlen, user_data);
         if (rv == 0) ++self(user_data).key_generations_derived_;
         return rv;
+    }
+
+    /// A new path was validated or not: a server's client moved (NAT rebinding or migration), or
+    /// our own migration ended. ngtcp2 has already moved (or stayed); this counts and tells the I/O.
+    static int path_validation(ngtcp2_conn*, std::uint32_t, const ngtcp2_path* path, ngtcp2_path_validation_result res,
+                               void* user_data) {
+        auto& me = self(user_data);
+        const bool ok = res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS;
+        ++(ok ? me.paths_validated_ : me.path_validations_failed_);
+        me.on_path_validated(network_path_of(*path), ok);
+        return 0;
+    }
+
+    /// Client: the server offers a preferred address. The I/O layer opens a socket for it, or
+    /// declines (dest left as it is); only the family the connection uses is taken.
+    static int select_preferred_addr(ngtcp2_conn* conn, ngtcp2_path* dest, const ngtcp2_preferred_addr* paddr,
+                                     void* user_data) {
+        const auto* current = ngtcp2_conn_get_path(conn);
+        const bool v6 = current->remote.addr->sa_family == AF_INET6;
+        sockaddr_storage remote{};
+        socklen_t len = 0;
+        if (!v6 && paddr->ipv4_present) {
+            std::memcpy(&remote, &paddr->ipv4, sizeof paddr->ipv4);
+            remote.ss_family = AF_INET;
+            len = sizeof(sockaddr_in);
+        } else if (v6 && paddr->ipv6_present) {
+            std::memcpy(&remote, &paddr->ipv6, sizeof paddr->ipv6);
+            remote.ss_family = AF_INET6;
+            len = sizeof(sockaddr_in6);
+        } else {
+            return 0;
+        }
+        network_path path;
+        if (!self(user_data).choose_preferred_address(reinterpret_cast<const sockaddr*>(&remote), len, path)) return 0;
+        std::memcpy(dest->local.addr, &path.local, path.local_len);
+        dest->local.addrlen = static_cast<ngtcp2_socklen>(path.local_len);
+        std::memcpy(dest->remote.addr, &path.remote, path.remote_len);
+        dest->remote.addrlen = static_cast<ngtcp2_socklen>(path.remote_len);
+        return 0;
     }
 
     static int get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, std::uint8_t* token, std::size_t cidlen,

@@ -306,4 +306,28 @@ inline void prefer_quic_v2(ngtcp2_settings& s, bool client) noexcept {
 #endif
 }
 
+/// Path validation's outcome, in one signature for both stacks (1.x adds the old path, which h3co
+/// does not need): `F(conn, flags, path, result, user_data)`.
+using path_validation_fn = int (*)(ngtcp2_conn*, std::uint32_t, const ngtcp2_path*, ngtcp2_path_validation_result, void*);
+template <path_validation_fn F>
+void set_path_validation(ngtcp2_callbacks& cb) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    cb.path_validation = [](ngtcp2_conn* conn, std::uint32_t flags, const ngtcp2_path* path, const ngtcp2_path*,
+                            ngtcp2_path_validation_result res, void* user_data) { return F(conn, flags, path, res, user_data); };
+#else
+    cb.path_validation = F;
+#endif
+}
+
+/// Server: the preferred_address transport parameter (RFC 9000 §18.2), marked present.
+inline ngtcp2_preferred_addr& preferred_address(ngtcp2_transport_params& p) noexcept {
+#if NGTCP2_VERSION_NUM >= 0x010000
+    p.preferred_addr_present = 1;
+    return p.preferred_addr;
+#else
+    p.preferred_address_present = 1;
+    return p.preferred_address;
+#endif
+}
+
 }  // namespace h3co::detail::compat

@@ -49,4 +49,10 @@ inline ngtcp2_path ngtcp2_path_of(const network_path& p) noexcept {
     return out;
 }
 
+/// ngtcp2's `p` as a network_path (a copy).
+inline network_path network_path_of(const ngtcp2_path& p) noexcept {
+    return network_path(reinterpret_cast<const sockaddr*>(p.local.addr), static_cast<socklen_t>(p.local.addrlen),
+                        reinterpret_cast<const sockaddr*>(p.remote.addr), static_cast<socklen_t>(p.remote.addrlen));
+}
+
 }  // namespace h3co::detail

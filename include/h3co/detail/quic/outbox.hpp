@@ -39,23 +39,26 @@ public:
     /// Where the next packet is written.
     std::uint8_t* tail() noexcept { return buffer_.get() + used_; }
 
-    /// A packet of `n` bytes was written at tail(), for `to`, with ECN codepoint `ecn`. It joins the
-    /// last run when GSO can carry both: equal segments but for a shorter last one, one ECN mark,
-    /// one peer, at most gso_segments packets.
-    void add(const sockaddr* to, socklen_t to_len, std::size_t n, std::uint8_t ecn) {
+    /// A packet of `n` bytes was written at tail(), for `to`, with ECN codepoint `ecn`, to leave by
+    /// `socket` (datagram_run::socket). It joins the last run when GSO can carry both: equal
+    /// segments but for a shorter last one, one ECN mark, one peer, one socket, at most
+    /// gso_segments packets.
+    void add(const sockaddr* to, socklen_t to_len, std::size_t n, std::uint8_t ecn, std::uint32_t socket = 0) {
         const std::uint8_t* data = tail();
         used_ += n;
         ++packets_;
         if (run_open_) {
             datagram_run& run = runs_.back();
             if (n <= run.segment && ecn == run.ecn && run.len / run.segment < gso_segments_ && run.data + run.len == data &&
-                run.len + n <= max_run_bytes && to_len == run.to_len && std::memcmp(to, &run.to, run.to_len) == 0) {
+                run.len + n <= max_run_bytes && socket == run.socket && to_len == run.to_len &&
+                std::memcmp(to, &run.to, run.to_len) == 0) {
                 run.len += n;
                 run_open_ = n == run.segment;  // a shorter packet ends the run
                 return;
             }
         }
         runs_.push_back(run_of(to, to_len, data, n, ecn));
+        runs_.back().socket = socket;
         run_open_ = gso_segments_ > 1;
     }
 
