@@ -51,6 +51,7 @@ struct client_outcome {
     std::vector<h3co::connection_stats> stats;  ///< per connection that was made
     std::vector<std::string> ciphers;
     test::relay_counters relay;
+    std::uint32_t rebindings = 0;
     std::string errors;
     std::string peer_log;
 };
@@ -129,6 +130,7 @@ client_outcome run_as_client(const client_case& c) {
         }
     }(), c.limit);
     out.relay = relay.total();
+    out.rebindings = relay.rebindings();
     relay.close();
     test::settle(io);
     out.peer_log = test::read_file(peer.log);
@@ -263,6 +265,45 @@ TEST_CASE("interop matrix: longrtt: an h3co client with gtlsserver at 1.5 s RTT"
     CHECK(out.stats[0].smoothed_rtt >= 1400ms);
 }
 
+/// A NAT in front of the client: after 30 datagrams from it, the server sees it come from `from`.
+std::function<void(test::lossy_relay&)> nat_rebinding_to(const char* from) {
+    return [from](test::lossy_relay& r) { r.rebind_after(30, asio::ip::make_address(from)); };
+}
+
+TEST_CASE("interop matrix: rebind-port: an h3co client with gtlsserver, its port changed by a NAT mid-download",
+          "[interop-matrix][im-rebind-port][im-as-client]") {
+    client_case c;
+    c.file_sizes = {4 * 1024 * 1024};
+    c.arm = nat_rebinding_to("127.0.0.1");
+    const auto out = run_as_client(c);
+    H3CO_REPORT_CLIENT(out);
+    CHECK(out.bodies_exact == 1);
+    CHECK(out.rebindings == 1);
+}
+
+TEST_CASE("interop matrix: rebind-addr: an h3co client with gtlsserver, its address changed by a NAT mid-download",
+          "[interop-matrix][im-rebind-addr][im-as-client]") {
+    client_case c;
+    c.file_sizes = {4 * 1024 * 1024};
+    c.arm = nat_rebinding_to("127.0.0.2");
+    const auto out = run_as_client(c);
+    H3CO_REPORT_CLIENT(out);
+    CHECK(out.bodies_exact == 1);
+    CHECK(out.rebindings == 1);
+}
+
+TEST_CASE("interop matrix: connectionmigration: an h3co client follows gtlsserver's preferred address",
+          "[interop-matrix][im-connectionmigration][im-as-client]") {
+    client_case c;
+    c.peer_options = {"--preferred-ipv4-addr=127.0.0.2:" + std::to_string(test::free_udp_port())};
+    c.file_sizes = {4 * 1024 * 1024};
+    const auto out = run_as_client(c);
+    H3CO_REPORT_CLIENT(out);
+    CHECK(out.bodies_exact == 1);
+    REQUIRE(out.stats.size() == 1);
+    CHECK(out.stats[0].paths_validated >= 1);  // it validated the preferred address and moved
+}
+
 // ---------------------------------------------------------------------------------------------
 // gtlsclient -> relay -> h3co server
 
@@ -282,6 +323,7 @@ struct request_seen {
     bool resumed = false;
     bool early_data = false;
     std::string cipher;
+    std::uint64_t paths_validated = 0;  ///< by the end of the response
 };
 
 struct server_outcome {
@@ -291,6 +333,7 @@ struct server_outcome {
     std::vector<request_seen> requests;
     h3co::server_stats stats;
     test::relay_counters relay;
+    std::uint32_t rebindings = 0;
     std::string logs;
 };
 
@@ -305,15 +348,15 @@ server_outcome run_as_server(server_case c) {
         files.push_back(content);
         rs.server->handle("/" + file_name(i), [content, seen, guard](h3co::server_request& req, h3co::response& res)
                                                  -> asio::awaitable<void> {
-            {
-                std::lock_guard lock(*guard);
-                seen->push_back({req.connection_stats().resumed, req.early_data(), req.tls_cipher()});
-            }
+            request_seen r{req.connection_stats().resumed, req.early_data(), req.tls_cipher()};
             co_await res.send_header(200);
             constexpr std::size_t chunk = 64 * 1024;
             for (std::size_t off = 0; off < content->size(); off += chunk)
                 co_await res.write(asio::buffer(content->data() + off, std::min(chunk, content->size() - off)));
             co_await res.finish(as_tuple);  // gtlsclient may close before it acknowledged the last packet
+            r.paths_validated = req.connection_stats().paths_validated;
+            std::lock_guard lock(*guard);
+            seen->push_back(std::move(r));
         });
     }
     const auto port = rs.start(c.faults);
@@ -337,6 +380,7 @@ server_outcome run_as_server(server_case c) {
         }
     }
     out.relay = rs.on_thread([&] { return rs.relay->total(); });
+    out.rebindings = rs.on_thread([&] { return rs.relay->rebindings(); });
     out.stats = rs.stop();
     std::lock_guard lock(*guard);
     out.requests = *seen;
@@ -475,6 +519,34 @@ TEST_CASE("interop matrix: longrtt: gtlsclient with an h3co server at 1.5 s RTT"
     CHECK(out.runs_ok == 1);
     CHECK(out.files_exact == 2);
     CHECK(out.relay.delayed > 0);
+}
+
+TEST_CASE("interop matrix: rebind-port: gtlsclient with an h3co server, its port changed by a NAT mid-download",
+          "[interop-matrix][im-rebind-port][im-as-server]") {
+    server_case c;
+    c.file_sizes = {4 * 1024 * 1024};
+    c.arm = nat_rebinding_to("127.0.0.1");
+    const auto out = run_as_server(c);
+    H3CO_REPORT_SERVER(out);
+    CHECK(out.runs_ok == 1);
+    CHECK(out.files_exact == 1);
+    CHECK(out.rebindings == 1);
+    REQUIRE(out.requests.size() == 1);
+    CHECK(out.requests[0].paths_validated >= 1);  // the server validated the client's new path
+}
+
+TEST_CASE("interop matrix: rebind-addr: gtlsclient with an h3co server, its address changed by a NAT mid-download",
+          "[interop-matrix][im-rebind-addr][im-as-server]") {
+    server_case c;
+    c.file_sizes = {4 * 1024 * 1024};
+    c.arm = nat_rebinding_to("127.0.0.2");
+    const auto out = run_as_server(c);
+    H3CO_REPORT_SERVER(out);
+    CHECK(out.runs_ok == 1);
+    CHECK(out.files_exact == 1);
+    CHECK(out.rebindings == 1);
+    REQUIRE(out.requests.size() == 1);
+    CHECK(out.requests[0].paths_validated >= 1);
 }
 
 }  // namespace interop_matrix_test

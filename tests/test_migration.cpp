@@ -238,7 +238,7 @@ TEST_CASE("migration: gtlsclient --nat-rebinding mid-upload to an h3co server ar
 }
 
 TEST_CASE("migration: gtlsclient follows an h3co server's preferred address and uploads there byte-exact",
-          "[migration][preferred][interop]") {
+          "[migration][preferred][interop][interop-matrix][im-connectionmigration][im-as-server]") {
     REQUIRE_FALSE(std::string(H3CO_GTLSCLIENT).empty());
     test::temp_dir dir;
     auto body = std::make_shared<const std::string>(test::pseudo_random_bytes(8u << 20, 2106));

@@ -145,8 +145,11 @@ H3CO_DECL void session::start_server(const network_path& path, std::span<const s
     if (preferred_len_ > 0) {
         auto& pa = compat::preferred_address(params);
         preferred_cid.datalen = scid.datalen;
-        random_bytes(preferred_cid.data, preferred_cid.datalen);
-        if (cid_worker_ >= 0 && preferred_cid.datalen >= 2) preferred_cid.data[1] = static_cast<std::uint8_t>(cid_worker_);
+        // From the server's ID factory, as every ID it issues: the worker and QUIC-LB routing hold.
+        if (cid_maker_)
+            cid_maker_(preferred_cid.data, preferred_cid.datalen);
+        else
+            random_bytes(preferred_cid.data, preferred_cid.datalen);
         pa.cid = preferred_cid;
         if (preferred_.ss_family == AF_INET) {
             std::memcpy(&pa.ipv4, &preferred_, sizeof pa.ipv4);
