@@ -42,6 +42,13 @@ struct connection_options {
     /// While any stream is open, send a PING after this much quiet so that a long, slow upload is
     /// never mistaken for an idle connection. Zero: half the idle timeout.
     std::chrono::milliseconds keep_alive{0};
+    /// Acknowledge at once after this many ack-eliciting packets; fewer wait for the ACK delay
+    /// (at most max_ack_delay, 25 ms, and an eighth of the smoothed RTT), and a packet marked ECN
+    /// CE is acknowledged at once. RFC 9000 suggests 2. Where the network paces packets, every
+    /// acknowledgement costs the receiver a packet and the sender a wake-up: 8 sends about a
+    /// quarter of the acknowledgements and leaves the throughput as it was (docs/performance.md,
+    /// "Paced paths"). 1 (or 0): every packet.
+    std::size_t ack_threshold = 8;
     /// Receive window per stream at first: how much body the peer may send ahead of the
     /// application's reads. It grows while the application reads faster than the window lasts a
     /// round trip (it doubles when half of it was read within two smoothed RTTs), up to
