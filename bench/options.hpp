@@ -60,6 +60,7 @@ struct config {
     std::string cc;  // congestion control: reno, cubic, bbr, bbr2 ("": library default)
     std::size_t gso = 0, socket_buffer = SIZE_MAX, sendmmsg = 0, recvmmsg = 0;
     int gro = -1, ecn = -1;  // -1: library default
+    std::size_t ack_threshold = 0;  // 0: library default
     // The emulated link (--link-*); with any of them given, every pair runs through it.
     bench::link::link_flags link;
     std::string link_target;       // role/mode link: HOST:PORT the emulator forwards to
@@ -94,6 +95,7 @@ struct config {
         if (sendmmsg) o.udp_sendmmsg_messages = sendmmsg;
         if (recvmmsg) o.udp_recvmmsg_messages = recvmmsg;
         if (ecn >= 0) o.ecn = ecn != 0;
+        if (ack_threshold) o.ack_threshold = ack_threshold;
         o.idle_timeout = 60s;
         return o;
     }
@@ -112,6 +114,7 @@ struct config {
                 "--gso",        std::to_string(gso), "--socket-buffer", std::to_string(socket_buffer),
                 "--gro",        std::to_string(gro), "--ecn", std::to_string(ecn),
                 "--sendmmsg",   std::to_string(sendmmsg), "--recvmmsg", std::to_string(recvmmsg),
+                "--ack-threshold", std::to_string(ack_threshold),
                 "--max-stream-window", std::to_string(max_stream_window), "--max-conn-window", std::to_string(max_conn_window),
                 "--max-send-buffer", std::to_string(max_send_buffer), "--max-conn-send-buffer", std::to_string(max_conn_send_buffer),
                 "--cc", cc.empty() ? "default" : cc,
@@ -185,6 +188,7 @@ flags:
   --ecn 0|1          connection_options::ecn, ECN marks sent and read (default: library's, on)
   --sendmmsg N       connection_options::udp_sendmmsg_messages, GSO runs or datagrams per sendmmsg; 1: off (0: default)
   --recvmmsg N       connection_options::udp_recvmmsg_messages, messages per recvmmsg; 1: off (0: default)
+  --ack-threshold N  connection_options::ack_threshold, ack-eliciting packets per immediate ACK (0: default)
   --stream-window N  connection_options::stream_receive_window (0: default)
   --conn-window N    connection_options::connection_receive_window (0: default)
   --max-stream-window N / --max-conn-window N   connection_options::max_stream_receive_window /
@@ -275,6 +279,7 @@ inline config parse_args(int argc, char** argv) {
         else if (a == "--ecn") c.ecn = std::stoi(value());
         else if (a == "--sendmmsg") c.sendmmsg = parse_size(value());
         else if (a == "--recvmmsg") c.recvmmsg = parse_size(value());
+        else if (a == "--ack-threshold") c.ack_threshold = parse_size(value());
         else if (a == "--link-target") c.link_target = value();
         else if (a == "--seconds") c.selftest_seconds = std::stod(value());
         else if (a == "--datagram") c.datagram = parse_size(value());
