@@ -244,6 +244,42 @@ TEST_CASE("sans-I/O: 1 MiB upload, byte-exact and the same datagrams every run",
                                         << ", simulated ms " << runs[0].sim_time / ms);
 }
 
+TEST_CASE("sans-I/O: the receiver acknowledges after ack_threshold packets, and the upload is the same", "[sans_io][ack]") {
+    const auto body = pattern(1024 * 1024);
+    // The receiver is the server; each datagram to it arrives 100 us after the one before, as off
+    // a paced path (100 Mbit/s), so that it reads them one by one and the threshold decides.
+    auto run_with = [&](std::size_t threshold) {
+        test::sans_io::pair_config config;
+        config.server_options.ack_threshold = threshold;
+        std::uint64_t last = 0;  // before the pair, which calls extra_delay until it goes
+        session_pair p(config);
+        p.to_server.extra_delay = [&last](const test::sans_io::datagram& d) {
+            const std::uint64_t at = std::max(d.deliver_at, last + ms / 10);
+            last = at;
+            return at - d.deliver_at;
+        };
+        return run_upload(p, body);
+    };
+    const auto every_2 = run_with(2);
+    const auto every_8 = run_with(8);
+    const auto every_1 = run_with(0);  // 0 is taken as 1
+    for (const auto* r : {&every_2, &every_8, &every_1}) {
+        CHECK(r->received.size() == body.size());
+        CHECK(first_difference(r->received, body) == std::string::npos);
+    }
+    UNSCOPED_INFO("datagrams to server / to client: ack_threshold 1 " << every_1.to_server << " / " << every_1.to_client
+                  << ", 2 " << every_2.to_server << " / " << every_2.to_client << ", 8 " << every_8.to_server << " / "
+                  << every_8.to_client);
+    // Every packet, every other one, every eighth: the acknowledgements (nearly all the
+    // datagrams to the client) follow.
+    CHECK(every_1.to_client * 10 > every_1.to_server * 8);
+    CHECK(every_2.to_client * 10 > every_2.to_server * 4);
+    CHECK(every_8.to_client * 10 < every_8.to_server * 2);
+    CHECK(every_8.to_client * 10 > every_8.to_server * 1);
+    // The upload takes no longer for it (simulated time, within 5 %).
+    CHECK(every_8.sim_time * 100 < every_2.sim_time * 105);
+}
+
 TEST_CASE("sans-I/O: a lost datagram each way, and the upload is still byte-exact", "[sans_io]") {
     const auto body = pattern(1024 * 1024);
     session_pair lossless;

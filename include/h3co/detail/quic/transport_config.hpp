@@ -78,6 +78,9 @@ inline void fill(const connection_options& o, bool client, std::uint64_t now, na
     settings.cc_algo = cc_algo_of(o.congestion_control);
     settings.max_stream_window = 0;
     settings.max_window = 0;
+    // ngtcp2 acknowledges every ack_thresh-th ack-eliciting packet at once, the others after its
+    // ACK delay (max_ack_delay, at most srtt / 8); its default is 2.
+    settings.ack_thresh = std::max<std::size_t>(o.ack_threshold, 1);
     if (!o.qlog_dir.empty()) setup_qlog(settings, n, o.qlog_dir, client, qlog_write);
     if (std::getenv("H3CO_DEBUG_NGTCP2")) settings.log_printf = &debug_log;
     if (o.quic_versions == quic_versions::prefer_v2) {

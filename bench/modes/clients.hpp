@@ -1,0 +1,22 @@
+// clients: --clients connections at once from this one process (each its own UDP socket, one stream
+// each) to the one server, --bytes in total, --direction up or down.
+#pragma once
+
+#include "../client.hpp"
+
+#include <h3co/h3co.hpp>
+
+namespace bench {
+
+/// One of the `clients` peers: a connection of its own (its own UDP socket), one stream on it.
+inline asio::awaitable<void> one_client(const config& c, client_result& r, std::uint64_t share) {
+    auto conn = co_await connect(c);
+    co_await transfer_one(c, conn, r, share);
+}
+
+inline asio::awaitable<void> client_clients(const config& c, client_result& r) {
+    const auto start_client = [&](int i) { return one_client(c, r, share_of(c.bytes, c.clients, i)); };
+    co_await run_together(c.clients, start_client);
+}
+
+}  // namespace bench
