@@ -25,7 +25,7 @@ namespace {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: h3co_sim --seeds A-B [--seeds C-D ...] [--jobs N] | --seed S [--trace] [--twice] [--mtu-drops]"
+                 "usage: h3co_sim --seeds A-B [--seeds C-D ...] [--jobs N] | --seed S [--trace] [--twice] [--no-mtu-drops]"
                  " [--shrink] [--only LIST] | --upload SECONDS\n");
     return 2;
 }
@@ -304,9 +304,11 @@ int main(int argc, char** argv) {
                         f.wall_s > 0 ? f.virtual_s / f.wall_s : 0.0, static_cast<unsigned long long>(f.net.sent),
                         static_cast<unsigned long long>(f.net.dropped.count("queue") ? f.net.dropped.at("queue") : 0));
             return f.ec ? 1 : 0;
-        } else if (arg == "--mtu-drops") {
+        } else if (arg == "--mtu-drops") {  // the default now: kept for older replay commands
             h3co_sim::mtu_drops = true;
-            extra_flags += " --mtu-drops";
+        } else if (arg == "--no-mtu-drops") {
+            h3co_sim::mtu_drops = false;
+            extra_flags += " --no-mtu-drops";
         } else {
             return usage();
         }
