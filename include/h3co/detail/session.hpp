@@ -301,7 +301,7 @@ private:
     /// Since when data is in flight with no stream data acknowledged (0: not; quic_callbacks'
     /// acked_stream_data_offset resets it).
     std::uint64_t data_stalled_since_ = 0;
-    bool mtu_clamped_ = false;              ///< from then on, packets (but datagrams) of at most 1200 bytes
+    bool mtu_clamped_ = false;              ///< from then on, packets of at most 1200 bytes
 
     std::uint64_t packets_sent_ = 0;
     std::uint64_t packets_received_ = 0;
