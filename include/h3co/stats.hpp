@@ -21,7 +21,7 @@ struct connection_stats {
     /// Bytes per second the peer acknowledged recently. ngtcp2 0.12 only: 0 with ngtcp2 1.x, whose
     /// ngtcp2_conn_info has no delivery rate.
     std::uint64_t delivery_rate = 0;
-    std::uint64_t max_udp_payload = 0;         ///< the largest packet size the path is known to carry
+    std::uint64_t max_udp_payload = 0;         ///< the largest packet size the path is known to carry (1200 once a path-MTU black hole was detected)
     std::uint64_t packets_sent = 0;            ///< QUIC packets written
     std::uint64_t packets_received = 0;        ///< datagrams received for this connection
     std::uint64_t bytes_sent = 0;              ///< UDP payload bytes written

@@ -42,6 +42,7 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
     const long conns_before = h3co::testing::live_connections();
     const long ops_before = h3co::testing::live_pending_ops();
     context ctx(keep_trace);
+    ctx.inject_failure = s.inject_failure;
     {
         auto io = std::make_unique<asio::io_context>();
         network net(*io, s.seed);
@@ -74,7 +75,7 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
             const auto id = ctx.begin("connection " + std::to_string(c));
             asio::co_spawn(
                 ex,
-                [&ctx, &tls, &options, conn, c, id, workers, actions = s.actions, ex]() mutable -> asio::awaitable<void> {
+                [&ctx, &s, &tls, &options, conn, c, id, workers, actions = s.actions, ex]() mutable -> asio::awaitable<void> {
                     auto [ec, made] = co_await h3co::connect(asio::any_io_executor(ex), "127.0.0.1", 443, tls, options, tuple);
                     ctx.record("c" + std::to_string(c), "connect " + describe(ec));
                     if (!ec) *conn = std::move(made);
@@ -84,11 +85,13 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
                         const auto wid = ctx.begin("c" + std::to_string(c) + "w" + std::to_string(w));
                         asio::co_spawn(
                             ex,
-                            [&ctx, conn, c, w, wid, rng = workers[w], actions]() mutable -> asio::awaitable<void> {
+                            [&ctx, &s, conn, c, w, wid, rng = workers[w], actions]() mutable -> asio::awaitable<void> {
                                 for (int a = 0; a < actions; ++a) {
+                                    auto arng = rng.fork();
+                                    if (!s.kept(s.action_item(c, static_cast<int>(w), a))) continue;
                                     const std::string who = "c" + std::to_string(c) + "w" + std::to_string(w) + "a" + std::to_string(a);
                                     const auto aid = ctx.begin(who);
-                                    co_await run_action(ctx, *conn, rng, who);
+                                    co_await run_action(ctx, *conn, arng, who);
                                     ctx.end(aid);
                                 }
                                 ctx.end(wid);
@@ -103,11 +106,13 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
             const auto wid = ctx.begin("pool" + std::to_string(p));
             asio::co_spawn(
                 ex,
-                [&ctx, &client, p, wid, rng = rng.fork(), actions = std::max(1, s.actions / 4)]() mutable -> asio::awaitable<void> {
+                [&ctx, &s, &client, p, wid, rng = rng.fork(), actions = s.pool_actions()]() mutable -> asio::awaitable<void> {
                     for (int a = 0; a < actions; ++a) {
+                        auto arng = rng.fork();
+                        if (!s.kept(s.pool_item(p, a))) continue;
                         const std::string who = "pool" + std::to_string(p) + "a" + std::to_string(a);
                         const auto aid = ctx.begin(who);
-                        co_await run_pipe_upload(ctx, *client, rng, who);
+                        co_await run_pipe_upload(ctx, *client, arng, who);
                         ctx.end(aid);
                     }
                     ctx.end(wid);

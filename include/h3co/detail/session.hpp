@@ -325,6 +325,16 @@ private:
     std::error_code last_error_;  ///< why a library callback failed, for the close that follows
     std::string close_reason_;
 
+    // Path-MTU black-hole detection (RFC 8899 §4.3), which ngtcp2 (0.12 and 1.x) lacks: once PMTUD
+    // has raised the packet size, a path whose MTU then falls loses every full-sized packet while
+    // ACKs and small packets still pass, and the connection would stall with no idle timeout.
+    H3CO_DECL void check_path_mtu_black_hole(std::uint64_t now);
+    static constexpr std::size_t base_udp_payload = 1200;  ///< what every QUIC path carries (RFC 9000 §14)
+    /// Since when data is in flight with no stream data acknowledged (0: not; quic_callbacks'
+    /// acked_stream_data_offset resets it).
+    std::uint64_t data_stalled_since_ = 0;
+    bool mtu_clamped_ = false;              ///< from then on, packets of at most 1200 bytes
+
     std::uint64_t packets_sent_ = 0;
     std::uint64_t packets_received_ = 0;
     std::uint64_t bytes_sent_ = 0;

@@ -618,6 +618,7 @@ H3CO_DECL connection_stats session::stats() const {
     out.bytes_in_flight = cs.bytes_in_flight;
     out.delivery_rate = cs.delivery_rate;
     out.max_udp_payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn);
+    if (mtu_clamped_) out.max_udp_payload = std::min<std::uint64_t>(out.max_udp_payload, base_udp_payload);
     out.packets_lost = lost_in_closed_streams_;
     for (const auto& [id, s] : streams_) out.packets_lost += ngtcp2_conn_get_stream_loss_count(conn, id);
     out.connection_send_credit = ngtcp2_conn_get_max_data_left(conn);

@@ -37,6 +37,12 @@ struct h3_extensions {
             d.pop_outgoing(false);  // bigger than the peer's max_datagram_frame_size, or it takes none
             return NGTCP2_ERR_WRITE_MORE;
         }
+        if (nwrite == 0 && !accepted && frame.size() > max_frame(me)) {
+            // Never fits this connection's packets (kept to 1200 bytes since a path-MTU black
+            // hole, after it was queued): dropped and counted, or it would hold up everything.
+            d.pop_outgoing(false);
+            return NGTCP2_ERR_WRITE_MORE;
+        }
         if (accepted)
             d.pop_outgoing(true);
         else if (nwrite > 0 && d.missed_packet())
@@ -50,7 +56,8 @@ struct h3_extensions {
         auto* conn = me.native_->conn;
         const auto* params = ngtcp2_conn_get_remote_transport_params(conn);
         if (!params || params->max_datagram_frame_size == 0) return 0;
-        const std::size_t path = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn);
+        std::size_t path = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn);
+        if (me.mtu_clamped_) path = std::min(path, session::base_udp_payload);
         // A DATAGRAM frame: type, length varint, data.
         std::size_t room = std::min<std::uint64_t>(params->max_datagram_frame_size, path > packet_overhead ? path - packet_overhead : 0);
         for (std::size_t header = 3; header <= 9; header += 2) {  // 1 + varint(length) of 2, 4 or 8 bytes

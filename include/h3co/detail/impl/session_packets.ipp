@@ -31,11 +31,38 @@ H3CO_DECL void session::before_flush() {
     machine_.complete_filled_reads();
 }
 
+H3CO_DECL void session::check_path_mtu_black_hole(std::uint64_t now) {
+    // Suspected when data has been in flight with no stream data acknowledged for three PTOs (at
+    // least 1 s) on a path where PMTUD went above the 1200 bytes every path carries. Then every
+    // packet is kept to 1200 bytes for the rest of the connection: ngtcp2 has no
+    // way to lower a path's size once PMTUD raised it, and probes a path only once. A false alarm
+    // (a long loss burst) costs the larger packets, never the connection.
+    if (mtu_clamped_ || !established_) return;
+    auto* conn = native_->conn;
+    const auto p = compat::path_numbers_of(conn);
+    if (ngtcp2_conn_get_path_max_tx_udp_payload_size(conn) <= base_udp_payload || p.bytes_in_flight == 0) {
+        data_stalled_since_ = 0;
+        return;
+    }
+    if (!data_stalled_since_) {
+        data_stalled_since_ = now;
+        return;
+    }
+    const std::uint64_t pto = p.smoothed_rtt + std::max<std::uint64_t>(4 * p.rttvar, 1'000'000) + 25'000'000;
+    if (now - data_stalled_since_ >= std::max<std::uint64_t>(3 * pto, 1'000'000'000)) mtu_clamped_ = true;
+}
+
 H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
     if (terminated_ || first_flight_at_) return false;  // 0-RTT: the first flight waits for a request
     auto& n = *native_;
     now_ = now;
     const std::size_t max_len = ngtcp2_conn_get_max_tx_udp_payload_size(n.conn);
+    check_path_mtu_black_hole(now);
+    // What ngtcp2 may write in one packet: a destination shorter than the path's size makes it
+    // write shorter packets (it splits STREAM frames, retransmissions included). Datagrams and
+    // stream data share packets (NGTCP2_ERR_WRITE_MORE), so both get the same length; a datagram
+    // too big for it is dropped and counted, as one too big for the peer is.
+    const std::size_t packet_len = mtu_clamped_ ? std::min<std::size_t>(max_len, base_udp_payload) : max_len;
     // Once: no allocation per packet. Before the handshake completes a few packets are all that
     // may leave (anti-amplification), and a flood of forged Initials must not cost each half-open
     // connection a whole batch buffer: the full one comes with the handshake.
@@ -50,7 +77,7 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
         }
         if (datagrams_.has_outgoing()) {  // HTTP/3 datagrams go first (impl/session_extensions.ipp)
             ngtcp2_pkt_info dpi{};
-            const auto nwrite = h3_extensions::write_datagram(*this, &ps.path, &dpi, outbox_.tail(), max_len, now);
+            const auto nwrite = h3_extensions::write_datagram(*this, &ps.path, &dpi, outbox_.tail(), packet_len, now);
             if (nwrite == NGTCP2_ERR_WRITE_MORE) continue;
             if (nwrite < 0) {
                 compat::ccerr_set_liberr(n.ccerr, static_cast<int>(nwrite));
@@ -93,7 +120,7 @@ H3CO_DECL bool session::write_packets(std::uint64_t now, flush_round& round) {
         std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
         if (fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         ngtcp2_pkt_info pi{};
-        const auto nwrite = ngtcp2_conn_writev_stream(n.conn, &ps.path, &pi, outbox_.tail(), max_len, &datalen, flags,
+        const auto nwrite = ngtcp2_conn_writev_stream(n.conn, &ps.path, &pi, outbox_.tail(), packet_len, &datalen, flags,
                                                       stream_id, reinterpret_cast<const ngtcp2_vec*>(vec.data()),
                                                       static_cast<std::size_t>(veccnt), now);
         if (nwrite < 0) {

@@ -284,6 +284,7 @@ struct quic_callbacks {
     static int acked_stream_data_offset(ngtcp2_conn*, std::int64_t stream_id, std::uint64_t offset,
                                         std::uint64_t datalen, void* user_data, void* sud) {
         auto& me = self(user_data);
+        me.data_stalled_since_ = 0;  // the path carries our packets (path-MTU black-hole detection)
         auto* s = state_of(sud);
         if (s) s->fin.on_acked(offset, datalen);
         if (s && s->raw) {
