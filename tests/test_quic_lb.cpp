@@ -4,6 +4,7 @@
 #include "support/peer_inputs.hpp"
 #include "support/session_pair.hpp"
 #include "support/test_support.hpp"
+#include "support/worker_threads.hpp"
 
 #include <h3co/detail/connection_id.hpp>
 #include <h3co/detail/quic_lb.hpp>
@@ -24,6 +25,9 @@
 using namespace std::chrono_literals;
 
 namespace quic_lb_test {
+
+using test::stop_first;
+using test::worker_threads;
 
 namespace lb = h3co::detail::quic_lb;
 
@@ -297,38 +301,6 @@ private:
     udp::endpoint server_, client_, from_;
     std::size_t cid_len_;
     std::array<std::uint8_t, 65536> up_{}, down_{};
-};
-
-/// `n` io_contexts, each run by a thread of its own: the server's workers.
-struct worker_threads {
-    std::vector<std::unique_ptr<asio::io_context>> ios;
-    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-    std::vector<std::thread> threads;
-    explicit worker_threads(int n) {
-        for (int i = 0; i < n; ++i) {
-            ios.push_back(std::make_unique<asio::io_context>(1));
-            guards.push_back(asio::make_work_guard(*ios.back()));
-        }
-    }
-    std::vector<asio::any_io_executor> executors() const {
-        std::vector<asio::any_io_executor> out;
-        for (const auto& io : ios) out.push_back(io->get_executor());
-        return out;
-    }
-    void start() {
-        for (auto& io : ios) threads.emplace_back([&io] { io->run(); });
-    }
-    void stop() {
-        guards.clear();
-        for (auto& io : ios) io->stop();
-        for (auto& t : threads) t.join();
-        threads.clear();
-    }
-    ~worker_threads() { stop(); }
-};
-struct stop_first {  // declared after the server: its workers stop before it goes
-    worker_threads& w;
-    ~stop_first() { w.stop(); }
 };
 
 /// POST /echo answers with the request body; each client checks it is byte-exact.

@@ -6,6 +6,7 @@
 // (scripts/test.sh's TSan pass).
 #include "support/peer_inputs.hpp"
 #include "support/test_support.hpp"
+#include "support/worker_threads.hpp"
 
 #include <h3co/detail/io/reuseport.hpp>
 
@@ -24,43 +25,8 @@ using namespace std::chrono_literals;
 
 namespace workers_test {
 
-/// `n` io_contexts, each run by a thread of its own until stop(): the workers.
-struct worker_threads {
-    std::vector<std::unique_ptr<asio::io_context>> ios;
-    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-    std::vector<std::thread> threads;
-    std::vector<std::thread::id> ids;
-
-    explicit worker_threads(int n) {
-        for (int i = 0; i < n; ++i) {
-            ios.push_back(std::make_unique<asio::io_context>(1));
-            guards.push_back(asio::make_work_guard(*ios.back()));
-        }
-    }
-    std::vector<asio::any_io_executor> executors() const {
-        std::vector<asio::any_io_executor> out;
-        for (const auto& io : ios) out.push_back(io->get_executor());
-        return out;
-    }
-    void start() {
-        for (auto& io : ios) threads.emplace_back([&io] { io->run(); });
-        for (auto& t : threads) ids.push_back(t.get_id());
-    }
-    void stop() {
-        guards.clear();
-        for (auto& io : ios) io->stop();
-        for (auto& t : threads) t.join();
-        threads.clear();
-    }
-    ~worker_threads() { stop(); }
-};
-
-/// Declared after the server: stops the worker threads before the server goes, even when a
-/// REQUIRE throws.
-struct stop_first {
-    worker_threads& w;
-    ~stop_first() { w.stop(); }
-};
+using test::stop_first;
+using test::worker_threads;
 
 std::uint64_t fnv1a(std::uint64_t h, const void* p, std::size_t n) {
     const auto* b = static_cast<const unsigned char*>(p);
