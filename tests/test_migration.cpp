@@ -31,6 +31,33 @@ struct upload_seen {
     int count = 0;
 };
 
+/// Reads an upload to its end, checking every byte against `expected`, and notes in `seen` what
+/// it saw. `after_chunk(total)` runs after each read: what a test does mid-body.
+template <class AfterChunk>
+asio::awaitable<void> receive_upload(h3co::server_request& req, const std::string& expected, upload_seen& seen,
+                                     AfterChunk after_chunk) {
+    std::vector<char> buf(64 * 1024);
+    std::size_t total = 0;
+    bool exact = true;
+    std::error_code end;
+    for (;;) {
+        auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
+        exact = exact && total + n <= expected.size() && std::memcmp(buf.data(), expected.data() + total, n) == 0;
+        total += n;
+        after_chunk(total);
+        if (ec) {
+            end = ec;
+            break;
+        }
+    }
+    seen.bytes = total;
+    seen.exact = exact;
+    seen.end = end;
+    seen.paths_validated = req.connection_stats().paths_validated;
+    ++seen.count;
+}
+constexpr auto nothing_per_chunk = [](std::size_t) {};
+
 /// Connects to 127.0.0.1:`port`; named values only inside the co_await (g++ 12).
 asio::awaitable<h3co::connection> connect_to(std::uint16_t port, const h3co::connection_options& options) {
     const std::string host = "127.0.0.1";
@@ -66,16 +93,9 @@ TEST_CASE("migration: the server follows a client whose port, then address, chan
     asio::ip::udp::endpoint second_upstream;
     auto seen = std::make_shared<upload_seen>();
     server.handle("/upload", [&](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
-        std::vector<char> buf(64 * 1024);
-        std::size_t total = 0;
-        bool exact = true;
-        std::error_code end;
-        for (;;) {
-            auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
-            exact = exact && total + n <= body.size() && std::memcmp(buf.data(), body.data() + total, n) == 0;
-            total += n;
-            // The NAT gives the client a new port at a third of the body; a new address (127.0.0.2)
-            // once that path is validated and two thirds are in. Reading on keeps the client sending.
+        // The NAT gives the client a new port at a third of the body; a new address (127.0.0.2)
+        // once that path is validated and two thirds are in. Reading on keeps the client sending.
+        auto move_client = [&](std::size_t total) {
             if (relay.rebindings() == 0 && total >= size / 3) {
                 relay.rebind_after(1, asio::ip::make_address("127.0.0.1"));
             } else if (relay.rebindings() == 1 && total >= 2 * size / 3 &&
@@ -83,16 +103,8 @@ TEST_CASE("migration: the server follows a client whose port, then address, chan
                 second_upstream = relay.upstream_endpoint();
                 relay.rebind_after(1, asio::ip::make_address("127.0.0.2"));
             }
-            if (ec) {
-                end = ec;
-                break;
-            }
-        }
-        seen->bytes = total;
-        seen->exact = exact;
-        seen->end = end;
-        seen->paths_validated = req.connection_stats().paths_validated;
-        ++seen->count;
+        };
+        co_await receive_upload(req, body, *seen, move_client);
         co_await res.send_header(200);
     });
 
@@ -139,26 +151,10 @@ struct background_upload_server {
         : expected(std::move(body)) {
         server.emplace(test::executor(io), test::server_identity(), h3co::connection_options{}, limits);
         server->handle("/upload", [this](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
-            std::vector<char> buf(64 * 1024);
-            std::size_t total = 0;
-            bool exact = true;
-            std::error_code end;
-            for (;;) {
-                auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
-                exact = exact && total + n <= expected->size() &&
-                        std::memcmp(buf.data(), expected->data() + total, n) == 0;
-                total += n;
+            auto note_validation = [this, &req](std::size_t total) {
                 if (bytes_when_validated == 0 && req.connection_stats().paths_validated > 0) bytes_when_validated = total;
-                if (ec) {
-                    end = ec;
-                    break;
-                }
-            }
-            seen.bytes = total;
-            seen.exact = exact;
-            seen.end = end;
-            seen.paths_validated = req.connection_stats().paths_validated;
-            ++seen.count;
+            };
+            co_await receive_upload(req, *expected, seen, note_validation);
             co_await res.send_header(200);
         });
         port = server->listen("127.0.0.1", 0).port();
@@ -268,24 +264,7 @@ struct direct_rig {
     direct_rig(asio::io_context& io, const std::string& body)
         : server(test::executor(io), test::server_identity()), port(server.listen("127.0.0.1", 0).port()) {
         server.handle("/upload", [this, &body](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
-            std::vector<char> buf(64 * 1024);
-            std::size_t total = 0;
-            bool exact = true;
-            std::error_code end;
-            for (;;) {
-                auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
-                exact = exact && total + n <= body.size() && std::memcmp(buf.data(), body.data() + total, n) == 0;
-                total += n;
-                if (ec) {
-                    end = ec;
-                    break;
-                }
-            }
-            seen->bytes = total;
-            seen->exact = exact;
-            seen->end = end;
-            seen->paths_validated = req.connection_stats().paths_validated;
-            ++seen->count;
+            co_await receive_upload(req, body, *seen, nothing_per_chunk);
             co_await res.send_header(200);
         });
     }
@@ -476,24 +455,7 @@ TEST_CASE("migration: a client follows the server's preferred address after the 
     CHECK(endpoints[1].port() != 0);
     auto seen = std::make_shared<upload_seen>();
     server.handle("/upload", [&](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
-        std::vector<char> buf(64 * 1024);
-        std::size_t total = 0;
-        bool exact = true;
-        std::error_code end;
-        for (;;) {
-            auto [ec, n] = co_await req.read_some(asio::buffer(buf), tuple);
-            exact = exact && total + n <= body.size() && std::memcmp(buf.data(), body.data() + total, n) == 0;
-            total += n;
-            if (ec) {
-                end = ec;
-                break;
-            }
-        }
-        seen->bytes = total;
-        seen->exact = exact;
-        seen->end = end;
-        seen->paths_validated = req.connection_stats().paths_validated;
-        ++seen->count;
+        co_await receive_upload(req, body, *seen, nothing_per_chunk);
         co_await res.send_header(200);
     });
     int status = 0;
