@@ -26,6 +26,7 @@ using namespace std::chrono_literals;
 
 namespace quic_lb_test {
 
+using test::settle_handoffs;
 using test::stop_first;
 using test::worker_threads;
 
@@ -378,20 +379,6 @@ fleet_outcome run_clients(std::uint16_t port, int n, std::size_t cid_len) {
     for (auto& r : out.relays) r->close();
     io.run_for(20ms);
     return out;
-}
-
-/// Waits (bounded) until every hand-off posted between the workers has been taken: those posted
-/// just before the clients left may still be queued, and stopping the io_contexts would drop them.
-void settle_handoffs(h3co::server& server) {
-    for (int tries = 0; tries < 5000; ++tries) {
-        std::uint64_t sent = 0, received = 0;
-        for (const auto& worker : server.per_worker_stats()) {
-            sent += worker.handoffs_sent;
-            received += worker.handoffs_received;
-        }
-        if (sent == received) return;
-        std::this_thread::sleep_for(1ms);
-    }
 }
 
 /// A 2-worker server with `lb`, 48 clients through recording relays: every body byte-exact, and

@@ -335,17 +335,7 @@ TEST_CASE("workers: with kernel steering off the workers hand each other's datag
         CHECK(r->rebinds() == 1);
         CHECK(r->after_rebind() > 100);  // the transfer went on over the new port
     }
-    // Hand-offs posted just before the clients left may still be queued: stopping the workers
-    // would drop them uncounted (sent != received). Wait for them, bounded.
-    for (int tries = 0; tries < 5000; ++tries) {
-        std::uint64_t posted = 0, taken = 0;
-        for (const auto& worker : server.per_worker_stats()) {
-            posted += worker.handoffs_sent;
-            taken += worker.handoffs_received;
-        }
-        if (posted == taken) break;
-        std::this_thread::sleep_for(1ms);
-    }
+    test::settle_handoffs(server);  // queued hand-offs are counted before the workers stop
     w.stop();
 
     check_handler_threads(*log, w, 144);

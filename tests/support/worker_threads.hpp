@@ -6,6 +6,10 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
+#include <h3co/server.hpp>
+
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -48,5 +52,19 @@ struct stop_first {
     worker_threads& w;
     ~stop_first() { w.stop(); }
 };
+
+/// Waits (bounded) until every hand-off posted between the workers has been taken: those posted
+/// just before the clients left may still be queued, and stopping the io_contexts would drop them.
+inline void settle_handoffs(h3co::server& server) {
+    for (int tries = 0; tries < 5000; ++tries) {
+        std::uint64_t sent = 0, received = 0;
+        for (const auto& worker : server.per_worker_stats()) {
+            sent += worker.handoffs_sent;
+            received += worker.handoffs_received;
+        }
+        if (sent == received) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
 
 }  // namespace test
