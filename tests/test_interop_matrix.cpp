@@ -36,6 +36,8 @@ std::string file_content(std::size_t size, std::size_t i) {
 
 struct client_case {
     std::vector<std::string> peer_options;  ///< gtlsserver's
+    std::string peer_chain = "server.pem";  ///< gtlsserver's certificate chain and key (test certificates)
+    std::string peer_key = "server.key";
     test::fault_policy faults;              ///< the relay's, both directions
     std::function<void(test::lossy_relay&)> arm;  ///< further relay set-up (a cut, say)
     h3co::connection_options options;
@@ -52,6 +54,7 @@ struct client_outcome {
     std::vector<h3co::connection_stats> stats;  ///< per connection that was made
     std::vector<std::string> ciphers;
     test::relay_counters relay;
+    test::amplification_counters amplification;
     std::uint32_t rebindings = 0;
     std::string errors;
     std::string peer_log;
@@ -90,7 +93,7 @@ client_outcome run_as_client(const client_case& c) {
         files.push_back(file_content(c.file_sizes[i], i));
         test::write_file(dir.path / "htdocs" / file_name(i), files.back());
     }
-    test::gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log", c.peer_options);
+    test::gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log", c.peer_options, c.peer_chain, c.peer_key);
     asio::io_context io;
     const auto ex = test::executor(io);
     test::run(io, test::wait_until_answering(ex, peer.port), 10s);  // straight, not through the relay
@@ -131,6 +134,7 @@ client_outcome run_as_client(const client_case& c) {
         }
     }(), c.limit);
     out.relay = relay.total();
+    out.amplification = relay.amplification();
     out.rebindings = relay.rebindings();
     relay.close();
     test::settle(io);
@@ -362,6 +366,54 @@ TEST_CASE("interop matrix: ecn: an h3co client with gtlsserver, marks kept both 
 }
 
 // ---------------------------------------------------------------------------------------------
+// amplificationlimit. The runner serves a long certificate chain and drops the client's
+// datagrams 2 to 7 (its "--drops_to_server=2,3,4,5,6,7"), so the server, which cannot yet take
+// the client's address as validated, must stop at 3 x what it received (RFC 9000 §8.1) with its
+// certificate only partly sent; it checks the server's bytes before the client's first Handshake
+// packet. Here: big-chain.pem (cmake/make-certs.sh: leaf + 5 padded intermediates, > 10 KB), the
+// lossy relay dropping the same datagrams and counting the bytes each way
+// (test::amplification_counters).
+
+test::fault_policy runner_amplification_drops() {
+    test::fault_policy p;
+    p.drop_next_after = 1;  // the client's first datagram passes
+    p.drop_next = 6;        // then 2..7 are lost
+    return p;
+}
+
+#define H3CO_REPORT_AMPLIFICATION(a)                                                                           \
+    INFO("before the client's first Handshake packet: server sent " << (a).server_bytes << " bytes in "       \
+                                                                    << (a).server_datagrams                  \
+                                                                    << " datagrams, client's bytes received " \
+                                                                    << (a).client_bytes << ", worst excess over 3x " \
+                                                                    << (a).worst_excess)
+
+/// The limit held, and was reached: the server sent close to 3x before the client's Handshake
+/// packet (it was blocked with the chain unsent: the chain alone is > 3 x 1200 bytes).
+void check_amplification(const test::amplification_counters& a) {
+    REQUIRE(a.client_handshake_seen);
+    CHECK(a.client_bytes >= 1200);
+    CHECK(a.worst_excess <= 0);                   // never above 3x
+    CHECK(a.server_bytes <= 3 * a.client_bytes);  // (the same, at the end)
+    CHECK(a.server_bytes * 10 >= 25 * a.client_bytes);  // at least 2.5x: it used its allowance
+}
+
+TEST_CASE("interop matrix: amplificationlimit: an h3co client verifies gtlsserver's long chain; the server keeps 3x",
+          "[interop-matrix][im-amplificationlimit][im-as-client]") {
+    client_case c;
+    c.peer_chain = "big-chain.pem";
+    c.peer_key = "big-chain.key";
+    c.arm = [](test::lossy_relay& r) { r.set(test::lossy_relay::direction::to_server, runner_amplification_drops()); };
+    c.file_sizes = {1024 * 1024};
+    const auto out = run_as_client(c);
+    H3CO_REPORT_CLIENT(out);
+    H3CO_REPORT_AMPLIFICATION(out.amplification);
+    CHECK(out.bodies_exact == 1);  // the chain verified against ca.pem (client_tls::ca_file)
+    CHECK(out.relay.dropped == 6);
+    check_amplification(out.amplification);
+}
+
+// ---------------------------------------------------------------------------------------------
 // gtlsclient -> relay -> h3co server
 
 struct server_case {
@@ -390,6 +442,7 @@ struct server_outcome {
     std::vector<request_seen> requests;
     h3co::server_stats stats;
     test::relay_counters relay;
+    test::amplification_counters amplification;
     std::uint32_t rebindings = 0;
     std::string logs;
 };
@@ -438,6 +491,7 @@ server_outcome run_as_server(server_case c) {
     }
     out.relay = rs.on_thread([&] { return rs.relay->total(); });
     out.rebindings = rs.on_thread([&] { return rs.relay->rebindings(); });
+    out.amplification = rs.on_thread([&] { return rs.relay->amplification(); });
     out.stats = rs.stop();
     std::lock_guard lock(*guard);
     out.requests = *seen;
@@ -641,6 +695,21 @@ TEST_CASE("interop matrix: ecn: gtlsclient with an h3co server, marks kept both 
     CHECK(ok);
     CHECK(test::read_file(downloads / "f0") == *content);
     check_ecn_validated(relay);
+}
+
+TEST_CASE("interop matrix: amplificationlimit: gtlsclient with an h3co server serving a long chain keeps 3x",
+          "[interop-matrix][im-amplificationlimit][im-as-server]") {
+    server_case c;
+    c.tls = h3co::server_tls::from_pem_files(test::cert("big-chain.pem"), test::cert("big-chain.key"));
+    c.arm = [](test::lossy_relay& r) { r.set(test::lossy_relay::direction::to_server, runner_amplification_drops()); };
+    c.file_sizes = {1024 * 1024};
+    const auto out = run_as_server(c);
+    H3CO_REPORT_SERVER(out);
+    H3CO_REPORT_AMPLIFICATION(out.amplification);
+    CHECK(out.runs_ok == 1);
+    CHECK(out.files_exact == 1);
+    CHECK(out.relay.dropped == 6);
+    check_amplification(out.amplification);
 }
 
 }  // namespace interop_matrix_test
