@@ -675,7 +675,15 @@ TEST_CASE("interop matrix: ecn: gtlsclient with an h3co server, marks kept both 
         co_await res.finish(as_tuple);  // gtlsclient may close before it acknowledged the last packet
     });
     test::ecn_relay relay(io, server.listen("127.0.0.1", 0));
-    std::thread thread([&] { io.run(); });
+    // Joins the thread however the test ends (a failed REQUIRE throws past the orderly stop).
+    struct joiner {
+        asio::io_context& io;
+        std::thread thread;
+        ~joiner() {
+            io.stop();
+            if (thread.joinable()) thread.join();
+        }
+    } runner{io, std::thread([&] { io.run(); })};
     const auto downloads = dir.path / "downloads";
     fs::create_directory(downloads);
     const auto log = dir.path / "gtlsclient.log";
@@ -690,7 +698,7 @@ TEST_CASE("interop matrix: ecn: gtlsclient with an h3co server, marks kept both 
     std::this_thread::sleep_for(100ms);  // close frames go out
     work.reset();
     io.stop();
-    thread.join();
+    runner.thread.join();
     INFO("gtlsclient log:\n" << test::read_file(log));
     CHECK(ok);
     CHECK(test::read_file(downloads / "f0") == *content);
