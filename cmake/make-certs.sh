@@ -7,6 +7,11 @@
 #   other-ca.pem / other-ca.key     an unrelated CA (wrong-CA tests)
 #   wronghost.pem / wronghost.key   signed by ca.pem, SAN DNS:not-localhost.invalid
 #                                   only (wrong-host tests)
+#   big-chain.pem / big-chain.key   a leaf like server.pem under 5 intermediates
+#                                   (ca.pem -> int1 -> ... -> int5 -> leaf), leaf
+#                                   first; each intermediate carries a 2 KB comment, so
+#                                   the chain is > 10 KB: far more than 3 x a client's
+#                                   Initial (the amplificationlimit interop cell)
 # Idempotent: does nothing when OUTDIR/ca.pem exists, is newer than this script
 # and all the other files are there.
 set -euo pipefail
@@ -17,7 +22,8 @@ self="${BASH_SOURCE[0]}"
 files=(ca.pem ca.key server.pem server.key server-chain.pem
        other-ca.pem other-ca.key wronghost.pem wronghost.key
        renewed.pem renewed.key sni-a.pem sni-a.key sni-b.pem sni-b.key
-       client.pem client.key other-client.pem other-client.key)
+       client.pem client.key other-client.pem other-client.key
+       big-chain.pem big-chain.key)
 
 if [[ -f "$out/ca.pem" && "$out/ca.pem" -nt "$self" ]]; then
     complete=1
@@ -84,6 +90,33 @@ make_leaf client "/O=h3co tests/CN=h3co test client" \
 make_leaf other-client "/CN=h3co unrelated client" "DNS:other.h3co.test" other-ca clientAuth
 cat "$tmp/server.pem" "$tmp/ca.pem" > "$tmp/server-chain.pem"
 
+# A long chain for the amplificationlimit case. Like the interop runner's chain (which pads its
+# certificates with long random SANs), it is large by padding: an nsComment of 2000 characters
+# per intermediate. EC keys keep it fast to make.
+make_intermediate() { # name subject issuer
+    genkey "$1.key"
+    ossl req -new -key "$tmp/$1.key" -out "$tmp/$1.csr" -subj "$2"
+    cat > "$tmp/$1.ext" <<EXT
+basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+nsComment=$(printf 'h3co amplificationlimit padding %.0s' $(seq 1 62))
+EXT
+    ossl x509 -req -in "$tmp/$1.csr" -CA "$tmp/$3.pem" -CAkey "$tmp/$3.key" \
+        -set_serial "$(serial)" -days 825 -sha256 -extfile "$tmp/$1.ext" -out "$tmp/$1.pem"
+    rm -f "$tmp/$1.csr" "$tmp/$1.ext"
+}
+issuer=ca
+for i in 1 2 3 4 5; do
+    make_intermediate "int$i" "/CN=h3co test intermediate $i" "$issuer"
+    issuer="int$i"
+done
+make_leaf big-chain "/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1" int5
+cat "$tmp/big-chain.pem" "$tmp"/int5.pem "$tmp"/int4.pem "$tmp"/int3.pem "$tmp"/int2.pem "$tmp"/int1.pem \
+    > "$tmp/chain.tmp"
+mv "$tmp/chain.tmp" "$tmp/big-chain.pem"
+
 # Sanity checks.
 ossl verify -CAfile "$tmp/ca.pem" "$tmp/server.pem"
 ossl verify -CAfile "$tmp/ca.pem" -verify_hostname localhost "$tmp/server.pem"
@@ -92,6 +125,15 @@ ossl verify -CAfile "$tmp/ca.pem" "$tmp/wronghost.pem"
 ossl verify -CAfile "$tmp/ca.pem" -purpose sslclient "$tmp/client.pem"
 ossl verify -CAfile "$tmp/other-ca.pem" -purpose sslclient "$tmp/other-client.pem"
 ossl verify -CAfile "$tmp/ca.pem" -verify_hostname b.h3co.test "$tmp/sni-b.pem"
+ossl verify -CAfile "$tmp/ca.pem" -untrusted "$tmp/big-chain.pem" -verify_ip 127.0.0.1 "$tmp/big-chain.pem"
+big_der=0
+while read -r n; do big_der=$((big_der + n)); done < <(
+    awk '/BEGIN CERT/{f=1; b=""} f{b=b $0 "\n"} /END CERT/{f=0; printf "%s", b > "'"$tmp"'/one.pem"; close("'"$tmp"'/one.pem");
+         system("openssl x509 -in '"$tmp"'/one.pem -outform DER | wc -c")}' "$tmp/big-chain.pem")
+rm -f "$tmp/one.pem"
+if ((big_der < 8192)); then
+    echo "make-certs: big-chain.pem is only $big_der bytes of DER, want >= 8192" >&2; exit 1
+fi
 if openssl verify -CAfile "$tmp/other-ca.pem" "$tmp/server.pem" >/dev/null 2>&1; then
     echo "make-certs: server.pem unexpectedly verifies against other-ca.pem" >&2; exit 1
 fi

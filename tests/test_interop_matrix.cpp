@@ -7,6 +7,7 @@
 //
 // Network cases go through the lossy relay (tests/support/lossy_relay.hpp). Bodies are compared
 // byte for byte; the relay's counters show that the fault happened.
+#include "support/ecn_relay.hpp"
 #include "support/gtls_peer.hpp"
 
 #include <h3co/session_cache.hpp>
@@ -35,6 +36,8 @@ std::string file_content(std::size_t size, std::size_t i) {
 
 struct client_case {
     std::vector<std::string> peer_options;  ///< gtlsserver's
+    std::string peer_chain = "server.pem";  ///< gtlsserver's certificate chain and key (test certificates)
+    std::string peer_key = "server.key";
     test::fault_policy faults;              ///< the relay's, both directions
     std::function<void(test::lossy_relay&)> arm;  ///< further relay set-up (a cut, say)
     h3co::connection_options options;
@@ -51,6 +54,7 @@ struct client_outcome {
     std::vector<h3co::connection_stats> stats;  ///< per connection that was made
     std::vector<std::string> ciphers;
     test::relay_counters relay;
+    test::amplification_counters amplification;
     std::uint32_t rebindings = 0;
     std::string errors;
     std::string peer_log;
@@ -89,7 +93,7 @@ client_outcome run_as_client(const client_case& c) {
         files.push_back(file_content(c.file_sizes[i], i));
         test::write_file(dir.path / "htdocs" / file_name(i), files.back());
     }
-    test::gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log", c.peer_options);
+    test::gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log", c.peer_options, c.peer_chain, c.peer_key);
     asio::io_context io;
     const auto ex = test::executor(io);
     test::run(io, test::wait_until_answering(ex, peer.port), 10s);  // straight, not through the relay
@@ -130,6 +134,7 @@ client_outcome run_as_client(const client_case& c) {
         }
     }(), c.limit);
     out.relay = relay.total();
+    out.amplification = relay.amplification();
     out.rebindings = relay.rebindings();
     relay.close();
     test::settle(io);
@@ -305,6 +310,110 @@ TEST_CASE("interop matrix: connectionmigration: an h3co client follows gtlsserve
 }
 
 // ---------------------------------------------------------------------------------------------
+// ecn, both roles. The runner reads the marks from a packet capture; here the ECN relay
+// (tests/support/ecn_relay.hpp) reads each datagram's mark, forwards it with the same mark, and
+// counts the marks per direction. Neither ngtcp2 stack exposes its ECN validation state, and h3co
+// has no such stat: but ngtcp2 marks at most 10 datagrams (NGTCP2_ECN_MAX_NUM_VALIDATION_PKTS)
+// before the peer's ACK_ECN counts have validated the path, and marks every datagram once they
+// have. So more than 10 ECT-marked 1-RTT datagrams from a side means that side validated ECN
+// (on the h3co side: its peer echoed the marks; on the gtls side: h3co echoed them).
+
+/// Both directions after the handshake: well beyond the 10 of the validation burst marked (the
+/// smaller direction, ACKs, carries about a hundred in these 4 MiB), and nearly all of them.
+void check_ecn_validated(const test::ecn_relay& relay) {
+    using r = test::ecn_relay;
+    const auto up = relay.to_server.ect_one_rtt(), down = relay.to_client.ect_one_rtt();
+    const auto up_plain = r::direction_counts::at(relay.to_server.one_rtt, r::not_ect);
+    const auto down_plain = r::direction_counts::at(relay.to_client.one_rtt, r::not_ect);
+    INFO("to the server: " << relay.to_server.describe() << "\nto the client: " << relay.to_client.describe());
+    CHECK(up > 50);
+    CHECK(down > 50);
+    CHECK(up > 10 * up_plain);
+    CHECK(down > 10 * down_plain);
+    // Nothing on loopback sets CE, and ngtcp2 sends ECT(0) only.
+    CHECK(r::direction_counts::at(relay.to_server.all, r::ce) + r::direction_counts::at(relay.to_client.all, r::ce) == 0);
+    CHECK(relay.send_errors == 0);
+}
+
+TEST_CASE("interop matrix: ecn: an h3co client with gtlsserver, marks kept both ways and validated",
+          "[interop-matrix][im-ecn][im-as-client]") {
+    test::temp_dir dir;
+    fs::create_directory(dir.path / "htdocs");
+    const auto file = file_content(4 * 1024 * 1024, 0);
+    test::write_file(dir.path / "htdocs" / "f0", file);
+    test::gtls_server peer(dir.path / "htdocs", dir.path / "gtlsserver.log");
+    asio::io_context io;
+    const auto ex = test::executor(io);
+    test::run(io, test::wait_until_answering(ex, peer.port), 10s);
+    test::ecn_relay relay(io, peer.endpoint());
+    const auto port = relay.port();
+    client_outcome out;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto tls = test::trusting_test_ca();
+        const std::string host = "127.0.0.1";
+        h3co::connection_options options;
+        options.ecn = true;  // the default, said out loud
+        auto conn = co_await h3co::connect(ex, host, port, tls, options);
+        out.bodies_expected = 1;
+        co_await get_one(conn, port, "/f0", file, out);
+        conn.close();
+    }());
+    relay.close();
+    test::settle(io);
+    INFO("errors:\n" << out.errors << "gtlsserver log:\n" << test::read_file(peer.log));
+    CHECK(out.bodies_exact == 1);
+    check_ecn_validated(relay);
+}
+
+// ---------------------------------------------------------------------------------------------
+// amplificationlimit. The runner serves a long certificate chain and drops the client's
+// datagrams 2 to 7 (its "--drops_to_server=2,3,4,5,6,7"), so the server, which cannot yet take
+// the client's address as validated, must stop at 3 x what it received (RFC 9000 §8.1) with its
+// certificate only partly sent; it checks the server's bytes before the client's first Handshake
+// packet. Here: big-chain.pem (cmake/make-certs.sh: leaf + 5 padded intermediates, > 10 KB), the
+// lossy relay dropping the same datagrams and counting the bytes each way
+// (test::amplification_counters).
+
+test::fault_policy runner_amplification_drops() {
+    test::fault_policy p;
+    p.drop_next_after = 1;  // the client's first datagram passes
+    p.drop_next = 6;        // then 2..7 are lost
+    return p;
+}
+
+#define H3CO_REPORT_AMPLIFICATION(a)                                                                           \
+    INFO("before the client's first Handshake packet: server sent " << (a).server_bytes << " bytes in "       \
+                                                                    << (a).server_datagrams                  \
+                                                                    << " datagrams, client's bytes received " \
+                                                                    << (a).client_bytes << ", worst excess over 3x " \
+                                                                    << (a).worst_excess)
+
+/// The limit held, and was reached: the server sent close to 3x before the client's Handshake
+/// packet (it was blocked with the chain unsent: the chain alone is > 3 x 1200 bytes).
+void check_amplification(const test::amplification_counters& a) {
+    REQUIRE(a.client_handshake_seen);
+    CHECK(a.client_bytes >= 1200);
+    CHECK(a.worst_excess <= 0);                   // never above 3x
+    CHECK(a.server_bytes <= 3 * a.client_bytes);  // (the same, at the end)
+    CHECK(a.server_bytes * 10 >= 25 * a.client_bytes);  // at least 2.5x: it used its allowance
+}
+
+TEST_CASE("interop matrix: amplificationlimit: an h3co client verifies gtlsserver's long chain; the server keeps 3x",
+          "[interop-matrix][im-amplificationlimit][im-as-client]") {
+    client_case c;
+    c.peer_chain = "big-chain.pem";
+    c.peer_key = "big-chain.key";
+    c.arm = [](test::lossy_relay& r) { r.set(test::lossy_relay::direction::to_server, runner_amplification_drops()); };
+    c.file_sizes = {1024 * 1024};
+    const auto out = run_as_client(c);
+    H3CO_REPORT_CLIENT(out);
+    H3CO_REPORT_AMPLIFICATION(out.amplification);
+    CHECK(out.bodies_exact == 1);  // the chain verified against ca.pem (client_tls::ca_file)
+    CHECK(out.relay.dropped == 6);
+    check_amplification(out.amplification);
+}
+
+// ---------------------------------------------------------------------------------------------
 // gtlsclient -> relay -> h3co server
 
 struct server_case {
@@ -333,6 +442,7 @@ struct server_outcome {
     std::vector<request_seen> requests;
     h3co::server_stats stats;
     test::relay_counters relay;
+    test::amplification_counters amplification;
     std::uint32_t rebindings = 0;
     std::string logs;
 };
@@ -381,6 +491,7 @@ server_outcome run_as_server(server_case c) {
     }
     out.relay = rs.on_thread([&] { return rs.relay->total(); });
     out.rebindings = rs.on_thread([&] { return rs.relay->rebindings(); });
+    out.amplification = rs.on_thread([&] { return rs.relay->amplification(); });
     out.stats = rs.stop();
     std::lock_guard lock(*guard);
     out.requests = *seen;
@@ -547,6 +658,66 @@ TEST_CASE("interop matrix: rebind-addr: gtlsclient with an h3co server, its addr
     CHECK(out.rebindings == 1);
     REQUIRE(out.requests.size() == 1);
     CHECK(out.requests[0].paths_validated >= 1);
+}
+
+TEST_CASE("interop matrix: ecn: gtlsclient with an h3co server, marks kept both ways and validated",
+          "[interop-matrix][im-ecn][im-as-server]") {
+    test::temp_dir dir;
+    const auto content = std::make_shared<const std::string>(file_content(4 * 1024 * 1024, 0));
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    h3co::connection_options options;
+    options.ecn = true;
+    h3co::server server(test::executor(io), test::server_identity(), options);
+    server.handle("/f0", [content](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        co_await res.send_header(200);
+        co_await res.write(asio::buffer(*content));
+        co_await res.finish(as_tuple);  // gtlsclient may close before it acknowledged the last packet
+    });
+    test::ecn_relay relay(io, server.listen("127.0.0.1", 0));
+    // Joins the thread however the test ends (a failed REQUIRE throws past the orderly stop).
+    struct joiner {
+        asio::io_context& io;
+        std::thread thread;
+        ~joiner() {
+            io.stop();
+            if (thread.joinable()) thread.join();
+        }
+    } runner{io, std::thread([&] { io.run(); })};
+    const auto downloads = dir.path / "downloads";
+    fs::create_directory(downloads);
+    const auto log = dir.path / "gtlsclient.log";
+    const bool ok = test::run_gtlsclient(relay.port(), {"/f0"}, {"--download=" + downloads.string()}, log, 30000ms);
+    std::promise<void> closed;
+    asio::post(io, [&] {
+        relay.close();
+        server.close();
+        closed.set_value();
+    });
+    closed.get_future().wait();
+    std::this_thread::sleep_for(100ms);  // close frames go out
+    work.reset();
+    io.stop();
+    runner.thread.join();
+    INFO("gtlsclient log:\n" << test::read_file(log));
+    CHECK(ok);
+    CHECK(test::read_file(downloads / "f0") == *content);
+    check_ecn_validated(relay);
+}
+
+TEST_CASE("interop matrix: amplificationlimit: gtlsclient with an h3co server serving a long chain keeps 3x",
+          "[interop-matrix][im-amplificationlimit][im-as-server]") {
+    server_case c;
+    c.tls = h3co::server_tls::from_pem_files(test::cert("big-chain.pem"), test::cert("big-chain.key"));
+    c.arm = [](test::lossy_relay& r) { r.set(test::lossy_relay::direction::to_server, runner_amplification_drops()); };
+    c.file_sizes = {1024 * 1024};
+    const auto out = run_as_server(c);
+    H3CO_REPORT_SERVER(out);
+    H3CO_REPORT_AMPLIFICATION(out.amplification);
+    CHECK(out.runs_ok == 1);
+    CHECK(out.files_exact == 1);
+    CHECK(out.relay.dropped == 6);
+    check_amplification(out.amplification);
 }
 
 }  // namespace interop_matrix_test

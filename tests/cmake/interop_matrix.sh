@@ -16,10 +16,6 @@ handshakecorruption transfercorruption blackhole longrtt"
 declare -A not_run=(
   ["v2 client"]="peer lacks it: gtls 0.12 speaks only v2draft (h3co to h3co on ngtcp2 1.x: test_quic_versions.cpp)"
   ["v2 server"]="peer lacks it: gtls 0.12 speaks only v2draft (h3co to h3co on ngtcp2 1.x: test_quic_versions.cpp)"
-  ["ecn client"]="not run against gtls (ECN is tested h3co to h3co: test_ecn.cpp)"
-  ["ecn server"]="not run against gtls (ECN is tested h3co to h3co: test_ecn.cpp)"
-  ["amplificationlimit client"]="server-only case"
-  ["amplificationlimit server"]="not run: needs a certificate chain larger than 3x an Initial"
 )
 
 cell() {  # case role(client|server)

@@ -29,15 +29,16 @@ inline void require_peer(const char* program, const char* package) {
     REQUIRE(!std::string(program).empty());
 }
 
-/// gtlsserver serving `docroot` on 127.0.0.1 with the test certificate, `extra` options before
-/// the positional arguments.
+/// gtlsserver serving `docroot` on 127.0.0.1 with the test certificate (or the chain and key
+/// named, from the test certificate directory), `extra` options before the positional arguments.
 struct gtls_server {
     std::unique_ptr<child_process> process;
     std::uint16_t port = 0;
     std::filesystem::path log;
 
     gtls_server(const std::filesystem::path& docroot, const std::filesystem::path& log_file,
-                const std::vector<std::string>& extra = {})
+                const std::vector<std::string>& extra = {}, const std::string& chain = "server.pem",
+                const std::string& key = "server.key")
         : log(log_file) {
         using namespace std::chrono_literals;
         require_peer(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)");
@@ -46,7 +47,7 @@ struct gtls_server {
             std::vector<std::string> argv{H3CO_GTLSSERVER, "--no-quic-dump", "--no-http-dump", "-q",
                                           "-d",            docroot.string()};
             argv.insert(argv.end(), extra.begin(), extra.end());
-            for (auto a : {std::string("127.0.0.1"), std::to_string(port), cert("server.key"), cert("server.pem")})
+            for (auto a : {std::string("127.0.0.1"), std::to_string(port), cert(key), cert(chain)})
                 argv.push_back(a);
             auto p = std::make_unique<child_process>(argv, log);
             REQUIRE(p->started());

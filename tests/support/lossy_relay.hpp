@@ -12,6 +12,7 @@
 #include <asio/ip/udp.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -33,6 +34,9 @@ struct fault_policy {
     std::chrono::milliseconds delay{0};   ///< fixed delay added to every datagram
     std::chrono::milliseconds jitter{0};  ///< plus a uniform random delay in [0, jitter]
     bool blackhole = false;               ///< forward nothing at all
+    /// drop_next starts only after this many more datagrams have come (counted down): "let the
+    /// first flight through, then lose the next N", as the interop runner's amplificationlimit does.
+    std::uint32_t drop_next_after = 0;
 };
 
 /// What the relay did to one direction's datagrams.
@@ -48,6 +52,53 @@ struct relay_counters {
     std::uint64_t send_errors = 0;  ///< the relay's own send failed (e.g. no client seen yet)
     std::uint64_t retries = 0;      ///< QUIC v1 Retry packets among those that came in
 };
+
+/// The server's anti-amplification limit (RFC 9000 §8.1) as the relay sees it: bytes (UDP
+/// payload) the server sent, against bytes of the client's that reached it, until the relay
+/// forwards the client's first datagram that holds a Handshake packet (from then on the server
+/// may take the client's address as validated).
+struct amplification_counters {
+    std::uint64_t client_bytes = 0;  ///< forwarded to the server before that datagram
+    std::uint64_t server_bytes = 0;  ///< sent by the server before that datagram was forwarded
+    std::uint64_t server_datagrams = 0;
+    /// The most the server had sent beyond 3 x what it had received, at any datagram of its
+    /// (negative: it stayed under the limit by that much at its closest).
+    std::int64_t worst_excess = INT64_MIN;
+    bool client_handshake_seen = false;  ///< the client's first Handshake packet went through
+};
+
+/// True when `dg` holds a QUIC v1 long-header packet of `type` (0 Initial, 1 0-RTT, 2 Handshake),
+/// walking coalesced packets (RFC 9000 §12.2, §17.2).
+inline bool holds_long_packet(const std::vector<std::uint8_t>& dg, unsigned type) {
+    std::size_t off = 0;
+    const auto varint = [&](std::uint64_t& v) {
+        if (off >= dg.size()) return false;
+        const std::size_t n = std::size_t{1} << (dg[off] >> 6);
+        if (off + n > dg.size()) return false;
+        v = dg[off] & 0x3f;
+        for (std::size_t i = 1; i < n; ++i) v = (v << 8) | dg[off + i];
+        off += n;
+        return true;
+    };
+    while (off < dg.size() && (dg[off] & 0x80) != 0) {
+        const unsigned t = (dg[off] >> 4) & 0x3;
+        if (t == type) return true;
+        if (t == 3) return false;  // Retry: nothing coalesced after it
+        off += 5;                  // first byte, version
+        for (int cid = 0; cid < 2; ++cid) {
+            if (off >= dg.size()) return false;
+            off += 1 + dg[off];
+        }
+        std::uint64_t v = 0;
+        if (t == 0) {  // Initial: token
+            if (!varint(v)) return false;
+            off += v;
+        }
+        if (!varint(v)) return false;
+        off += v;
+    }
+    return false;
+}
 
 class lossy_relay {
 public:
@@ -103,6 +154,7 @@ public:
     asio::ip::udp::endpoint upstream_endpoint() const { return impl_->server_side.local_endpoint(); }
 
     const relay_counters& counters(direction d) const { return impl_->dir(d).count; }
+    const amplification_counters& amplification() const { return impl_->amp; }
     relay_counters total() const {
         const auto& a = counters(direction::to_server);
         const auto& b = counters(direction::to_client);
@@ -179,6 +231,12 @@ private:
         void on_datagram(direction d, datagram dg) {
             side& s = dir(d);
             ++s.count.received;
+            if (d == direction::to_client && !amp.client_handshake_seen) {
+                amp.server_bytes += dg.size();
+                ++amp.server_datagrams;
+                amp.worst_excess = std::max(amp.worst_excess, static_cast<std::int64_t>(amp.server_bytes) -
+                                                                  3 * static_cast<std::int64_t>(amp.client_bytes));
+            }
             // Long header, fixed bit, type 0b11: a Retry in QUIC v1 (RFC 9000 §17.2.5).
             if (!dg.empty() && (dg[0] & 0xf0) == 0xf0) ++s.count.retries;
             if (s.cut_after > 0 && --s.cut_after == 0) start_cut();
@@ -188,7 +246,9 @@ private:
                 ++s.count.blackholed;
                 return;
             }
-            if (s.policy.drop_next > 0) {
+            if (s.policy.drop_next_after > 0) {
+                --s.policy.drop_next_after;
+            } else if (s.policy.drop_next > 0) {
                 --s.policy.drop_next;
                 ++s.count.dropped;
                 return;
@@ -274,6 +334,10 @@ private:
             std::error_code ec;
             if (d == direction::to_server) {
                 server_side.send_to(asio::buffer(dg), server, 0, ec);
+                if (!ec && !amp.client_handshake_seen) {
+                    if (holds_long_packet(dg, 2)) amp.client_handshake_seen = true;
+                    else amp.client_bytes += dg.size();
+                }
             } else if (client) {
                 client_side.send_to(asio::buffer(dg), *client, 0, ec);
             } else {
@@ -297,6 +361,7 @@ private:
         asio::ip::address rebind_to;
         std::uint32_t rebindings = 0;
         bool only_first_client = false;  // see lossy_relay::only_first_client
+        amplification_counters amp;
         bool closed = false;
     };
 
