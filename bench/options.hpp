@@ -111,7 +111,8 @@ struct config {
                 "--cert-dir",   cert_dir,                      "--timeout",      std::to_string(timeout_s),
                 "--udp-payload", std::to_string(udp_payload),  "--send-buffer",  std::to_string(send_buffer),
                 "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window),
-                "--gso",        std::to_string(gso), "--socket-buffer", std::to_string(socket_buffer),
+                "--gso",        std::to_string(gso), "--socket-buffer",
+                socket_buffer == SIZE_MAX ? std::string("default") : std::to_string(socket_buffer),
                 "--gro",        std::to_string(gro), "--ecn", std::to_string(ecn),
                 "--sendmmsg",   std::to_string(sendmmsg), "--recvmmsg", std::to_string(recvmmsg),
                 "--ack-threshold", std::to_string(ack_threshold),
@@ -274,7 +275,13 @@ inline config parse_args(int argc, char** argv) {
         else if (a == "--cc") { c.cc = value(); if (c.cc == "default") c.cc.clear(); }
         else if (a == "--conn-window") c.conn_window = parse_size(value());
         else if (a == "--gso") c.gso = parse_size(value());
-        else if (a == "--socket-buffer") c.socket_buffer = parse_size(value());
+        else if (a == "--socket-buffer") {
+            // "default" (what a child is passed when the flag was absent): the library's size.
+            // Passing SIZE_MAX as a number instead went through a double and came back as 0 or
+            // 2^63, so every h3co child ran with the system's default buffers.
+            const std::string v = value();
+            c.socket_buffer = v == "default" ? SIZE_MAX : parse_size(v);
+        }
         else if (a == "--gro") c.gro = std::stoi(value());
         else if (a == "--ecn") c.ecn = std::stoi(value());
         else if (a == "--sendmmsg") c.sendmmsg = parse_size(value());
