@@ -144,7 +144,9 @@ modes:
   download     one GET of --bytes on a single stream (server -> client)
   parallel     --streams streams on one connection, --bytes in total (--direction up|down)
   clients      --clients connections (each its own UDP socket) from one client process to the one
-               server, one stream each, at the same time; --bytes in total (--direction up|down)
+               server, one stream each, at the same time; --bytes in total (--direction up|down).
+               With --link-*: many slow connections. Every transfer mode also reports the
+               server's CPU per GB, per connection-second and per datagram it received
   chunks       --count writes of --chunk-size bytes at --rate per second; latency from the
                client's write to the server handler's read (timestamp inside each chunk)
   handshakes   --handshakes sequential connections (handshake, then close): handshakes/s
