@@ -199,7 +199,9 @@ inline row run_pair(const config& c, const std::string& workload, const std::str
             r.lat_p50 = j.num("lat_p50_us");
             r.lat_p99 = j.num("lat_p99_us");
             r.lat_max = j.num("lat_max_us");
-            r.server_packets_in = j.num("packets_in");
+            // Counted per x-bench-connection tag: only the bulk workloads tag each connection.
+            if (workload == "upload" || workload == "download" || workload == "parallel" || workload == "clients")
+                r.server_packets_in = j.num("packets_in");
         }
     } else if (r.link.has("up_forwarded")) {  // gtlsserver: what reached its socket through the emulator
         r.server_packets_in = r.link.num("up_forwarded") - r.link.num("up_peer_drops", 0);
