@@ -523,7 +523,7 @@ TEST_CASE("link emulator: run() on its own thread serves several clients and sto
     CHECK(link.counters(bl::link_emulator::to_client).forwarded == 2);
 }
 
-TEST_CASE("link emulator: 256 clients at once, each its own flow, each answer back to its own client; one more is refused", "[link][clients]") {
+TEST_CASE("link emulator: 256 clients at once, each its own flow, each answer back to its own client, and one more is refused", "[link][clients]") {
     // h3co_bench clients --clients 256: every client socket is a flow of its own (an upstream
     // socket toward the server), and the server's answers must go back to the right one.
     constexpr std::size_t n = 256;
