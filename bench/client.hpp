@@ -24,7 +24,11 @@ struct client_result {
     int status = 0;
     int handshakes = 0;
     double transfer_s = 0;
+    /// Seconds the transfer's connections were open, summed (clients: each from connect() to the
+    /// end of its transfer); 0 where the mode does not count them (then wall_s stands for it).
+    double connection_s = 0;
 };
+
 
 inline std::optional<h3co::connection_stats> g_client_stats;  ///< the transfer's connection, when it ended
 
@@ -59,10 +63,11 @@ asio::awaitable<std::uint64_t> drain(Stream& stream) {
     }
 }
 
-/// POSTs `bytes` on a new stream of `conn`; returns the status.
-inline asio::awaitable<int> post(const config& c, h3co::connection& conn, std::uint64_t bytes) {
+/// POSTs `bytes` on a new stream of `conn` (`tag`: which connection, for the server's counts);
+/// returns the status.
+inline asio::awaitable<int> post(const config& c, h3co::connection& conn, std::uint64_t bytes, int tag = 0) {
     auto stream = co_await conn.open_request_stream();
-    const h3co::request req{.method = "POST", .url = url(c, "/0")};
+    const h3co::request req{.method = "POST", .url = url(c, "/0"), .headers = {{connection_tag_field, std::to_string(tag)}}};
     co_await stream.send_header(req);
     const auto& data = payload(c.write_size);
     while (bytes > 0) {
@@ -78,10 +83,11 @@ inline asio::awaitable<int> post(const config& c, h3co::connection& conn, std::u
     co_return head.status;
 }
 
-/// GETs `bytes` on a new stream of `conn`; returns the body bytes received.
-inline asio::awaitable<std::uint64_t> get(const config& c, h3co::connection& conn, std::uint64_t bytes, int& status) {
+/// GETs `bytes` on a new stream of `conn` (`tag` as for post()); returns the body bytes received.
+inline asio::awaitable<std::uint64_t> get(const config& c, h3co::connection& conn, std::uint64_t bytes, int& status, int tag = 0) {
     auto stream = co_await conn.open_request_stream();
-    const h3co::request req{.method = "GET", .url = url(c, "/" + std::to_string(bytes))};
+    const h3co::request req{.method = "GET", .url = url(c, "/" + std::to_string(bytes)),
+                            .headers = {{connection_tag_field, std::to_string(tag)}}};
     co_await stream.send_header(req);
     co_await stream.finish();
     const auto head = co_await stream.read_response();
@@ -97,15 +103,15 @@ inline std::uint64_t share_of(std::uint64_t total, int n, int i) {
     return total / parts + (i == 0 ? total % parts : 0);
 }
 
-/// One stream of `share` bytes on `conn`, up or down as --direction says.
-inline asio::awaitable<void> transfer_one(const config& c, h3co::connection& conn, client_result& r, std::uint64_t share) {
+/// One stream of `share` bytes on `conn` (connection `tag`), up or down as --direction says.
+inline asio::awaitable<void> transfer_one(const config& c, h3co::connection& conn, client_result& r, std::uint64_t share, int tag = 0) {
     int status = 0;
     if (c.direction == "down") {
-        const auto got = co_await get(c, conn, share, status);
+        const auto got = co_await get(c, conn, share, status, tag);
         if (got != share) throw std::runtime_error("short download on a parallel stream");
         r.bytes += got;
     } else {
-        status = co_await post(c, conn, share);
+        status = co_await post(c, conn, share, tag);
         r.bytes += share;
     }
     if (status != 200) throw std::runtime_error("status " + std::to_string(status));

@@ -103,6 +103,8 @@ int run_client(const config& c) {
     out.set("status", r.status);
     out.set("bytes", static_cast<double>(r.bytes));
     out.set("wall_s", r.transfer_s);
+    // Connection-seconds: the modes with one connection had it open for the whole run.
+    out.set("connection_s", r.connection_s > 0 ? r.connection_s : r.transfer_s);
     if (c.mode == "handshakes") {
         out.set("handshakes", r.handshakes);
         out.set("handshakes_per_s", r.transfer_s > 0 ? r.handshakes / r.transfer_s : NAN);

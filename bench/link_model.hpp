@@ -482,7 +482,7 @@ struct link_config {
     direction_config to_server;
     direction_config to_client;
     std::uint64_t seed = default_seed;
-    std::size_t max_flows = 256;   ///< client addresses served at once (one upstream socket each)
+    std::size_t max_flows = 1024;  ///< client addresses served at once (one upstream socket each; clients --clients 256 fits)
     std::size_t ring_bytes = 0;    ///< packet memory per direction; 0: sized from the configuration
     std::size_t batch = 64;        ///< datagrams per recvmmsg / sendmmsg
     int socket_buffer = 16 << 20;  ///< SO_RCVBUF / SO_SNDBUF asked for (FORCE when allowed)

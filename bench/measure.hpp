@@ -151,6 +151,10 @@ inline std::uint64_t now_ns() {
         std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch()).count());
 }
 
+/// The request header naming which of the client's connections a request came on, so that the
+/// server counts each connection's received datagrams once (parallel streams share one).
+inline constexpr const char* connection_tag_field = "x-bench-connection";
+
 /// Body bytes: a fixed pattern (no compression anywhere in HTTP/3, so its content does not matter).
 const std::vector<char>& payload(std::size_t size) {
     static std::vector<char> data;

@@ -111,7 +111,8 @@ struct config {
                 "--cert-dir",   cert_dir,                      "--timeout",      std::to_string(timeout_s),
                 "--udp-payload", std::to_string(udp_payload),  "--send-buffer",  std::to_string(send_buffer),
                 "--stream-window", std::to_string(stream_window), "--conn-window", std::to_string(conn_window),
-                "--gso",        std::to_string(gso), "--socket-buffer", std::to_string(socket_buffer),
+                "--gso",        std::to_string(gso), "--socket-buffer",
+                socket_buffer == SIZE_MAX ? std::string("default") : std::to_string(socket_buffer),
                 "--gro",        std::to_string(gro), "--ecn", std::to_string(ecn),
                 "--sendmmsg",   std::to_string(sendmmsg), "--recvmmsg", std::to_string(recvmmsg),
                 "--ack-threshold", std::to_string(ack_threshold),
@@ -143,7 +144,9 @@ modes:
   download     one GET of --bytes on a single stream (server -> client)
   parallel     --streams streams on one connection, --bytes in total (--direction up|down)
   clients      --clients connections (each its own UDP socket) from one client process to the one
-               server, one stream each, at the same time; --bytes in total (--direction up|down)
+               server, one stream each, at the same time; --bytes in total (--direction up|down).
+               With --link-*: many slow connections. Every transfer mode also reports the
+               server's CPU per GB, per connection-second and per datagram it received
   chunks       --count writes of --chunk-size bytes at --rate per second; latency from the
                client's write to the server handler's read (timestamp inside each chunk)
   handshakes   --handshakes sequential connections (handshake, then close): handshakes/s
@@ -274,7 +277,13 @@ inline config parse_args(int argc, char** argv) {
         else if (a == "--cc") { c.cc = value(); if (c.cc == "default") c.cc.clear(); }
         else if (a == "--conn-window") c.conn_window = parse_size(value());
         else if (a == "--gso") c.gso = parse_size(value());
-        else if (a == "--socket-buffer") c.socket_buffer = parse_size(value());
+        else if (a == "--socket-buffer") {
+            // "default" (what a child is passed when the flag was absent): the library's size.
+            // Passing SIZE_MAX as a number instead went through a double and came back as 0 or
+            // 2^63, so every h3co child ran with the system's default buffers.
+            const std::string v = value();
+            c.socket_buffer = v == "default" ? SIZE_MAX : parse_size(v);
+        }
         else if (a == "--gro") c.gro = std::stoi(value());
         else if (a == "--ecn") c.ecn = std::stoi(value());
         else if (a == "--sendmmsg") c.sendmmsg = parse_size(value());

@@ -109,6 +109,7 @@ inline int orchestrate(config c) {
             std::printf("\nper run:\n");
             print_table(all);
         }
+        print_server_cost(medians, c.runs > 1 ? "medians" : "one run");
         if (!ratios.empty()) {
             std::printf("\nratios (medians):\n");
             for (const auto& [name, v] : ratios) std::printf("  %-44s %s\n", name.c_str(), fmt(v, 2).c_str());

@@ -24,7 +24,7 @@ inline std::string fmt(double v, int prec = 2) {
 inline constexpr const char* link_keys[] = {"up_forwarded",    "up_queue_drops",   "up_lost",          "up_reordered",
                                      "up_kernel_drops", "up_late_p99_us",   "up_peer_drops",    "down_forwarded",
                                      "down_queue_drops", "down_lost",       "down_reordered",   "down_kernel_drops",
-                                     "down_late_p99_us", "down_peer_drops"};
+                                     "down_late_p99_us", "down_peer_drops",  "flows"};
 
 inline json_record to_json(const row& r, const std::string& kind) {
     json_record j;
@@ -48,6 +48,11 @@ inline json_record to_json(const row& r, const std::string& kind) {
     if (!std::isnan(r.link_cpu)) j.set("link_cpu_s", r.link_cpu);
     for (const char* k : link_keys)
         if (r.link.has(k)) j.set(std::string("link_") + k, r.link.num(k));
+    j.set("server_packets_in", r.server_packets_in);
+    j.set("connection_s", r.connection_s);
+    j.set("server_cpu_s_per_gb", r.server_cpu_s_per_gb);
+    j.set("server_cpu_ms_per_conn_s", r.server_cpu_ms_per_conn_s);
+    j.set("server_cpu_us_per_packet", r.server_cpu_us_per_packet);
     if (!r.error.empty()) j.set("error", r.error);
     return j;
 }
@@ -56,7 +61,8 @@ inline void print_csv_header() {
     std::cout << "kind,workload,client,server,run,ok,bytes,wall_s,mb_per_s,client_cpu_s,server_cpu_s,client_maxrss_kib,"
                  "server_maxrss_kib,lat_p50_us,lat_p99_us,lat_max_us,handshakes_per_s,link_cpu_s";
     for (const char* k : link_keys) std::cout << ",link_" << k;
-    std::cout << '\n';
+    // Appended after the link's columns, so that readers by position keep working.
+    std::cout << ",server_packets_in,connection_s,server_cpu_s_per_gb,server_cpu_ms_per_conn_s,server_cpu_us_per_packet\n";
 }
 
 inline void print_csv(const row& r, const std::string& kind) {
@@ -66,7 +72,28 @@ inline void print_csv(const row& r, const std::string& kind) {
               << v(r.client_rss_kib, 0) << ',' << v(r.server_rss_kib, 0) << ',' << v(r.lat_p50, 1) << ',' << v(r.lat_p99, 1)
               << ',' << v(r.lat_max, 1) << ',' << v(r.hs_per_s, 1) << ',' << v(r.link_cpu);
     for (const char* k : link_keys) std::cout << ',' << v(r.link.num(k), 0);
-    std::cout << '\n';
+    std::cout << ',' << v(r.server_packets_in, 0) << ',' << v(r.connection_s, 3) << ',' << v(r.server_cpu_s_per_gb, 3) << ','
+              << v(r.server_cpu_ms_per_conn_s, 3) << ',' << v(r.server_cpu_us_per_packet, 3) << '\n';
+}
+
+/// What the server's CPU bought, per row that moved bytes: CPU s per GB of body, ms per
+/// connection-second (the clients' connections, summed), us per datagram it received.
+inline void print_server_cost(const std::vector<row>& rows, const char* which) {
+    bool any = false;
+    for (const auto& r : rows) {
+        const bool bulk = r.workload == "upload" || r.workload == "download" || r.workload == "parallel" || r.workload == "clients";
+        if (!bulk || r.bytes == 0 || std::isnan(r.server_cpu_s_per_gb)) continue;
+        if (!any)
+            std::printf("\nserver CPU per unit (%s): s per GB of body, ms per connection-second, us per datagram received\n"
+                        "(datagrams: the h3co server's own count; gtlsserver's only through --link-*, what the emulator delivered):\n",
+                        which);
+        any = true;
+        std::string who = r.run ? "run " + std::to_string(r.run) + " " : std::string{};
+        std::printf("  %s%-10s %s -> %s: %s s/GB, %s ms per conn-s (%s conn-s), %s us per datagram (%s datagrams)\n", who.c_str(),
+                    r.workload.c_str(), r.client.c_str(), r.server.c_str(), fmt(r.server_cpu_s_per_gb, 2).c_str(),
+                    fmt(r.server_cpu_ms_per_conn_s, 2).c_str(), fmt(r.connection_s, 1).c_str(), fmt(r.server_cpu_us_per_packet, 2).c_str(),
+                    fmt(r.server_packets_in, 0).c_str());
+    }
 }
 
 inline void print_table(const std::vector<row>& rows) {
@@ -131,6 +158,8 @@ inline void print_link_runs(const config& c, const std::vector<row>& all) {
                     r.run, r.workload.c_str(), r.client.c_str(), r.server.c_str(), dir(r.link, "up_").c_str(), dir(r.link, "down_").c_str(),
                     fmt(late, 0).c_str(), fmt(r.link.num("up_kernel_drops") + r.link.num("down_kernel_drops"), 0).c_str(),
                     fmt(r.link_cpu, 2).c_str(), fmt(r.link.num("up_peer_drops"), 0).c_str(), fmt(r.link.num("down_peer_drops"), 0).c_str());
+        if (r.link.num("flows", 1) > 1)  // many clients: each client address is a flow of its own
+            std::printf("    %s client addresses relayed, each through its own socket to the server\n", fmt(r.link.num("flows"), 0).c_str());
     }
 }
 

@@ -36,7 +36,20 @@ struct row {
     json_record client_report, server_report;  // the h3co children's reports (connection stats)
     double link_cpu = NAN;  // its CPU seconds (wait4)
     std::string notes;      // a workload's own summary (ttfb)
+    // What the server's CPU bought (server_cost()): datagrams it received (an h3co server counts
+    // them per connection; for gtlsserver, what the link emulator delivered to its socket, so only
+    // through --link-*), the clients' connection-seconds, and the CPU per GB of body, per
+    // connection-second and per datagram received.
+    double server_packets_in = NAN, connection_s = NAN;
+    double server_cpu_s_per_gb = NAN, server_cpu_ms_per_conn_s = NAN, server_cpu_us_per_packet = NAN;
 };
+
+/// Fills the server's cost per unit of `r` from its CPU seconds, bytes and counts.
+inline void server_cost(row& r) {
+    if (r.bytes > 0) r.server_cpu_s_per_gb = r.server_cpu / (static_cast<double>(r.bytes) / 1e9);
+    if (r.connection_s > 0) r.server_cpu_ms_per_conn_s = r.server_cpu * 1e3 / r.connection_s;
+    if (r.server_packets_in > 0) r.server_cpu_us_per_packet = r.server_cpu * 1e6 / r.server_packets_in;
+}
 
 inline std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
 
@@ -160,10 +173,12 @@ inline row run_pair(const config& c, const std::string& workload, const std::str
             r.client_rss_kib = j.num("maxrss_kib");
         }
         r.hs_per_s = j.num("handshakes_per_s");
+        r.connection_s = c.mode == "compare" ? r.wall_s : j.num("connection_s", r.wall_s);
         if (workload == "handshakes") r.wall_s = j.num("wall_s");
         if (workload == "ttfb") r.notes = j.str("ttfb_notes");
     } else {
         r.bytes = c.bytes;  // gtlsclient exits 0 only after its stream closed cleanly
+        r.connection_s = r.wall_s;  // one connection, for the process's life
     }
     if (server == "h3co") {
         const auto j = json_record::parse(srv.json_line());
@@ -184,7 +199,12 @@ inline row run_pair(const config& c, const std::string& workload, const std::str
             r.lat_p50 = j.num("lat_p50_us");
             r.lat_p99 = j.num("lat_p99_us");
             r.lat_max = j.num("lat_max_us");
+            // Counted per x-bench-connection tag: only the bulk workloads tag each connection.
+            if (workload == "upload" || workload == "download" || workload == "parallel" || workload == "clients")
+                r.server_packets_in = j.num("packets_in");
         }
+    } else if (r.link.has("up_forwarded")) {  // gtlsserver: what reached its socket through the emulator
+        r.server_packets_in = r.link.num("up_forwarded") - r.link.num("up_peer_drops", 0);
     }
     if (!r.ok && r.error.empty()) {
         r.error = "client failed (status " + std::to_string(cli.status()) + ")";
@@ -192,6 +212,7 @@ inline row run_pair(const config& c, const std::string& workload, const std::str
     }
     if (workload != "handshakes" && workload != "chunks" && r.wall_s > 0)
         r.mbps = static_cast<double>(r.bytes) / r.wall_s / 1e6;
+    if (r.ok) server_cost(r);
     std::remove(log.c_str());
     return r;
 }
@@ -215,7 +236,9 @@ inline row median_row(const std::vector<row>& rows) {
     for (const auto& r : rows)
         if (!r.ok && m.error.empty()) m.error = r.error;
     for (auto f : {&row::wall_s, &row::mbps, &row::client_cpu, &row::server_cpu, &row::client_rss_kib, &row::server_rss_kib,
-                   &row::lat_p50, &row::lat_p99, &row::lat_max, &row::lat_count, &row::hs_per_s, &row::link_cpu})
+                   &row::lat_p50, &row::lat_p99, &row::lat_max, &row::lat_count, &row::hs_per_s, &row::link_cpu,
+                   &row::server_packets_in, &row::connection_s, &row::server_cpu_s_per_gb, &row::server_cpu_ms_per_conn_s,
+                   &row::server_cpu_us_per_packet})
         m.*f = med(f);
     return m;
 }

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,10 @@ struct server_stats {
     std::size_t chunk_size = 1024;
     std::size_t write_size = 64 * 1024;
     std::optional<h3co::connection_stats> connection;  ///< the last request's connection, when it ended
+    /// Datagrams each connection received, by the client's x-bench-connection tag (streams on one
+    /// connection carry the same tag; a client without it, such as gtlsclient, has one connection),
+    /// as its requests last saw them: the count only grows, so the highest is kept.
+    std::map<std::string, std::uint64_t> packets_in;
 };
 /// Each server worker thread counts into its own (run_server sums them): no sharing between workers.
 inline thread_local server_stats* t_server = nullptr;
@@ -57,6 +62,13 @@ inline asio::awaitable<void> serve_chunks(h3co::server_request& req) {
     }
 }
 
+/// Notes the datagrams the request's connection has received so far (see server_stats::packets_in).
+inline void count_packets(const h3co::server_request& req, const h3co::connection_stats& s) {
+    const auto tag = req.headers().find(connection_tag_field);
+    auto& n = t_server->packets_in[tag ? std::string(*tag) : std::string{}];
+    n = std::max(n, s.packets_received);
+}
+
 inline asio::awaitable<void> serve(h3co::server_request& req, h3co::response& res) {
     ++t_server->requests;
     const std::string path = req.path();
@@ -78,6 +90,7 @@ inline asio::awaitable<void> serve(h3co::server_request& req, h3co::response& re
             }
         }
         t_server->connection = req.connection_stats();
+        count_packets(req, *t_server->connection);
         const h3co::fields fields{{"content-length", "0"}};
         co_await res.send_header(200, fields);
         co_return;
@@ -106,6 +119,7 @@ inline asio::awaitable<void> serve(h3co::server_request& req, h3co::response& re
         n -= written;
     }
     t_server->connection = req.connection_stats();  // before finish(): the client may close right after
+    count_packets(req, *t_server->connection);
     co_await res.finish();
 }
 
@@ -236,6 +250,7 @@ inline int run_server(const config& c) {
         total.errors += w.errors;
         total.latency_us.insert(total.latency_us.end(), w.latency_us.begin(), w.latency_us.end());
         if (w.connection) total.connection = w.connection;
+        for (const auto& [tag, n] : w.packets_in) total.packets_in[tag] += n;  // a connection is on one worker
     }
     t_server = &total;
     json_record r;
@@ -244,6 +259,10 @@ inline int run_server(const config& c) {
     r.set("bytes_out", static_cast<double>(t_server->bytes_out));
     r.set("requests", static_cast<double>(t_server->requests));
     r.set("errors", static_cast<double>(t_server->errors));
+    double packets_in = 0;
+    for (const auto& [tag, n] : t_server->packets_in) packets_in += static_cast<double>(n);
+    r.set("packets_in", packets_in);
+    r.set("connections_counted", static_cast<double>(t_server->packets_in.size()));
     probe.report(r);
     if (!t_server->latency_us.empty()) {
         r.set("lat_count", static_cast<double>(t_server->latency_us.size()));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <set>
 #include <thread>
 #include <vector>
@@ -520,6 +521,60 @@ TEST_CASE("link emulator: run() on its own thread serves several clients and sto
     CHECK(link.flows() == 2);
     CHECK(link.counters(bl::link_emulator::to_server).forwarded == 2);
     CHECK(link.counters(bl::link_emulator::to_client).forwarded == 2);
+}
+
+TEST_CASE("link emulator: 256 clients at once, each its own flow, each answer back to its own client, and one more is refused", "[link][clients]") {
+    // h3co_bench clients --clients 256: every client socket is a flow of its own (an upstream
+    // socket toward the server), and the server's answers must go back to the right one.
+    constexpr std::size_t n = 256;
+    udp_socket server;
+    auto cfg = both_ways(plain(1 * ms_ns));
+    cfg.max_flows = n;
+    bl::link_emulator link(cfg, server.address());
+    const auto to_link = bl::loopback(AF_INET, link.port());
+    std::vector<std::unique_ptr<udp_socket>> clients;
+    for (std::size_t i = 0; i < n + 1; ++i) clients.push_back(std::make_unique<udp_socket>());
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const auto p = probe(i, 200);
+        clients[i]->send_to(to_link, p.data(), p.size());
+    }
+    const auto up = relay_until(link, server, n);
+    REQUIRE(up.size() == n);
+    std::set<std::uint16_t> upstream_ports;
+    std::set<std::uint32_t> seqs;
+    for (const auto& dg : up) {
+        upstream_ports.insert(bl::address_port(dg.from));
+        seqs.insert(seq_of(dg));
+        server.send_to(dg.from, dg.data.data(), dg.data.size());  // echo through the flow it came on
+    }
+    CHECK(upstream_ports.size() == n);  // one upstream socket per client
+    CHECK(seqs.size() == n);
+    // Every client gets exactly its own datagram back.
+    std::vector<int> got(n, 0);
+    std::size_t total = 0, wrong = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (total < n && std::chrono::steady_clock::now() < deadline) {
+        link.step(5ms);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            udp_socket::datagram d;
+            while (clients[i]->try_receive(d)) {
+                ++total;
+                if (seq_of(d) == i) ++got[i];
+                else ++wrong;
+            }
+        }
+    }
+    CHECK(total == n);
+    CHECK(wrong == 0);
+    CHECK(std::count(got.begin(), got.end(), 1) == static_cast<long>(n));
+    CHECK(link.flows() == n);
+    // The 257th client address is beyond max_flows: counted, not relayed, nothing else disturbed.
+    const auto extra = probe(9999, 200);
+    clients[n]->send_to(to_link, extra.data(), extra.size());
+    for (int i = 0; i < 200 && link.counters(bl::link_emulator::to_server).no_flow == 0; ++i) link.step(5ms);
+    CHECK(link.counters(bl::link_emulator::to_server).no_flow == 1);
+    CHECK(link.counters(bl::link_emulator::to_server).forwarded == n);
+    CHECK(link.flows() == n);
 }
 
 TEST_CASE("lateness histogram: percentiles are the holding bucket's upper edge, never above the maximum", "[link]") {

@@ -9,13 +9,17 @@
 namespace bench {
 
 /// One of the `clients` peers: a connection of its own (its own UDP socket), one stream on it.
-inline asio::awaitable<void> one_client(const config& c, client_result& r, std::uint64_t share) {
+/// Adds how long it was open (connect() to the end of its transfer) to r.connection_s: the
+/// connection-seconds that the server's CPU is divided by.
+inline asio::awaitable<void> one_client(const config& c, client_result& r, std::uint64_t share, int tag) {
+    const auto start = clock_type::now();
     auto conn = co_await connect(c);
-    co_await transfer_one(c, conn, r, share);
+    co_await transfer_one(c, conn, r, share, tag);
+    r.connection_s += seconds_since(start);
 }
 
 inline asio::awaitable<void> client_clients(const config& c, client_result& r) {
-    const auto start_client = [&](int i) { return one_client(c, r, share_of(c.bytes, c.clients, i)); };
+    const auto start_client = [&](int i) { return one_client(c, r, share_of(c.bytes, c.clients, i), i + 1); };
     co_await run_together(c.clients, start_client);
 }
 

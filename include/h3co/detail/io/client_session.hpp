@@ -254,9 +254,13 @@ private:
         const auto now = this->now();
         // Drain what is queued (bounded) before flushing once: fewer, fuller packets go out.
         for (std::size_t got = 0; got < 64 && !ec && !this->terminated();) {
-            got += receiver_.receive(
+            const std::size_t n = receiver_.receive(
                 socket_.native_handle(),
                 [&](const received_datagram& d) { this->read_packet(path_, d.data, d.len, d.ecn, now); }, ec);
+            got += n;
+            // Fewer than asked: the queue was empty (see server_core's receive); the next call
+            // would only say EAGAIN, and asio's re-armed wait reports what comes after.
+            if (!ec && n < receiver_.messages()) break;
         }
         if (ec && ec != asio::error::would_block) {
             // On a connected UDP socket an ICMP "port unreachable" arrives as ECONNREFUSED. During

@@ -300,14 +300,19 @@ private:
             // Drain the queue (bounded) without going back to the reactor each time. Errors on an
             // unconnected socket (ICMP reports about some peer) concern no one in particular.
             for (std::size_t got = 0, calls = 0; got < 64 && calls < 64 && l->socket.is_open(); ++calls) {
-                got += l->receiver.receive(
+                const std::size_t n = l->receiver.receive(
                     l->socket.native_handle(),
                     [&](const received_datagram& d) {
                         bump(self->datagrams_);
                         self->on_datagram(l, d, now);
                     },
                     ec);
+                got += n;
                 if (ec == asio::error::would_block) break;
+                // recvmmsg returned fewer than asked: the queue was empty, so another call would
+                // only say EAGAIN. What arrives after it is not lost: asio re-arms the wait with
+                // EPOLL_CTL_MOD, which reports a socket that is readable already.
+                if (n < l->receiver.messages()) break;
             }
             // One flush per connection per batch: ACKs and data for the whole batch leave together
             // instead of a send per datagram.
