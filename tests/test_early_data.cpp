@@ -43,8 +43,8 @@ struct upload {
 /// reach it through a relay that delays its answers by 40 ms (port is the relay's): as on a real
 /// path, a client's first requests leave long before the handshake can complete.
 struct hello_server {
-    hello_server(asio::io_context& io, const h3co::server_options& limits)
-        : server(test::executor(io), test::server_identity(), {}, limits) {
+    hello_server(asio::io_context& io, const h3co::server_options& limits, const h3co::connection_options& conn = {})
+        : server(test::executor(io), test::server_identity(), conn, limits) {
         server.handle("/hello", [log = log](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
             log->push_back({req.method(), req.early_data(), req.connection_stats().early_data_offered});
             co_await res.send_header(200);
@@ -482,6 +482,56 @@ TEST_CASE("early-data: eight streams of a rejected 0-RTT, GETs and uploads, and 
     }());
     CHECK(refuser.log->size() == 4);
     REQUIRE(refuser.uploads->size() == 5);
+    std::vector<std::string> got;
+    for (const auto& u : *refuser.uploads) got.push_back(u.body);
+    std::sort(got.begin(), got.end());
+    std::sort(bodies.begin(), bodies.end());
+    CHECK(got == bodies);
+}
+
+TEST_CASE("early-data: a server that lowered its stream limit rejects the 0-RTT; its eight streams go again as the limit allows",
+          "[early-data][0rtt-resend]") {
+    asio::io_context io;
+    hello_server issuer(io, limits(true));
+    h3co::connection_options few;
+    few.max_concurrent_streams = 3;  // the ticket remembered 100: 0-RTT opens eight, 1-RTT allows three at a time
+    hello_server refuser(io, limits(true), few);
+    auto cache = std::make_shared<h3co::session_cache>();
+    std::vector<std::string> bodies;
+    for (unsigned i = 0; i < 4; ++i) bodies.push_back(pattern(5000 + i * 9000, 30 + i));
+    test::run(io, [&]() -> asio::awaitable<void> {
+        co_await first_visit(issuer.port, cache);
+        move_tickets(*cache, issuer.port, refuser.port);
+        const auto ex = co_await asio::this_coro::executor;
+        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(),
+                                           client_options(cache), asio::use_awaitable);
+        auto g1 = ask(conn, "GET");
+        auto p1 = put(conn, bodies[0], 2);
+        auto g2 = ask(conn, "GET");
+        auto p2 = put(conn, bodies[1], 3);
+        auto g3 = ask(conn, "GET");
+        auto p3 = put(conn, bodies[2]);
+        auto g4 = ask(conn, "GET");
+        auto p4 = put(conn, bodies[3], 4);
+        auto [r1, r2, r3, r4, r5, r6, r7, r8] = co_await (std::move(g1) && std::move(p1) && std::move(g2) &&
+                                                          std::move(p2) && std::move(g3) && std::move(p3) &&
+                                                          std::move(g4) && std::move(p4));
+        CHECK(r1 == "200 hi");
+        CHECK(r2 == "200 " + std::to_string(bodies[0].size()));
+        CHECK(r3 == "200 hi");
+        CHECK(r4 == "200 " + std::to_string(bodies[1].size()));
+        CHECK(r5 == "200 hi");
+        CHECK(r6 == "200 " + std::to_string(bodies[2].size()));
+        CHECK(r7 == "200 hi");
+        CHECK(r8 == "200 " + std::to_string(bodies[3].size()));
+        const auto stats = conn.stats();
+        CHECK(stats.early_data_offered);
+        CHECK_FALSE(stats.early_data_accepted);  // BoringSSL: the limits differ from the ticket's
+        CHECK(stats.early_requests_resent == 8);
+        conn.close();
+    }());
+    CHECK(refuser.log->size() == 4);
+    REQUIRE(refuser.uploads->size() == 4);
     std::vector<std::string> got;
     for (const auto& u : *refuser.uploads) got.push_back(u.body);
     std::sort(got.begin(), got.end());
