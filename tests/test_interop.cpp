@@ -1,13 +1,16 @@
 // Interop with ngtcp2's own example peers (GnuTLS-based, independent of h3co's TLS and glue code):
 // h3co's client against gtlsserver, and gtlsclient against h3co's server, over real loopback UDP.
 #include "support/gtls_peer.hpp"
+#include "support/lossy_relay.hpp"
 
 #include <h3co/session_cache.hpp>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/post.hpp>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -536,6 +539,91 @@ TEST_CASE("interop: an h3co client sends its GET in 0-RTT to gtlsserver the seco
     CHECK(stats[1].resumed);
     CHECK(stats[1].early_data_offered);
     CHECK(stats[1].early_data_accepted);
+}
+
+using namespace asio::experimental::awaitable_operators;
+
+// A gtlsserver process cannot read another one's tickets (GnuTLS makes its ticket key at start):
+// it makes a full handshake and ignores the early data, which the client sees as a rejected 0-RTT.
+TEST_CASE("interop: gtlsserver rejects the h3co client's 0-RTT and the early GET and upload go again after the handshake",
+          "[interop][early-data][0rtt-resend]") {
+    test::require_peer(H3CO_GTLSSERVER, "ngtcp2-server (gtlsserver)");
+    temp_dir dir;
+    fs::create_directory(dir.path / "htdocs");
+    write_file(dir.path / "htdocs" / "hello.txt", "hi");
+    gtls_server issuer(dir.path / "htdocs", dir.path / "issuer.log");
+    gtls_server refuser(dir.path / "htdocs", dir.path / "refuser.log");
+    auto cache = std::make_shared<h3co::session_cache>();
+    issuer.client_options.session_cache = cache;
+    issuer.client_options.early_data = true;
+    const std::string body(50000, 'b');
+    asio::io_context io;
+    std::vector<std::string> answers;
+    h3co::connection_stats stats;
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const auto ex = test::executor(io);
+        auto first = co_await issuer.connect(ex);
+        auto stream = co_await first.open_request_stream();
+        const h3co::request get{.method = "GET", .url = test::url(issuer.port, "/hello.txt", "127.0.0.1")};
+        co_await stream.send_header(get);
+        co_await stream.finish();
+        co_await stream.read_response();
+        co_await test::read_all(stream);
+        first.close();
+        // A 0-RTT connect completes at once, before gtlsserver may be listening: wait until it
+        // answers a connection that keeps no ticket.
+        auto probe = co_await refuser.connect(ex);
+        probe.close();
+        refuser.client_options = issuer.client_options;
+        // From here through a relay that delays gtlsserver's packets by 40 ms, as a real path
+        // would: both requests surely leave before the rejection comes back.
+        test::lossy_relay relay(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), refuser.port));
+        test::fault_policy slow;
+        slow.delay = 40ms;
+        relay.set(test::lossy_relay::direction::to_client, slow);
+        refuser.port = relay.port();
+        std::vector<h3co::session_cache::ticket> tickets;
+        while (auto t = cache->take("127.0.0.1:" + std::to_string(issuer.port))) tickets.push_back(std::move(*t));
+        REQUIRE_FALSE(tickets.empty());
+        for (auto it = tickets.rbegin(); it != tickets.rend(); ++it)
+            cache->store("127.0.0.1:" + std::to_string(refuser.port), std::move(*it));
+
+        auto conn = co_await refuser.connect(ex);
+        auto early_get = co_await conn.open_request_stream();
+        const h3co::request get2{.method = "GET", .url = test::url(refuser.port, "/hello.txt", "127.0.0.1")};
+        co_await early_get.send_header(get2);
+        auto upload = co_await conn.open_request_stream();
+        const h3co::request post{.method = "POST", .url = test::url(refuser.port, "/hello.txt", "127.0.0.1"),
+                                 .early_data = true};
+        co_await upload.send_header(post);
+        const auto bytes = asio::buffer(body);
+        co_await upload.write(bytes);
+        CHECK(conn.stats().packets_received == 0);  // so both went before the server refused anything
+        // Both FINs wait for their ACK, which only comes once the requests went again.
+        auto get_done = early_get.finish();
+        auto upload_done = upload.finish();
+        co_await (std::move(get_done) && std::move(upload_done));
+        const std::array<h3co::request_stream*, 2> streams{&early_get, &upload};
+        for (auto* s : streams) {
+            auto [ec, head] = co_await s->read_response(as_tuple);
+            if (ec) {
+                answers.push_back(ec.message());
+                continue;
+            }
+            std::string text = co_await test::read_all(*s);
+            answers.push_back(std::to_string(head.status) + " " + text);
+        }
+        stats = conn.stats();
+        conn.close();
+    }(), 20s);
+    test::settle(io);
+    INFO("gtlsserver log:\n" << read_file(refuser.log));
+    REQUIRE(answers.size() == 2);
+    CHECK(answers[0] == "200 hi");
+    CHECK(answers[1] == "200 hi");
+    CHECK(stats.early_data_offered);
+    CHECK_FALSE(stats.early_data_accepted);
+    CHECK(stats.early_requests_resent == 2);
 }
 
 }  // namespace interop_test

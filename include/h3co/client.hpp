@@ -286,35 +286,30 @@ auto basic_client<Executor>::run(std::shared_ptr<shared> st, h3co::request req, 
     response_result out;
     // A request that nothing of was processed is tried once more: one that met GOAWAY before its
     // stream opened (on a new connection), or one without a body refused with H3_REQUEST_REJECTED,
-    // or dropped with the server's refusal of 0-RTT, or answered 425 Too Early (RFC 8470 §5.2).
+    // or answered 425 Too Early (RFC 8470 §5.2). A 0-RTT the server refused is sent again by the
+    // session itself, body included (session::resend_rejected).
     for (int attempt = 0;; ++attempt) {
         const bool may_retry = attempt == 0;
         auto [ec, session] = co_await get_session(st, req.url);
         if (ec) co_return failed(ec);
         // Goes in 0-RTT (if it opens before the handshake completes, which nothing waits for here).
         const bool early = session->early_data_pending() && detail::session::may_go_early(req);
-        const auto rejected_early = [&](const std::error_code& e) {
-            return e == error::early_data_rejected && !body && may_retry;
-        };
         // The pool owns the connection, so no basic_connection handle (which would close it) is made.
         auto [open_ec, stream] = co_await basic_connection<Executor>::open_request_stream_on(
             session, asio::experimental::as_tuple(token));
         if (open_ec == error::going_away && may_retry) continue;  // get_session() skips that connection now
         if (open_ec) co_return failed(open_ec);
         auto [send_ec] = co_await stream.send_header(req, asio::experimental::as_tuple(token));
-        if (rejected_early(send_ec)) continue;
         if (send_ec) co_return failed(send_ec);
         if (body) {
             asio::co_spawn(st->executor, detail::pump_body<Executor>(std::move(*body), stream.share()),
                            [](std::exception_ptr) {});
         } else {
             auto [fin_ec] = co_await stream.finish(asio::experimental::as_tuple(token));
-            if (rejected_early(fin_ec)) continue;
             if (fin_ec) co_return failed(fin_ec);
         }
         auto [resp_ec, head] = co_await stream.read_response(asio::experimental::as_tuple(token));
         if (resp_ec == h3_error::request_rejected && !body && may_retry) continue;
-        if (rejected_early(resp_ec)) continue;
         if (resp_ec) co_return failed(resp_ec);
         // A response is read in 1-RTT, so the handshake has completed: the retry does not go early.
         if (head.status == 425 && early && !body && may_retry) continue;

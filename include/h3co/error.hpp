@@ -59,9 +59,9 @@ enum class error {
     cipher_not_allowed,
     /// session_cache::import_bytes: the bytes are not an exported session cache (or are cut short).
     session_cache_malformed,
-    /// 0-RTT (connection_options::early_data): the server refused the early data, and the request
-    /// opened before the handshake completed was dropped with it. The connection goes on: open
-    /// the request again on it (it then goes in 1-RTT).
+    /// 0-RTT (connection_options::early_data): the server refused the early data, and a request
+    /// sent early could not be sent again after the handshake (the application had reset it,
+    /// or h3co did not make its HEADERS). The connection goes on: open the request again on it.
     early_data_rejected,
     // ---- connection migration (basic_connection::migrate) ----
     /// The connection cannot move now: its handshake is not confirmed yet, the server disabled
@@ -172,7 +172,7 @@ public:
         case error::client_certificate_rejected: return "the server refused the client certificate";
         case error::cipher_not_allowed: return "the peer would not use the only cipher suite allowed (ChaCha20-Poly1305)";
         case error::session_cache_malformed: return "the bytes are not an exported h3co session cache";
-        case error::early_data_rejected: return "the server rejected 0-RTT: the request sent early was dropped";
+        case error::early_data_rejected: return "the server rejected 0-RTT: the request sent early could not be sent again";
         case error::migration_unavailable: return "the connection cannot migrate now (handshake not confirmed, migration disabled by the server, or no spare connection ID)";
         case error::path_validation_failed: return "the new path did not validate: the connection stays on its old path";
         }

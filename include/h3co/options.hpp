@@ -171,9 +171,10 @@ struct connection_options {
     /// at once and requests opened before the handshake completes go in 0-RTT: safe methods (GET,
     /// HEAD, OPTIONS) and requests with request::early_data; other requests' headers and body
     /// wait for the handshake. Early data can be replayed by an attacker: only what is safe to
-    /// repeat should go early. If the server rejects it, the requests opened early fail with
-    /// error::early_data_rejected (connection_stats::early_data_accepted false) and the
-    /// connection goes on. Off by default.
+    /// repeat should go early. If the server rejects it (connection_stats::early_data_accepted
+    /// false), the connection goes on and sends each early request again once the handshake
+    /// completes, with the body bytes written so far (connection_stats::early_requests_resent);
+    /// the handles see nothing of it. Off by default.
     bool early_data = false;
     // ---- versions ----
     /// QUIC versions offered and accepted (connection_stats::quic_version tells the outcome).

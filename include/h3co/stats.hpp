@@ -78,6 +78,9 @@ struct connection_stats {
     bool early_data_offered = false;
     /// The server accepted the 0-RTT (known once the handshake completed).
     bool early_data_accepted = false;
+    /// Client: requests sent in a 0-RTT that the server rejected and sent again after the
+    /// handshake, on fresh streams, with the body bytes written so far (the handles never see it).
+    std::uint64_t early_requests_resent = 0;
     /// The QUIC version the connection speaks: 0x00000001 (version 1) or 0x6b3343cf (version 2,
     /// connection_options::quic_versions); 0 before the handshake settles it.
     std::uint32_t quic_version = 0;

@@ -262,8 +262,13 @@ private:
     H3CO_DECL void create_h3();
     /// After the handshake: the three unidirectional streams every HTTP/3 endpoint opens.
     H3CO_DECL int setup_h3_streams();
-    /// Client: the server rejected 0-RTT; ngtcp2 has dropped every stream opened so far.
+    /// Client: the server rejected 0-RTT; ngtcp2 has dropped every stream opened so far. Request
+    /// streams that can be sent again wait in rejected_streams_; the others fail.
     H3CO_DECL void on_early_data_rejected();
+    /// Client, after a rejected 0-RTT and the handshake: each waiting stream gets a fresh stream ID,
+    /// its HEADERS and the body bytes it holds go again. Stops where the peer's stream limit does
+    /// (serve_openers() goes on when it grows).
+    H3CO_DECL void resend_rejected();
     /// Client: the handshake completed; requests held for it go now. False on a fatal error.
     H3CO_DECL bool submit_held_requests();
     /// Flow-control credit for `n` bytes of `stream_id` that nghttp3 consumed itself (framing, QPACK):
@@ -313,6 +318,13 @@ private:
     bool early_data_rejected_ = false;   ///< client: the server refused it (early streams failed)
     bool h3_streams_ready_ = false;      ///< our control and QPACK streams are open (early, or at handshake)
     std::vector<std::weak_ptr<stream_state>> held_requests_;  ///< client: held_for_handshake, in order
+    /// Client: streams of a rejected 0-RTT waiting for a fresh stream ID (awaiting_resend), in the
+    /// order they were opened. Nothing is copied for them: body bytes stay in send_buf until
+    /// acknowledged, and no 0-RTT packet was. So they hold what their send buffers already could:
+    /// at most as many streams as the remembered initial_max_streams_bidi, each stream_send_buffer
+    /// plus what the remembered 0-RTT flow-control credit let it hand out (send_buffer_limit()).
+    std::deque<std::shared_ptr<stream_state>> rejected_streams_;
+    std::uint64_t early_requests_resent_ = 0;  ///< connection_stats::early_requests_resent
     /// Client, 0-RTT: the first flight waits until the first request is submitted, or until this
     /// time (0: not waiting). ngtcp2 paces packets by its initial RTT (333 ms) until it measures
     /// one: a request written after the ClientHello would leave ~25 ms behind it, not with it.

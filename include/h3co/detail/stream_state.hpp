@@ -61,6 +61,13 @@ struct stream_state : std::enable_shared_from_this<stream_state> {
     /// Client, 0-RTT: a request that may not go early waits here for the handshake (nghttp3 has
     /// not seen it yet; its body waits in send_buf).
     std::optional<h3co::request> held_for_handshake;
+    /// Client, 0-RTT: the request whose HEADERS went early, kept until the handshake says whether
+    /// the server took them, to send again on a fresh stream if it refused the early data.
+    std::optional<h3co::request> early_request;
+    /// Client: the server refused the 0-RTT this stream went in; `id` is stale (ngtcp2 forgot it and
+    /// may reuse the number) until session::resend_rejected() gives it a fresh one after the
+    /// handshake. Nothing may reach ngtcp2 or nghttp3 with `id` meanwhile.
+    bool awaiting_resend = false;
 
     // Raw mode (tests of peers' HTTP/3 parsing): the stream bypasses nghttp3; send_buf goes to QUIC
     // as it is, and what the peer sends lands in recv_buf unparsed, frames and all.

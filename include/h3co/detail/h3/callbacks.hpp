@@ -197,7 +197,8 @@ struct h3_callbacks {
                     return NGHTTP3_ERR_WOULDBLOCK;
                 }
                 *pflags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
-                s->trailers_to_send.reset();
+                // Kept while the stream may go again after a rejected 0-RTT (session::resend_rejected).
+                if (!s->early_request) s->trailers_to_send.reset();
             }
             return static_cast<nghttp3_ssize>(count);
         }

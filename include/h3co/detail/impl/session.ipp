@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -68,6 +69,7 @@ H3CO_DECL session::session(session_role role, const connection_options& options,
 
 H3CO_DECL session::~session() {
     for (auto& [id, stream] : streams_) stream->quic_closed = true;
+    for (auto& stream : rejected_streams_) stream->quic_closed = true;
 }
 
 // ---- setting up --------------------------------------------------------------------------------------
@@ -221,17 +223,36 @@ H3CO_DECL bool session::may_go_early(const request& req) noexcept {
 H3CO_DECL void session::on_early_data_rejected() {
     early_data_rejected_ = true;
     // ngtcp2 forgot every stream (ours and HTTP/3's own) without closing them, and starts stream
-    // IDs from 0 again: the early requests fail here, and nghttp3 starts over as well; its
-    // streams open again when the handshake completes.
+    // IDs from 0 again; nghttp3 starts over as well, its streams open again when the handshake
+    // completes. Nothing of the 0-RTT reached the server, nothing of it was acknowledged (ngtcp2
+    // drops the 0-RTT packets from its retransmission buffer without ACK callbacks, in 0.12 and
+    // 1.x alike) and nothing came back (1-RTT keys come later): each request stream still holds
+    // every body byte written, and owes no receive credit.
+    assert(ledger_.tracked_streams() == 0);
     auto streams = std::move(streams_);
     streams_.clear();
-    held_requests_.clear();
     raw_streams_.clear();
     lone_fins_.clear();
+    std::vector<std::shared_ptr<stream_state>> in_order;
+    for (auto& [id, s] : streams) in_order.push_back(std::move(s));
+    std::sort(in_order.begin(), in_order.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
     const auto rejected = make_error_code(error::early_data_rejected);
-    for (auto& [id, s] : streams) {
-        s->held_for_handshake.reset();
-        machine_.connection_ended(*s, rejected);
+    for (auto& s : in_order) {
+        // A request goes again if the application has not given up on it and h3co can send it
+        // again: its HEADERS are known (or not sent yet, or held for the handshake anyway).
+        const bool resendable = ngtcp2_is_bidi_stream(s->id) && !s->raw && !s->quic_closed &&
+                                s->send != send_state::reset && s->recv == recv_state::headers &&
+                                s->fin.acked == 0 &&
+                                (s->send == send_state::idle || s->held_for_handshake || s->early_request);
+        if (!resendable) {
+            s->held_for_handshake.reset();
+            s->early_request.reset();
+            machine_.connection_ended(*s, rejected);
+            continue;
+        }
+        s->awaiting_resend = true;
+        s->blocked_in_h3 = false;
+        rejected_streams_.push_back(std::move(s));
     }
     auto& n = *native_;
     nghttp3_conn_del(n.h3);
@@ -241,10 +262,64 @@ H3CO_DECL void session::on_early_data_rejected() {
     keep_alive_update();
 }
 
+H3CO_DECL void session::resend_rejected() {
+    while (!rejected_streams_.empty() && established_ && !terminated_) {
+        auto s = rejected_streams_.front();
+        if (s->send == send_state::reset || s->quic_closed) {  // reset by the application meanwhile
+            rejected_streams_.pop_front();
+            s->awaiting_resend = false;
+            s->quic_closed = true;
+            s->send_buf.release();
+            continue;
+        }
+        std::int64_t id = -1;
+        const int rv = ngtcp2_conn_open_bidi_stream(native_->conn, &id, nullptr);
+        if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return;  // extend_max_local_streams_bidi: serve_openers()
+        rejected_streams_.pop_front();
+        s->awaiting_resend = false;
+        if (rv != 0) {
+            s->early_request.reset();
+            machine_.connection_ended(*s, make_error_code(error::early_data_rejected));
+            continue;
+        }
+        // The same stream_state under its new ID: the handles and their operations stay on it. The
+        // bytes the old stream handed out go again from the start of send_buf.
+        s->id = id;
+        s->submitted = 0;
+        s->bytes_sent = 0;
+        s->fin = fin_tracker{};
+        s->window.epoch_start = now_;
+        streams_.emplace(id, s);
+        ngtcp2_conn_set_stream_user_data(native_->conn, id, s.get());
+        keep_alive_update();
+        std::optional<request> req;
+        if (s->held_for_handshake) {
+            req = std::move(s->held_for_handshake);
+            s->held_for_handshake.reset();
+        } else if (s->early_request) {
+            req = std::move(s->early_request);
+            s->early_request.reset();
+            ++early_requests_resent_;
+            // The FIN went with the rejected 0-RTT: it goes again after the bytes (read_body).
+            if (s->send == send_state::finished) s->send = send_state::finishing;
+        }
+        if (!req) continue;  // opened early, HEADERS not sent yet: they go whenever the application sends them
+        if (auto ec = submit_request_header(*s, *req)) {
+            machine_.reset(*s, static_cast<std::uint64_t>(h3_error::internal_error), ec);
+            continue;
+        }
+        resume_sending(*s);
+    }
+}
+
 H3CO_DECL bool session::submit_held_requests() {
+    // A 0-RTT the server accepted: what was sent early stays sent.
+    for (auto& [id, s] : streams_) s->early_request.reset();
+    resend_rejected();
     for (auto& weak : std::exchange(held_requests_, {})) {
         auto s = weak.lock();
-        if (!s || !s->held_for_handshake || s->quic_closed) continue;
+        // Streams still waiting for an ID after a rejected 0-RTT submit theirs in resend_rejected().
+        if (!s || !s->held_for_handshake || s->quic_closed || s->awaiting_resend) continue;
         const request req = std::move(*s->held_for_handshake);
         s->held_for_handshake.reset();
         if (s->send == send_state::reset) continue;
@@ -376,6 +451,12 @@ H3CO_DECL void session::fail_everything(std::error_code ec) {
     auto streams = std::move(streams_);
     streams_.clear();
     for (auto& [id, s] : streams) machine_.connection_ended(*s, ec);
+    for (auto& s : std::exchange(rejected_streams_, {})) {
+        s->awaiting_resend = false;
+        s->held_for_handshake.reset();
+        s->early_request.reset();
+        machine_.connection_ended(*s, ec);
+    }
     datagrams_.connection_ended(ec);
     for (auto& waiter : std::exchange(settings_waiters_, {})) waiter.complete(ec);
 }
@@ -398,7 +479,7 @@ H3CO_DECL void session::send_goaway(std::uint64_t now) {
 
 H3CO_DECL std::error_code session::send_priority_update(stream_state& s, std::uint32_t urgency, bool incremental) {
     if (auto ec = stream_unusable(s)) return ec;
-    if (role_ != session_role::client || s.send == send_state::idle || urgency > 7)
+    if (role_ != session_role::client || s.send == send_state::idle || s.awaiting_resend || urgency > 7)
         return make_error_code(error::invalid_request);
     if (h3_compat::set_client_priority(native_->h3, s.id, urgency, incremental) != 0)
         return make_error_code(error::invalid_request);
@@ -440,6 +521,9 @@ H3CO_DECL void session::cancel_open(const void* key) {
 }
 
 H3CO_DECL void session::serve_openers() {
+    // The streams of a rejected 0-RTT come first: they were opened first.
+    resend_rejected();
+    if (!rejected_streams_.empty() && established_) return;
     while (!openers_.empty() && !terminated_) {
         std::int64_t id = -1;
         const int rv = ngtcp2_conn_open_bidi_stream(native_->conn, &id, nullptr);
@@ -589,6 +673,7 @@ H3CO_DECL connection_stats session::stats() const {
     if (native_->tls) {
         out.early_data_offered = role_ == session_role::client ? early_data_attempted_ : native_->tls->early_data_offered();
         out.early_data_accepted = established_ && native_->tls->early_data_accepted();
+        out.early_requests_resent = early_requests_resent_;
     }
     out.packets_sent = packets_sent_;
     out.packets_received = packets_received_;

@@ -37,20 +37,27 @@ H3CO_DECL std::error_code session::submit_request_header(stream_state& s, const 
     // RFC 9220 §3: :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL.
     if (!req.protocol.empty() && !peer_settings_.enable_connect_protocol()) return make_error_code(error::not_negotiated);
     first_flight_at_ = 0;  // 0-RTT: the first flight goes now, with this request if it may go early
-    if (role_ == session_role::client && !established_ && !may_go_early(req)) {
-        // 0-RTT can be replayed: an unsafe request waits for the handshake (its body in send_buf).
+    // 0-RTT can be replayed: an unsafe request waits for the handshake (its body in send_buf). So
+    // does every request once the server refused the 0-RTT, and one whose stream awaits a new ID.
+    if (role_ == session_role::client && !established_ && (!may_go_early(req) || !early_data_pending())) {
         s.held_for_handshake = req;
         held_requests_.push_back(s.weak_from_this());
+        return {};
+    }
+    if (s.awaiting_resend) {  // after the handshake, until the peer's stream limit lets it have an ID
+        s.held_for_handshake = req;
         return {};
     }
     nghttp3_data_reader reader{&h3_callbacks::read_body};
     if (nghttp3_conn_submit_request(native_->h3, s.id, nva->data(), nva->size(), &reader, &s) != 0)
         return make_error_code(error::invalid_request);
+    if (role_ == session_role::client && !established_) s.early_request = req;  // to resend if 0-RTT is refused
     keep_alive_update();
     return {};
 }
 
 H3CO_DECL std::error_code session::submit_raw_request_header(stream_state& s, const fields& raw) {
+    if (s.awaiting_resend) return make_error_code(error::early_data_rejected);
     auto nva = header_encoding::raw(raw);
     nghttp3_data_reader reader{&h3_callbacks::read_body};
     if (nghttp3_conn_submit_request(native_->h3, s.id, nva.data(), nva.size(), &reader, &s) != 0)
@@ -84,6 +91,7 @@ H3CO_DECL void session::start_raw_stream(stream_state& s) {
 }
 
 H3CO_DECL void session::resume_sending(stream_state& s) {
+    if (s.awaiting_resend) return;  // its bytes go once it has a stream again (resend_rejected)
     if (s.blocked_in_h3 && native_->h3 && !s.quic_closed) {
         s.blocked_in_h3 = false;
         nghttp3_conn_resume_stream(native_->h3, s.id);
@@ -92,6 +100,7 @@ H3CO_DECL void session::resume_sending(stream_state& s) {
 }
 
 H3CO_DECL void session::return_credit(stream_state& s, std::size_t read) {
+    if (s.awaiting_resend) return;  // nothing was received on it; its old ID may be another stream's now
     const std::uint64_t n = ledger_.extend(s.id, read, true);
     if (n == 0 || terminated_) return;
     auto* conn = native_->conn;
@@ -112,7 +121,9 @@ H3CO_DECL void session::return_credit(stream_state& s, std::size_t read) {
     wake_flush();
 }
 
-H3CO_DECL void session::release_credit(stream_state& s) { release_credit(s.id); }
+H3CO_DECL void session::release_credit(stream_state& s) {
+    if (!s.awaiting_resend) release_credit(s.id);  // else it owes nothing, and its old ID may be reused
+}
 
 H3CO_DECL void session::release_credit(std::int64_t stream_id) {
     const auto* s = find_stream(stream_id);
@@ -145,7 +156,7 @@ H3CO_DECL void session::credit_stream_closed(std::int64_t stream_id, const strea
 H3CO_DECL std::size_t session::send_buffer_limit(const stream_state& s) const {
     const std::size_t initial = options_.stream_send_buffer;
     const std::size_t max = std::max(initial, options_.max_stream_send_buffer);
-    if (max == initial || terminated_ || !native_->conn || s.quic_closed) return initial;
+    if (max == initial || terminated_ || !native_->conn || s.quic_closed || s.awaiting_resend) return initial;
     auto* conn = native_->conn;
     // Beyond its initial size, a stream holds what can leave now (the bytes in flight and the peer's
     // flow-control credit, never more than twice the congestion window) and its initial size again
@@ -171,6 +182,7 @@ H3CO_DECL std::uint64_t session::smoothed_rtt() const noexcept {
 
 H3CO_DECL void session::shutdown_stream(stream_state& s, std::uint64_t app_error_code, bool send, bool recv) {
     if (s.quic_closed || terminated_ || (!send && !recv)) return;
+    if (s.awaiting_resend) return;  // never reached the server: resend_rejected() drops it
     auto& n = *native_;
     if (send && recv)
         compat::shutdown_stream(n.conn, s.id, app_error_code);
