@@ -15,7 +15,9 @@
 #include <asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -568,6 +570,51 @@ TEST_CASE("early-data: a stream the application reset before the 0-RTT was rejec
         const auto stats = conn.stats();
         CHECK_FALSE(stats.early_data_accepted);
         CHECK(stats.early_requests_resent == 1);  // the GET that was kept
+        conn.close();
+    }());
+    CHECK(refuser.log->size() == 1);
+}
+
+TEST_CASE("early-data: a datagram receive started on a stream of a rejected 0-RTT follows the stream to its new ID "
+          "and ends with it",
+          "[early-data][0rtt-resend][datagrams]") {
+    const bool datagrams_supported = std::string(H3CO_TEST_STACK) == "1.x";  // nghttp3 0.8: not_supported
+    asio::io_context io;
+    h3co::connection_options with_datagrams;
+    with_datagrams.h3_datagrams = true;
+    hello_server issuer(io, limits(true), with_datagrams);
+    hello_server refuser(io, limits(false), with_datagrams);
+    auto cache = std::make_shared<h3co::session_cache>();
+    std::array<char, 64> buf{};
+    std::optional<std::error_code> received;  // the datagram receive's outcome, once it has one
+    test::run(io, [&]() -> asio::awaitable<void> {
+        co_await first_visit(issuer.port, cache);
+        move_tickets(*cache, issuer.port, refuser.port);
+        const auto ex = co_await asio::this_coro::executor;
+        auto options = client_options(cache);
+        options.h3_datagrams = true;
+        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(), options,
+                                           asio::use_awaitable);
+        auto [oec, stream] = co_await conn.open_request_stream(tuple);
+        REQUIRE_FALSE(oec);
+        h3co::request req;
+        req.url = "/hello";
+        auto [hec] = co_await stream.send_header(req, tuple);
+        REQUIRE_FALSE(hec);
+        // Started in 0-RTT: it waits for the server's SETTINGS (1-RTT), by when the stream has its new ID.
+        stream.receive_datagram(asio::buffer(buf), [&](std::error_code ec, std::size_t) { received = ec; });
+        CHECK(conn.stats().packets_received == 0);
+        auto [fec] = co_await stream.finish(tuple);
+        REQUIRE_FALSE(fec);
+        auto [rec, head] = co_await stream.read_response(tuple);
+        REQUIRE_FALSE(rec);
+        CHECK(head.status == 200);
+        const auto body = co_await test::read_all(stream);
+        CHECK(body == "hi");
+        REQUIRE(received.has_value());  // it ended with the stream, not with the connection
+        CHECK(*received == (datagrams_supported ? std::error_code(h3co::error::eof)
+                                                : std::error_code(h3co::error::not_supported)));
+        CHECK(conn.stats().early_requests_resent == 1);
         conn.close();
     }());
     CHECK(refuser.log->size() == 1);
