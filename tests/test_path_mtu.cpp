@@ -92,9 +92,6 @@ asio::awaitable<std::uint64_t> raised_path(h3co::connection& conn) {
     co_return conn.stats().max_udp_payload;
 }
 
-}  // namespace path_mtu_test
-
-using namespace path_mtu_test;
 
 TEST_CASE("path MTU: datagrams as the only data in flight for 5 s do not clamp the path to 1200 bytes",
           "[path-mtu]") {
@@ -276,3 +273,5 @@ TEST_CASE("path MTU: after a black hole, queued datagrams that no longer fit are
         CHECK(static_cast<std::uint64_t>(p.log->received) <= end.datagrams_sent);
     }
 }
+
+}  // namespace path_mtu_test
