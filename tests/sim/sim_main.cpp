@@ -303,6 +303,13 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(f.bytes), h3co_sim::describe(f.ec).c_str(), f.virtual_s, f.wall_s,
                         f.wall_s > 0 ? f.virtual_s / f.wall_s : 0.0, static_cast<unsigned long long>(f.net.sent),
                         static_cast<unsigned long long>(f.net.dropped.count("queue") ? f.net.dropped.at("queue") : 0));
+            // The client connection's figures, as h3co_bench prints them (docs/testing.md compares).
+            const auto& c = f.client;
+            std::printf("client: srtt %.1f ms (min %.1f), cwnd %.2f MB (peak %.2f MB), lost %llu/%llu pkts, %llu pkts received\n",
+                        static_cast<double>(c.smoothed_rtt.count()) / 1e6, static_cast<double>(c.min_rtt.count()) / 1e6,
+                        static_cast<double>(c.congestion_window) / 1e6, static_cast<double>(f.peak_cwnd) / 1e6,
+                        static_cast<unsigned long long>(c.packets_lost), static_cast<unsigned long long>(c.packets_sent),
+                        static_cast<unsigned long long>(c.packets_received));
             return f.ec ? 1 : 0;
         } else if (arg == "--mtu-drops") {  // the default now: kept for older replay commands
             h3co_sim::mtu_drops = true;

@@ -6,6 +6,9 @@
 #include "runner.hpp"
 #include "workload.hpp"
 
+#include <h3co/sleep.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -16,6 +19,8 @@ struct upload_figures {
     std::uint64_t bytes = 0;
     double virtual_s = 0, wall_s = 0;
     network_stats net;
+    h3co::connection_stats client;  ///< the client's connection when the response came (bench's figures)
+    std::uint64_t peak_cwnd = 0;    ///< the client's largest congestion window, sampled every 100 ms
 };
 
 inline upload_figures run_upload(double seconds) {
@@ -54,6 +59,17 @@ inline upload_figures run_upload(double seconds) {
                     done = true;
                     co_return;
                 }
+                // The congestion window's peak, read every 100 ms of virtual time (reading it
+                // changes nothing the connection does).
+                asio::co_spawn(
+                    ex,
+                    [&done, &out, c = &conn]() -> asio::awaitable<void> {
+                        while (!done) {
+                            out.peak_cwnd = std::max(out.peak_cwnd, c->stats().congestion_window);
+                            co_await h3co::sleep_for(std::chrono::milliseconds(100));
+                        }
+                    },
+                    asio::detached);
                 auto [oec, stream] = co_await conn.open_request_stream(tuple);
                 h3co::request req;
                 req.method = "POST";
@@ -63,6 +79,7 @@ inline upload_figures run_upload(double seconds) {
                 auto wec = co_await write_body(stream, n, 64 * 1024);
                 auto [rec, head] = co_await stream.read_response(tuple);
                 auto r = co_await read_body(stream, 0);
+                out.client = conn.stats();
                 out.ec = oec ? oec : hec ? hec : wec ? wec : rec;
                 out.bytes = n;
                 (void)r;

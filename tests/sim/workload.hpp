@@ -117,8 +117,19 @@ struct context {
     void record(const std::string& who, const std::string& what) {
         events.add("t=" + std::to_string(now()) + " " + who + " " + what);
     }
-    /// The credit ledger of docs/design.md ("Flow-control credit") balances.
+    /// The credit ledger of docs/design.md ("Flow-control credit") balances, and the connection's
+    /// memory stays within what the options allow (both sides run the default limits): the bytes
+    /// it holds unread within its receive window, the windows and the send buffer within their
+    /// maximums.
     void check_ledger(const std::string& who, const h3co::connection_stats& s) {
+        static const h3co::connection_options limits;
+        if (s.credit_held > s.connection_receive_window)
+            fail(who + ": " + std::to_string(s.credit_held) + " bytes held unread, over the receive window of " +
+                 std::to_string(s.connection_receive_window));
+        if (s.connection_receive_window > limits.max_connection_receive_window ||
+            s.stream_receive_window > limits.max_stream_receive_window || s.stream_send_buffer > limits.max_stream_send_buffer)
+            fail(who + ": a window or send buffer over its maximum: connection " + std::to_string(s.connection_receive_window) +
+                 ", stream " + std::to_string(s.stream_receive_window) + ", send buffer " + std::to_string(s.stream_send_buffer));
         if (s.credit_delivered != s.credit_extended + s.credit_held + s.credit_released_at_end)
             fail(who + ": credit ledger off: delivered " + std::to_string(s.credit_delivered) + " != extended " +
                  std::to_string(s.credit_extended) + " + held " + std::to_string(s.credit_held) + " + released " +

@@ -31,8 +31,11 @@ struct h3_extensions {
         const auto& frame = d.next_outgoing();
         ngtcp2_vec v{const_cast<std::uint8_t*>(frame.data()), frame.size()};  // no vector for an empty one
         int accepted = 0;
+        // The id (this datagram's ordinal) comes back in the ack_datagram callback
+        // (quic/callbacks.hpp), which only needs to know that one was acknowledged.
         const auto nwrite = ngtcp2_conn_writev_datagram(me.native_->conn, path, pi, dest, destlen, &accepted,
-                                                        NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, frame.empty() ? 0 : 1, now);
+                                                        NGTCP2_WRITE_DATAGRAM_FLAG_MORE, d.sent() + 1, &v,
+                                                        frame.empty() ? 0 : 1, now);
         if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT || nwrite == NGTCP2_ERR_INVALID_STATE) {
             d.pop_outgoing(false);  // bigger than the peer's max_datagram_frame_size, or it takes none
             return NGTCP2_ERR_WRITE_MORE;

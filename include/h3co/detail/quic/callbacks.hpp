@@ -57,6 +57,7 @@ struct quic_callbacks {
         cb.extend_max_local_streams_bidi = &extend_max_local_streams_bidi;
         cb.extend_max_remote_streams_bidi = &extend_max_remote_streams_bidi;
         cb.recv_datagram = &recv_datagram;
+        cb.ack_datagram = &ack_datagram;
         compat::set_path_validation<&path_validation>(cb);
         return cb;
     }
@@ -383,6 +384,14 @@ struct quic_callbacks {
         }
         return nghttp3_conn_unblock_stream(self(user_data).native_->h3, stream_id) == 0 ? 0
                                                                                          : NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+
+    /// A packet with one of our DATAGRAM frames was acknowledged: the path carries our packets, as
+    /// for stream data. Without it, a connection whose only data in flight is datagrams for three
+    /// PTOs is taken for a path-MTU black hole and kept to 1200-byte packets for good.
+    static int ack_datagram(ngtcp2_conn*, std::uint64_t, void* user_data) {
+        self(user_data).data_stalled_since_ = 0;
+        return 0;
     }
 
     /// A QUIC DATAGRAM frame: an HTTP/3 datagram (RFC 9297; impl/session_extensions.ipp).
