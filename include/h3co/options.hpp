@@ -56,12 +56,12 @@ struct connection_options {
     /// never mistaken for an idle connection. Zero: half the idle timeout.
     std::chrono::milliseconds keep_alive{0};
     /// Acknowledge at once after this many ack-eliciting packets; fewer wait for the ACK delay
-    /// (at most max_ack_delay, 25 ms, and an eighth of the smoothed RTT), and a packet marked ECN
-    /// CE is acknowledged at once. 2, the default, is RFC 9000's suggestion. Where the network
-    /// paces packets and loses few, every acknowledgement costs the receiver a send and the sender
-    /// a wake-up: 8 sends a third to a quarter of them, for about 20 % less CPU per side at the
-    /// same throughput; but with loss (1 % at 50 ms) transfers took 5-15 % longer, since a gap is
-    /// not acknowledged at once (docs/performance.md, "Paced paths"). 1 (or 0): every packet.
+    /// (at most max_ack_delay, 25 ms, and an eighth of the smoothed RTT); a packet out of order or
+    /// marked ECN CE is acknowledged at once. 2, the default, is RFC 9000's suggestion. Where the
+    /// network paces packets and loses few, every acknowledgement costs the receiver a send and
+    /// the sender a wake-up: 8 sends a third to a quarter of them, for about 20 % less CPU per side
+    /// at the same throughput; but with loss (1 % at 50 ms) transfers took 5-15 % longer, for
+    /// reasons not yet pinned down (docs/performance.md, "Paced paths"). 1 (or 0): every packet.
     std::size_t ack_threshold = 2;
     /// Receive window per stream at first: how much body the peer may send ahead of the
     /// application's reads. It grows while the application reads faster than the window lasts a
