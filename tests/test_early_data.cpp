@@ -493,7 +493,7 @@ TEST_CASE("early-data: eight streams of a rejected 0-RTT, GETs and uploads, and 
     CHECK(got == bodies);
 }
 
-TEST_CASE("early-data: a server that lowered its stream limit rejects the 0-RTT; its eight streams go again as the limit allows",
+TEST_CASE("early-data: a server that lowered its stream limit rejects the 0-RTT, and its eight streams go again as the limit allows",
           "[early-data][0rtt-resend]") {
     asio::io_context io;
     hello_server issuer(io, limits(true));

@@ -398,7 +398,7 @@ void check_amplification(const test::amplification_counters& a) {
     CHECK(a.server_bytes * 10 >= 25 * a.client_bytes);  // at least 2.5x: it used its allowance
 }
 
-TEST_CASE("interop matrix: amplificationlimit: an h3co client verifies gtlsserver's long chain; the server keeps 3x",
+TEST_CASE("interop matrix: amplificationlimit: an h3co client verifies gtlsserver's long chain, and the server keeps 3x",
           "[interop-matrix][im-amplificationlimit][im-as-client]") {
     client_case c;
     c.peer_chain = "big-chain.pem";
