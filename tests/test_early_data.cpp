@@ -262,6 +262,19 @@ void move_tickets(h3co::session_cache& cache, std::uint16_t from, std::uint16_t 
     for (auto it = tickets.rbegin(); it != tickets.rend(); ++it) cache.store("127.0.0.1:" + std::to_string(to), std::move(*it));
 }
 
+/// A connection to the server on `to` that offers 0-RTT with tickets from the one on `from`: a
+/// first visit to `from` fetches them, and they move to `to`'s name.
+asio::awaitable<h3co::connection> reconnect_with_tickets(std::uint16_t from, std::uint16_t to,
+                                                         std::shared_ptr<h3co::session_cache> cache,
+                                                         bool h3_datagrams = false) {
+    co_await first_visit(from, cache);
+    move_tickets(*cache, from, to);
+    auto options = client_options(cache);
+    options.h3_datagrams = h3_datagrams;
+    const auto ex = co_await asio::this_coro::executor;
+    co_return co_await h3co::connect(ex, "127.0.0.1", to, test::trusting_test_ca(), options, asio::use_awaitable);
+}
+
 TEST_CASE("early-data: a GET in a rejected 0-RTT is sent again on the same connection", "[early-data][0rtt-resend]") {
     asio::io_context io;
     // Same secret: the second server resumes the first one's tickets but refuses their early data.
@@ -269,15 +282,7 @@ TEST_CASE("early-data: a GET in a rejected 0-RTT is sent again on the same conne
     hello_server refuser(io, limits(false));
     auto cache = std::make_shared<h3co::session_cache>();
     test::run(io, [&]() -> asio::awaitable<void> {
-        co_await first_visit(issuer.port, cache);
-        const auto from = "127.0.0.1:" + std::to_string(issuer.port);
-        const auto to = "127.0.0.1:" + std::to_string(refuser.port);
-        std::vector<h3co::session_cache::ticket> tickets;
-        while (auto t = cache->take(from)) tickets.push_back(std::move(*t));
-        for (auto it = tickets.rbegin(); it != tickets.rend(); ++it) cache->store(to, std::move(*it));
-        const auto ex = co_await asio::this_coro::executor;
-        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(),
-                                           client_options(cache), asio::use_awaitable);
+        auto conn = co_await reconnect_with_tickets(issuer.port, refuser.port, cache);
         const auto early = co_await ask(conn, "GET");
         CHECK(early == "200 hi");
         REQUIRE(conn.is_open());
@@ -346,11 +351,7 @@ TEST_CASE("early-data: a stream written in a rejected 0-RTT goes again with ever
     // congestion window allows ~12 kB), so all of it goes again; bigger bodies: the tests below.
     const auto body = pattern(3 * 1500 + 123, 1);
     test::run(io, [&]() -> asio::awaitable<void> {
-        co_await first_visit(issuer.port, cache);
-        move_tickets(*cache, issuer.port, refuser.port);
-        const auto ex = co_await asio::this_coro::executor;
-        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(),
-                                           client_options(cache), asio::use_awaitable);
+        auto conn = co_await reconnect_with_tickets(issuer.port, refuser.port, cache);
         auto [oec, stream] = co_await conn.open_request_stream(tuple);
         REQUIRE_FALSE(oec);
         h3co::request req;
@@ -461,11 +462,7 @@ TEST_CASE("early-data: eight streams of a rejected 0-RTT, GETs and uploads, and 
     std::vector<std::string> bodies;
     for (unsigned i = 0; i < 5; ++i) bodies.push_back(pattern(1000 + i * 17000, 10 + i));
     test::run(io, [&]() -> asio::awaitable<void> {
-        co_await first_visit(issuer.port, cache);
-        move_tickets(*cache, issuer.port, refuser.port);
-        const auto ex = co_await asio::this_coro::executor;
-        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(),
-                                           client_options(cache), asio::use_awaitable);
+        auto conn = co_await reconnect_with_tickets(issuer.port, refuser.port, cache);
         auto g1 = ask(conn, "GET");
         auto p1 = put(conn, bodies[0]);
         auto g2 = ask(conn, "GET");
@@ -509,11 +506,7 @@ TEST_CASE("early-data: a server that lowered its stream limit rejects the 0-RTT,
     std::vector<std::string> bodies;
     for (unsigned i = 0; i < 4; ++i) bodies.push_back(pattern(5000 + i * 9000, 30 + i));
     test::run(io, [&]() -> asio::awaitable<void> {
-        co_await first_visit(issuer.port, cache);
-        move_tickets(*cache, issuer.port, refuser.port);
-        const auto ex = co_await asio::this_coro::executor;
-        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(),
-                                           client_options(cache), asio::use_awaitable);
+        auto conn = co_await reconnect_with_tickets(issuer.port, refuser.port, cache);
         auto g1 = ask(conn, "GET");
         auto p1 = put(conn, bodies[0], 2);
         auto g2 = ask(conn, "GET");
@@ -551,11 +544,7 @@ TEST_CASE("early-data: a stream the application reset before the 0-RTT was rejec
     hello_server refuser(io, limits(false));
     auto cache = std::make_shared<h3co::session_cache>();
     test::run(io, [&]() -> asio::awaitable<void> {
-        co_await first_visit(issuer.port, cache);
-        move_tickets(*cache, issuer.port, refuser.port);
-        const auto ex = co_await asio::this_coro::executor;
-        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(),
-                                           client_options(cache), asio::use_awaitable);
+        auto conn = co_await reconnect_with_tickets(issuer.port, refuser.port, cache);
         auto [oec, dropped] = co_await conn.open_request_stream(tuple);
         REQUIRE_FALSE(oec);
         h3co::request req;
@@ -589,13 +578,7 @@ TEST_CASE("early-data: a datagram receive started on a stream of a rejected 0-RT
     std::array<char, 64> buf{};
     std::optional<std::error_code> received;  // the datagram receive's outcome, once it has one
     test::run(io, [&]() -> asio::awaitable<void> {
-        co_await first_visit(issuer.port, cache);
-        move_tickets(*cache, issuer.port, refuser.port);
-        const auto ex = co_await asio::this_coro::executor;
-        auto options = client_options(cache);
-        options.h3_datagrams = true;
-        auto conn = co_await h3co::connect(ex, "127.0.0.1", refuser.port, test::trusting_test_ca(), options,
-                                           asio::use_awaitable);
+        auto conn = co_await reconnect_with_tickets(issuer.port, refuser.port, cache, true);
         auto [oec, stream] = co_await conn.open_request_stream(tuple);
         REQUIRE_FALSE(oec);
         h3co::request req;
