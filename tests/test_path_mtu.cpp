@@ -14,6 +14,7 @@
 #include <asio/detached.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -86,6 +87,31 @@ struct sim_pair {
     }
 };
 
+/// A connection through the simulated network with a request stream to /sink, its response read.
+struct sink_session {
+    std::error_code failure;                    ///< the first error, if any
+    std::optional<h3co::connection> conn;       ///< absent when connect() failed
+    std::optional<h3co::request_stream> stream;
+};
+
+asio::awaitable<sink_session> open_sink(asio::io_context& io) {
+    sink_session out;
+    auto [cec, conn] = co_await h3co::connect(test::executor(io), "127.0.0.1", 443, test::trusting_test_ca(),
+                                              datagram_options(), tuple);
+    if (cec) {
+        out.failure = cec;
+        co_return out;
+    }
+    auto [oec, stream] = co_await conn.open_request_stream(tuple);
+    const h3co::request req{.method = "POST", .url = "/sink"};
+    auto [hec] = co_await stream.send_header(req, tuple);
+    auto [rec, head] = co_await stream.read_response(tuple);
+    out.failure = oec ? oec : hec ? hec : rec;
+    out.conn.emplace(std::move(conn));
+    out.stream.emplace(std::move(stream));
+    co_return out;
+}
+
 /// Waits (bounded) until PMTUD has raised the path above 1200 bytes; returns the size.
 asio::awaitable<std::uint64_t> raised_path(h3co::connection& conn) {
     for (int i = 0; i < 100 && conn.stats().max_udp_payload <= 1200; ++i) co_await h3co::sleep_for(100ms);
@@ -105,18 +131,14 @@ TEST_CASE("path MTU: datagrams as the only data in flight for 5 s do not clamp t
     asio::co_spawn(
         p.io,
         [&]() -> asio::awaitable<void> {
-            auto [cec, conn] = co_await h3co::connect(test::executor(p.io), "127.0.0.1", 443, test::trusting_test_ca(),
-                                                      datagram_options(), tuple);
-            if (cec) {
-                failure = cec;
+            auto sink = co_await open_sink(p.io);
+            failure = sink.failure;
+            if (!sink.conn) {
                 done = true;
                 co_return;
             }
-            auto [oec, stream] = co_await conn.open_request_stream(tuple);
-            const h3co::request req{.method = "POST", .url = "/sink"};
-            auto [hec] = co_await stream.send_header(req, tuple);
-            auto [rec, head] = co_await stream.read_response(tuple);
-            failure = oec ? oec : hec ? hec : rec;
+            auto& conn = *sink.conn;
+            auto& stream = *sink.stream;
             if (!failure) {
                 before = co_await raised_path(conn);
                 if (on_1x()) {
@@ -187,18 +209,14 @@ TEST_CASE("path MTU: after a black hole, queued datagrams that no longer fit are
     asio::co_spawn(
         p.io,
         [&]() -> asio::awaitable<void> {
-            auto [cec, conn] = co_await h3co::connect(test::executor(p.io), "127.0.0.1", 443, test::trusting_test_ca(),
-                                                      datagram_options(), tuple);
-            if (cec) {
-                failure = cec;
+            auto sink = co_await open_sink(p.io);
+            failure = sink.failure;
+            if (!sink.conn) {
                 done = true;
                 co_return;
             }
-            auto [oec, dstream] = co_await conn.open_request_stream(tuple);
-            const h3co::request sink_req{.method = "POST", .url = "/sink"};
-            auto [hec] = co_await dstream.send_header(sink_req, tuple);
-            auto [rec, head] = co_await dstream.read_response(tuple);
-            failure = oec ? oec : hec ? hec : rec;
+            auto& conn = *sink.conn;
+            auto& dstream = *sink.stream;
             before = co_await raised_path(conn);
             while (!failure && p.net.now_ns() < 5'100 * ms) co_await h3co::sleep_for(100ms);
             // An upload into the black hole: its full-sized packets are lost and nothing is acknowledged.
