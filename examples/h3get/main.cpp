@@ -220,19 +220,12 @@ asio::awaitable<int> get(const options& opt, body_sink& out) {
     req.method = opt.head ? "HEAD" : "GET";
     req.url = opt.url;
     req.headers = opt.common.headers;
-    h3co::request_stream stream;
-    std::error_code ec;
     h3co::response_head head;
-    // A GET the server dropped with its refusal of our 0-RTT goes once more, after the handshake.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        auto [oec, opened] = co_await conn.open_request_stream(as_tuple(asio::use_awaitable));
-        ec = oec;
-        stream = std::move(opened);
-        if (!ec) std::tie(ec) = co_await stream.send_header(req, as_tuple(asio::use_awaitable));
-        if (!ec) std::tie(ec) = co_await stream.finish(as_tuple(asio::use_awaitable));  // no request body
-        if (!ec) std::tie(ec, head) = co_await stream.read_response(as_tuple(asio::use_awaitable));
-        if (ec != h3co::error::early_data_rejected) break;
-    }
+    // A GET sent in a 0-RTT that the server refuses goes again by itself, after the handshake.
+    auto [ec, stream] = co_await conn.open_request_stream(as_tuple(asio::use_awaitable));
+    if (!ec) std::tie(ec) = co_await stream.send_header(req, as_tuple(asio::use_awaitable));
+    if (!ec) std::tie(ec) = co_await stream.finish(as_tuple(asio::use_awaitable));  // no request body
+    if (!ec) std::tie(ec, head) = co_await stream.read_response(as_tuple(asio::use_awaitable));
     save_session("h3get", opt.common, session.get());  // the tickets came with the handshake
     if (!opt.common.quiet && session && conn.stats().early_data_offered)
         std::cerr << "h3get: 0-RTT " << (conn.stats().early_data_accepted ? "accepted" : "rejected") << '\n';
