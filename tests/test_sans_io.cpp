@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -327,6 +328,47 @@ TEST_CASE("sans-I/O: the client's first Initial is lost, and the fake clock jump
     // real time.
     CHECK(p.now() - 1'000 * ms >= 500 * ms);
     CHECK(p.server()->established());
+}
+
+TEST_CASE("sans-I/O: a server that never gets the client's Finished gives up silently, and the client ends with handshake_timeout, not an idle timeout",
+          "[sans_io][handshake_timeout]") {
+    // The stall of docs/performance.md ("Many slow connections"): the client completes its half of
+    // the handshake and sends its Finished, which the server never receives (every long-header
+    // datagram after the first Initial is lost here; through a full queue it took a run of losses).
+    // At its handshake timeout the server drops the connection without a word; the client, which
+    // counted the handshake done, used to wait out its whole idle timeout (60 s in the bench).
+    test::sans_io::pair_config config;
+    config.client_options.idle_timeout = std::chrono::seconds(60);
+    session_pair p(config);
+    const auto start = p.now();
+    p.to_server.drop = [](const test::sans_io::datagram& d) { return d.seq > 0 && (d.bytes[0] & 0x80) != 0; };
+    p.start();
+    REQUIRE(p.run_until([&] { return p.client().established(); }, 5'000 * ms));
+    REQUIRE(p.run_until([&] { return p.client().terminated(); }, 30'000 * ms));
+    REQUIRE(p.client().terminations.size() == 1);
+    CHECK(p.client().terminations[0] == h3co::error::handshake_timeout);
+    CHECK(p.now() - start >= 10'000 * ms);  // connection_options::handshake_timeout, from the start
+    CHECK(p.now() - start < 10'100 * ms);
+    // The server's half ends at its own handshake timeout, which started half a round trip later.
+    REQUIRE(p.server() != nullptr);
+    CHECK(p.run_until([&] { return p.server()->terminated(); }, 1'000 * ms));
+    REQUIRE(p.server()->terminations.size() == 1);
+    CHECK(p.server()->terminations[0] == h3co::error::handshake_timeout);
+}
+
+TEST_CASE("sans-I/O: a confirmed handshake no longer times out: a quiet connection outlives handshake_timeout",
+          "[sans_io][handshake_timeout]") {
+    session_pair p;
+    const auto start = p.now();
+    REQUIRE(p.handshake());
+    p.run_until([] { return false; }, 200 * ms);  // the server's HANDSHAKE_DONE arrives
+    // 20 s pass with nothing to send (the idle timeout is 30 s); the timers that are due run.
+    p.advance(20'000 * ms);
+    p.run_until([] { return false; }, 1'000 * ms);
+    CHECK(p.now() - start >= 20'000 * ms);
+    INFO((p.client().terminations.empty() ? std::string() : p.client().terminations[0].message()));
+    CHECK(p.client().terminations.empty());
+    CHECK(p.server()->terminations.empty());
 }
 
 }  // namespace sans_io_test

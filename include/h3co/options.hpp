@@ -50,7 +50,9 @@ enum class quic_versions {
 struct connection_options {
     /// Close the connection when nothing arrives from the peer for this long.
     std::chrono::milliseconds idle_timeout{std::chrono::seconds(30)};
-    /// Give up a handshake that has not completed in this time.
+    /// Give up a handshake that has not completed in this time. A client also gives up one that
+    /// completed but that the server has not confirmed (HANDSHAKE_DONE) by then: the server drops
+    /// its half silently at its own handshake timeout when our Finished never reached it.
     std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
     /// While any stream is open, send a PING after this much quiet so that a long, slow upload is
     /// never mistaken for an idle connection. Zero: half the idle timeout.

@@ -329,6 +329,11 @@ private:
     /// time (0: not waiting). ngtcp2 paces packets by its initial RTT (333 ms) until it measures
     /// one: a request written after the ClientHello would leave ~25 ms behind it, not with it.
     std::uint64_t first_flight_at_ = 0;
+    /// Client: the handshake must be confirmed (HANDSHAKE_DONE) by then, or the connection ends
+    /// with handshake_timeout. ngtcp2's own handshake timeout stops at completion, but a server
+    /// that never received our Finished gives up its half silently at its handshake timeout; the
+    /// client would otherwise wait out the idle timeout for packets that cannot come.
+    std::uint64_t confirm_by_ = UINT64_MAX;
     bool goaway_sent_ = false;
     bool goaway_received_ = false;
     bool goaway_deferred_ = false;  ///< send_goaway before the handshake completed

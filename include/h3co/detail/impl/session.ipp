@@ -99,6 +99,8 @@ H3CO_DECL void session::start_client(const network_path& path, std::string_view 
                           "ngtcp2_conn_client_new");
     ngtcp2_conn_set_tls_native_handle(n.conn, n.tls->native());
     create_h3();
+    if (options_.handshake_timeout.count() > 0)
+        confirm_by_ = now + static_cast<std::uint64_t>(options_.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
     if (early_params.empty()) return;
     // 0-RTT: with the server's earlier limits, streams open now; HTTP/3's own streams go first,
     // as nghttp3 needs them bound before any request (ngtcp2's example client does the same).
@@ -374,6 +376,7 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
     now_ = now;
     if (first_flight_at_ && now >= first_flight_at_) first_flight_at_ = 0;  // no request came: handshake alone
     if (now >= next_timeout_check_) check_request_timeouts(now);
+    if (now >= confirm_by_) return terminate(make_error_code(error::handshake_timeout));
     if (now >= final_goaway_at_) {  // send_goaway's wait is over: the GOAWAY that refuses
         final_goaway_at_ = std::numeric_limits<std::uint64_t>::max();
         nghttp3_conn_shutdown(n.h3);
@@ -389,7 +392,8 @@ H3CO_DECL void session::on_timer(std::uint64_t now) {
 H3CO_DECL std::uint64_t session::expiry() const noexcept {
     if (terminated_ || !native_->conn) return std::numeric_limits<std::uint64_t>::max();
     const std::uint64_t first_flight = first_flight_at_ ? first_flight_at_ : UINT64_MAX;
-    return std::min({ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_, final_goaway_at_, first_flight});
+    return std::min(
+        {ngtcp2_conn_get_expiry(native_->conn), next_timeout_check_, final_goaway_at_, first_flight, confirm_by_});
 }
 
 // ---- connection-level operations ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ struct quic_callbacks {
             cb.recv_new_token = &recv_new_token;
             cb.recv_stateless_reset = &recv_stateless_reset;
             cb.select_preferred_addr = &select_preferred_addr;
+            cb.handshake_confirmed = &handshake_confirmed;
             compat::set_early_data_rejected(cb, &early_data_rejected);
         } else {
             cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
@@ -189,6 +190,12 @@ struct quic_callbacks {
         me.established_ = true;
         me.submit_held_requests();  // requests that could not go in 0-RTT
         me.on_established();
+        return 0;
+    }
+
+    /// Client: HANDSHAKE_DONE came; the handshake can no longer time out (session::confirm_by_).
+    static int handshake_confirmed(ngtcp2_conn*, void* user_data) {
+        self(user_data).confirm_by_ = UINT64_MAX;
         return 0;
     }
 
