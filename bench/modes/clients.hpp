@@ -6,6 +6,9 @@
 
 #include <h3co/h3co.hpp>
 
+#include <cstdio>
+#include <exception>
+
 namespace bench {
 
 /// One of the `clients` peers: a connection of its own (its own UDP socket), one stream on it.
@@ -14,7 +17,22 @@ namespace bench {
 inline asio::awaitable<void> one_client(const config& c, client_result& r, std::uint64_t share, int tag) {
     const auto start = clock_type::now();
     auto conn = co_await connect(c);
-    co_await transfer_one(c, conn, r, share, tag);
+    try {
+        co_await transfer_one(c, conn, r, share, tag);
+    } catch (const std::exception& e) {
+        // Which connection failed, and how its transport stood then (a stall with 256 uploads:
+        // docs/performance.md, "Many slow connections").
+        const auto s = conn.stats();
+        std::fprintf(stderr,
+                     "clients: connection %d failed after %.1f s (%s): packets sent %llu received %llu lost %llu, "
+                     "cwnd %llu, in flight %llu, srtt %.1f ms, rttvar %.1f ms\n",
+                     tag, seconds_since(start), e.what(), static_cast<unsigned long long>(s.packets_sent),
+                     static_cast<unsigned long long>(s.packets_received), static_cast<unsigned long long>(s.packets_lost),
+                     static_cast<unsigned long long>(s.congestion_window),
+                     static_cast<unsigned long long>(s.bytes_in_flight), s.smoothed_rtt.count() / 1e6,
+                     s.rtt_variance.count() / 1e6);
+        throw;
+    }
     r.connection_s += seconds_since(start);
 }
 
