@@ -140,6 +140,7 @@ struct upload_run {
     std::size_t to_server = 0, to_client = 0;  ///< datagrams written each way
     std::uint64_t sim_time = 0;                ///< simulated nanoseconds from start to the end
     std::uint64_t client_packets_lost = 0;
+    std::size_t server_timer_wakeups = 0;  ///< the receiver's wake-ups by its timer (session_pair)
 };
 
 /// A handshake and an upload of `body` on `p`, checked on the way; returns what was counted.
@@ -184,6 +185,7 @@ upload_run run_upload(session_pair& p, const std::vector<std::uint8_t>& body) {
     r.to_client = p.to_client.sent;
     r.sim_time = p.now() - start;
     r.client_packets_lost = p.client().stats().packets_lost;
+    r.server_timer_wakeups = p.server()->timer_wakeups;
     return r;
 }
 
@@ -279,6 +281,29 @@ TEST_CASE("sans-I/O: the receiver acknowledges after ack_threshold packets, and 
     CHECK(every_8.to_client * 10 > every_8.to_server * 1);
     // The upload takes no longer for it (simulated time, within 5 %).
     CHECK(every_8.sim_time * 100 < every_2.sim_time * 105);
+}
+
+TEST_CASE("sans-I/O: a receiver that only acknowledges is not woken by a pacing timer", "[sans_io][ack][pacing]") {
+    // An upload off a paced path (a datagram every 100 us, as at 100 Mbit/s): the server sends
+    // ACKs (every fourth with a PING) and little else. Pacing each such round set ngtcp2's pacing
+    // time up to a millisecond ahead with nothing to send: a timer wake-up for every ACK.
+    const auto body = pattern(1024 * 1024);
+    std::uint64_t last = 0;
+    session_pair p;
+    p.to_server.extra_delay = [&last](const test::sans_io::datagram& d) {
+        const std::uint64_t at = std::max(d.deliver_at, last + ms / 10);
+        last = at;
+        return at - d.deliver_at;
+    };
+    const auto r = run_upload(p, body);
+    CHECK(r.received.size() == body.size());
+    UNSCOPED_INFO("datagrams to server " << r.to_server << ", to client " << r.to_client << ", server timer wake-ups "
+                                          << r.server_timer_wakeups);
+    CHECK(r.to_client * 10 > r.to_server * 4);  // an ACK for about every other packet
+    // What is left wakes it: the handshake, ACK-delay deadlines, the loss timer of its few
+    // ack-eliciting packets, and pacing once per packet's worth of ACKs (about one in twenty);
+    // before, about one wake-up per ACK.
+    CHECK(r.server_timer_wakeups * 8 < r.to_client);
 }
 
 TEST_CASE("sans-I/O: a lost datagram each way, and the upload is still byte-exact", "[sans_io]") {

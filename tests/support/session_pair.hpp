@@ -66,6 +66,7 @@ public:
     std::vector<std::error_code> terminations;              ///< on_terminated() calls
     std::deque<std::shared_ptr<stream_state>> requests;     ///< on_request(): handlers to start
     std::set<std::string> connection_ids;                   ///< routing keys (server)
+    std::size_t timer_wakeups = 0;  ///< times the clock jumped to this side's expiry() (a timer's wake-up)
 
 protected:
     void wake_flush() override { flush_wanted = true; }
@@ -249,6 +250,7 @@ public:
         for (auto* side : {client_.get(), server_.get()}) {
             if (side && !side->terminated() && now_ >= side->expiry()) {
                 side->on_timer(now_);
+                ++side->timer_wakeups;
                 side->flush_wanted = true;
             }
         }

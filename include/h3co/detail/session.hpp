@@ -355,6 +355,7 @@ private:
     std::uint64_t packets_sent_ = 0;
     std::uint64_t packets_received_ = 0;
     std::uint64_t bytes_sent_ = 0;
+    std::uint64_t bytes_paced_ = 0;  ///< bytes_sent_ when the last round was paced (end_flush)
     std::uint64_t bytes_received_ = 0;
     std::uint64_t lost_in_closed_streams_ = 0;  ///< packets lost on streams that are gone
     std::uint64_t replaced_remote_uni_streams_ = 0;  ///< see compat::max_replaced_remote_uni_streams

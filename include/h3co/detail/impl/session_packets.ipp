@@ -186,7 +186,16 @@ H3CO_DECL void session::key_update_if_due(std::uint64_t now) {
 
 H3CO_DECL void session::end_flush(std::uint64_t now, const flush_round& round) {
     last_flush_packets_ = round.packets;
-    if (!terminated_) ngtcp2_conn_update_pkt_tx_time(native_->conn, now);
+    if (terminated_) return;
+    // Pace once a full packet's worth has been written since the last paced round. A receiver's
+    // usual round is one ACK (every fourth with a PING: ngtcp2 makes every fourth ACK-only packet
+    // ack-eliciting); paced one by one, each set ngtcp2's pacing time (part of expiry()) up to a
+    // millisecond ahead with nothing to send: a timer re-armed, a wake-up and another re-arm per
+    // ACK. ngtcp2 keeps counting the bytes of the rounds left out and charges them to the next
+    // paced one, so pacing loses nothing, and the bound keeps that charge to one packet's time.
+    if (bytes_sent_ - bytes_paced_ < base_udp_payload) return;
+    bytes_paced_ = bytes_sent_;
+    ngtcp2_conn_update_pkt_tx_time(native_->conn, now);
 }
 
 H3CO_DECL bool session::stream_data_taken(stream_state* raw, std::int64_t stream_id, std::ptrdiff_t datalen, int fin,
