@@ -8,16 +8,19 @@
 # acknowledgement ratio (datagrams against the data direction / datagrams in it).
 #
 #   bench/paced_profile.sh [--bench PATH] [--runs N] [--bytes 16M] [--pairs "h3co gtls"] [--out DIR]
-#                          [--certs DIR] [-- h3co_bench --link-* flags instead of the default link]
+#                          [--certs DIR] [--breakdown] [-- h3co_bench --link-* flags instead of the default link]
 #   bench/paced_profile.sh --bench old/h3co_bench --bench new/h3co_bench   # two builds side by side
 #   bench/paced_profile.sh --bench "build/bench/h3co_bench --ack-threshold 2" --bench build/bench/h3co_bench
 #                                          # --bench is a path and flags for both h3co peers
+#
+# --breakdown also counts each system call that a peer makes (epoll_ctl, read, write, futex, ...)
+# and prints a second table: each call per datagram, per side and peer (medians).
 #
 # Needs perf (linux-perf) with access to the syscalls tracepoints (root, or perf_event_paranoid
 # <= -1), and gtlsserver / gtlsclient for the gtls rows. CPU figures are noisy on a shared machine:
 # compare rows of the same run only.
 set -euo pipefail
-benches=() runs=3 bytes=16M pairs="h3co gtls" out="" certs="" link=(--link-rtt 50ms --link-rate 100mbit)
+benches=() runs=3 bytes=16M pairs="h3co gtls" out="" certs="" breakdown=0 link=(--link-rtt 50ms --link-rate 100mbit)
 while (($#)); do
     case "$1" in
     --bench) benches+=("$2"); shift 2 ;;
@@ -26,6 +29,7 @@ while (($#)); do
     --pairs) pairs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --certs) certs=$2; shift 2 ;;
+    --breakdown) breakdown=1; shift ;;
     --) shift; link=("$@"); break ;;
     *) echo "paced_profile.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -42,6 +46,10 @@ nbytes=$(numfmt --from=iec "$bytes")
 events="task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait"
 events+=",syscalls:sys_enter_recvmmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendmmsg"
 events+=",syscalls:sys_enter_timerfd_settime"
+# --breakdown: the other calls a peer makes on its paced path (what either event loop uses).
+breakdown_calls="epoll_ctl read write futex recvfrom sendto poll ppoll getsockopt setsockopt ioctl clock_nanosleep"
+breakdown_calls+=" mmap munmap madvise brk"
+((breakdown)) && for c in $breakdown_calls; do events+=",syscalls:sys_enter_$c"; done
 upload_file="$out/upload.bin"
 
 # one BENCH IMPL DIRECTION PREFIX: one transfer, the server, the emulator and the client measured.
@@ -52,7 +60,7 @@ one() {
     flags=("${flags[@]:1}")
     fifo=$(mktemp -u "$out/fifo.XXXXXX"); mkfifo "$fifo.srv" "$fifo.lnk"
     if [[ $impl == h3co ]]; then
-        perf stat -x, -o "$pre.srv.perf" -e "$events" -- "$bench" --role server --port 0 --timeout 120 "${flags[@]}" >"$fifo.srv" 2>/dev/null &
+        perf stat -x, -o "$pre.srv.perf" -e "$events" -- "$bench" --role server --port 0 --timeout 120 --cert-dir "$certs" "${flags[@]}" >"$fifo.srv" 2>/dev/null &
         srv_perf=$!
         exec {srv_fd}<"$fifo.srv"; read -r line <&"$srv_fd"; sport=${line#PORT }
     else
@@ -100,9 +108,9 @@ for ((run = 1; run <= runs; ++run)); do
 done
 rm -f "$upload_file"
 
-python3 - "$out" "${benches[@]}" <<'PY'
+python3 - "$out" "$breakdown" "${benches[@]}" <<'PY'
 import glob, json, os, statistics, sys
-out, benches = sys.argv[1], sys.argv[2:]
+out, breakdown, benches = sys.argv[1], sys.argv[2] == '1', sys.argv[3:]
 def perf(f):
     d = {}
     for l in open(f):
@@ -131,7 +139,8 @@ for f in glob.glob(os.path.join(out, '*.cli.perf')):
             'cpu': p['task-clock'], 'us': p['task-clock'] * 1000 / datagrams, 'sys': p['syscalls'] / datagrams,
             'wake': (p.get('epoll_wait', 0) + p.get('epoll_pwait', 0)) / datagrams,
             'cs': p['context-switches'] / datagrams, 'timer': p.get('timerfd_settime', 0) / datagrams,
-            'ack': back / data})
+            'ack': back / data,
+            'calls': {k: v / datagrams for k, v in p.items() if k not in ('task-clock', 'context-switches', 'syscalls')}})
 label = lambda n: 'gtls' if n == 'gtls' else 'h3co' + (f' ({benches[int(n[4:])]})' if len(benches) > 1 else '')
 print('| direction | side | peer | runs | CPU ms | CPU us / datagram | syscalls / datagram | epoll waits / datagram | '
       'context switches / datagram | timerfd re-arms / datagram | datagrams back / data datagram |')
@@ -141,5 +150,16 @@ for k in sorted(rows, key=lambda k: (k[0] != 'upload', k[1], k[2] == 'gtls', k[2
     m = lambda f: statistics.median(x[f] for x in v)
     print(f"| {k[0]} | {k[1]} | {label(k[2])} | {len(v)} | {m('cpu'):.0f} | {m('us'):.1f} | {m('sys'):.2f} | {m('wake'):.2f} | "
           f"{m('cs'):.2f} | {m('timer'):.2f} | {m('ack'):.3f} |")
+if breakdown:
+    names = sorted({c for v in rows.values() for x in v for c in x['calls']},
+                   key=lambda c: -max(statistics.median(x['calls'].get(c, 0) for x in v) for v in rows.values()))
+    names = [c for c in names if any(statistics.median(x['calls'].get(c, 0) for x in v) >= 0.005 for v in rows.values())]
+    print('\nSystem calls per datagram, each (medians; only those at 0.005 or more somewhere):\n')
+    print('| direction | side | peer | ' + ' | '.join(f'`{c}`' for c in names) + ' |')
+    print('|---|---|---|' + '---:|' * len(names))
+    for k in sorted(rows, key=lambda k: (k[0] != 'upload', k[1], k[2] == 'gtls', k[2])):
+        v = rows[k]
+        print(f"| {k[0]} | {k[1]} | {label(k[2])} | " +
+              ' | '.join(f"{statistics.median(x['calls'].get(c, 0) for x in v):.2f}" for c in names) + ' |')
 print(f'\n(files: {out})')
 PY
