@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <optional>
 
 namespace bench {
 
@@ -16,7 +17,15 @@ namespace bench {
 /// connection-seconds that the server's CPU is divided by.
 inline asio::awaitable<void> one_client(const config& c, client_result& r, std::uint64_t share, int tag) {
     const auto start = clock_type::now();
-    auto conn = co_await connect(c);
+    std::optional<h3co::connection> connected;
+    try {
+        connected.emplace(co_await connect(c));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "clients: connection %d failed to connect after %.1f s (%s)\n", tag, seconds_since(start),
+                     e.what());
+        throw;
+    }
+    auto& conn = *connected;
     try {
         co_await transfer_one(c, conn, r, share, tag);
     } catch (const std::exception& e) {
