@@ -90,7 +90,8 @@ public:
     H3CO_DECL certificate_info peer_certificate() const;
     H3CO_DECL std::string tls_cipher() const;
     /// How long after the connection ended its peer may still send to it (RFC 9000 §10.2: three
-    /// PTOs), in nanoseconds: packets then are no sign of a lost connection.
+    /// PTOs), in nanoseconds: packets then are no sign of a lost connection. None if it never sent
+    /// a packet.
     H3CO_DECL std::uint64_t closing_period() const noexcept;
 
     /// The per-stream operations (read, write, finish, reset, ...).
