@@ -183,7 +183,10 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
         out.virtual_ns = net.now_ns() - start;
         // The end: close everything, let the closes run, then nothing may be left.
         for (auto& c : conns) {
-            if (c->is_open() || c->close_error()) ctx.check_ledger("end", c->stats());
+            if (c->is_open() || c->close_error()) {
+                ctx.check_ledger("end", c->stats());
+                check_stream_memory(ctx, "end", h3co::testing::stream_memory_of(*c));
+            }
             c->close();
         }
         client->close();

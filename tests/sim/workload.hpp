@@ -137,6 +137,21 @@ struct context {
     }
 };
 
+/// What each stream of one connection holds stays within the options' limits (both sides run the
+/// default limits): unread bytes within that stream's own receive window and so within
+/// max_stream_receive_window, the send buffer within max_stream_send_buffer.
+inline void check_stream_memory(context& ctx, const std::string& who, const h3co::testing::stream_memory& m) {
+    static const h3co::connection_options limits;
+    const std::uint64_t send_max = std::max(limits.stream_send_buffer, limits.max_stream_send_buffer);
+    if (m.held_unread > limits.max_stream_receive_window || m.held_over_window)
+        ctx.fail(who + ": a stream holds " + std::to_string(m.held_unread) + " bytes unread (" +
+                 std::to_string(m.held_over_window) + " beyond its window), over the maximum of " +
+                 std::to_string(limits.max_stream_receive_window));
+    if (m.buffered_to_send > send_max)
+        ctx.fail(who + ": a stream buffers " + std::to_string(m.buffered_to_send) + " bytes to send, over the maximum of " +
+                 std::to_string(send_max));
+}
+
 /// What a body read got.
 struct body_result {
     std::error_code ec;  ///< eof: the body ended cleanly
@@ -236,6 +251,7 @@ inline void install_handlers(h3co::server& server, context& ctx) {
             }
         }
         ctx.check_ledger("server /echo", req.connection_stats());
+        check_stream_memory(ctx, "server /echo", h3co::testing::stream_memory_of(req));
     });
     server.handle("/sink", [&ctx](req_t& req, res_t& res) -> asio::awaitable<void> {
         // Reads the whole body and answers with its length and whether its bytes were right.
@@ -248,6 +264,7 @@ inline void install_handlers(h3co::server& server, context& ctx) {
             co_return;
         }
         ctx.check_ledger("server /sink", req.connection_stats());
+        check_stream_memory(ctx, "server /sink", h3co::testing::stream_memory_of(req));
         const std::string answer = std::to_string(r.bytes) + (r.pattern_ok ? ":ok" : ":bad");
         auto [hec] = co_await res.send_header(200, tuple);
         if (hec) co_return;
@@ -510,7 +527,10 @@ inline asio::awaitable<void> run_action(context& ctx, h3co::connection& conn, pr
     ctx.record(label, describe(ec) + (outcome.empty() ? "" : " " + outcome));
     if (ctx.inject_failure && a == action::trailers && ec == h3co::error::eof)
         ctx.fail(label + ": injected failure (a trailers body read to its end)");
-    if (conn.is_open() || conn.close_error()) ctx.check_ledger(label, conn.stats());
+    if (conn.is_open() || conn.close_error()) {
+        ctx.check_ledger(label, conn.stats());
+        check_stream_memory(ctx, label, h3co::testing::stream_memory_of(conn));
+    }
 }
 
 /// A pipe-fed upload through an h3co::client pool: a slow producer writes the body while the
