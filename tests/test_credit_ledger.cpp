@@ -8,6 +8,7 @@
 
 #include <h3co/testing.hpp>
 
+#include <asio/read.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <cstdint>
@@ -185,6 +186,79 @@ TEST_CASE("credit: the ledger balances after reads, drops and resets, on both si
     }(), 30s);
     check_balanced(stats);
     CHECK(stats.credit_delivered >= 10 * body_size);  // the bodies read whole, at least
+}
+
+// h3co::testing::stream_memory_of, which h3co_sim checks after every action: what one stream holds
+// unread (client and server side) and buffered to send, exact where the protocol makes it so.
+TEST_CASE("credit: stream_memory_of counts what each stream holds unread and buffered to send",
+          "[credit-ledger][stream-memory]") {
+    asio::io_context io;
+    constexpr std::size_t upload = 60'000;         // within the server's fixed 64 KiB stream window
+    constexpr std::size_t response = 100 * 1024;   // within the client's default 256 KiB one
+    auto uploaded = std::make_shared<event>(io);   // the client's upload and FIN are acknowledged
+    auto delivered = std::make_shared<event>(io);  // the response and its FIN are acknowledged
+    auto done = std::make_shared<event>(io);
+    auto server_seen = std::make_shared<h3co::testing::stream_memory>();
+    h3co::server server(test::executor(io), test::server_identity(), fixed_windows());
+    server.handle("/hold", [=](h3co::server_request& req, h3co::response& res) -> asio::awaitable<void> {
+        co_await uploaded->wait();  // the whole upload waits here, unread
+        *server_seen = h3co::testing::stream_memory_of(req);
+        co_await res.send_header(200);
+        const std::string body(response, 'r');
+        co_await res.write(asio::buffer(body));
+        co_await res.finish();
+        delivered->fire();
+    });
+    server.handle("/stall", [=](h3co::server_request&, h3co::response& res) -> asio::awaitable<void> {
+        co_await res.send_header(200);
+        co_await done->wait();  // reads nothing: the client's writes fill the stream window
+    });
+    const auto port = server.listen("127.0.0.1", 0).port();
+    test::run(io, [&]() -> asio::awaitable<void> {
+        auto conn = co_await h3co::connect(test::executor(io), std::string("127.0.0.1"), port, test::trusting_test_ca());
+        auto stream = co_await conn.open_request_stream();
+        const h3co::request hold{.method = "POST", .url = test::url(port, "/hold", "127.0.0.1")};
+        co_await stream.send_header(hold);
+        const std::string body(upload, 'u');
+        co_await stream.write(asio::buffer(body));
+        co_await stream.finish();
+        uploaded->fire();
+        co_await delivered->wait();
+        const auto head = co_await stream.read_response();
+        CHECK(head.status == 200);
+        const auto all = h3co::testing::stream_memory_of(conn);
+        // Both directions ended: QUIC closed the stream, whose handle holds the response unread.
+        CHECK(all.streams + all.closed_holding == 1);
+        CHECK(all.held_unread == response);
+        CHECK(all.held_over_window == 0);
+        std::vector<char> part(40 * 1024);
+        auto pb = asio::buffer(part);
+        const auto got = co_await asio::async_read(stream, pb, asio::use_awaitable);
+        CHECK(got == part.size());
+        CHECK(h3co::testing::stream_memory_of(conn).held_unread == response - part.size());
+        const auto rest = co_await test::read_all(stream);
+        CHECK(rest.size() == response - part.size());
+
+        // At most the server's 64 KiB window can leave; the rest of what write_some took stays.
+        auto stalled = co_await conn.open_request_stream();
+        const h3co::request stall{.method = "POST", .url = test::url(port, "/stall", "127.0.0.1")};
+        co_await stalled.send_header(stall);
+        const std::string big(512 * 1024, 'b');
+        auto bb = asio::buffer(big);
+        const auto taken = co_await stalled.async_write_some(bb, asio::use_awaitable);
+        const auto sending = h3co::testing::stream_memory_of(conn);
+        INFO("write_some took " << taken << ", the stream buffers " << sending.buffered_to_send);
+        CHECK(taken > 64 * 1024);
+        CHECK(sending.buffered_to_send >= taken - 64 * 1024);
+        CHECK(sending.buffered_to_send <= taken);
+        done->fire();
+        stalled.reset();
+    }(), 30s);
+    INFO("server: " << server_seen->streams << " streams, " << server_seen->held_unread << " unread");
+    CHECK(server_seen->streams == 1);
+    CHECK(server_seen->held_unread == upload);
+    CHECK(server_seen->held_over_window == 0);
+    CHECK(h3co::testing::stream_memory_of(h3co::connection{}).streams == 0);
 }
 
 }  // namespace credit_ledger_test

@@ -357,6 +357,34 @@ TEST_CASE("faults: a blackhole from the start ends in handshake_timeout, not a h
     CHECK(r.server.connection_count() == 0);
 }
 
+// h3co_sim seed 345 (1.x; 0.12 the same): a client's first Initial arrived damaged, and its intact
+// retransmission was then dropped for the damaged one's closing period (3 PTOs, about 3 s), in which
+// a short idle timeout ended the client. ngtcp2 answers a first Initial that does not decrypt with
+// NGTCP2_ERR_DROP_CONN: that connection never sent a packet, so no closing period protects anything.
+TEST_CASE("faults: a damaged copy of the first Initial does not hold up the intact one", "[faults][initial]") {
+    asio::io_context io;
+    rig r(io);
+    const test::fault_policy damaged_first{.corrupt_copy_next = 1};
+    r.relay.set(dir::to_server, damaged_first);
+    h3co::connection_options options;
+    options.handshake_timeout = 2s;  // before the fix, the intact Initials were dropped for about 3 s
+    std::error_code error;
+    const auto started = clock_type::now();
+    test::run(io, [&]() -> asio::awaitable<void> {
+        const std::string host = "127.0.0.1";
+        const h3co::client_tls tls = test::trusting_test_ca();
+        auto op = h3co::connect(test::executor(io), host, r.relay.port(), tls, options, tuple);
+        auto [ec, conn] = co_await std::move(op);
+        error = ec;
+        if (!ec) co_await round_trip(conn, r, 1000, 1000);
+    }(), 15s);
+    const auto took = clock_type::now() - started;
+    CAPTURE(error.message(), std::chrono::duration<double>(took).count());
+    CHECK(r.relay.counters(dir::to_server).corrupted == 1);
+    CHECK_FALSE(error);
+    CHECK(took < 1500ms);  // no retransmission was needed: the intact Initial made the connection
+}
+
 TEST_CASE("faults: a long, quiet upload outlives several idle timeouts (keep-alive)", "[faults][keepalive]") {
     asio::io_context io;
     h3co::connection_options options;

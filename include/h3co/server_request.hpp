@@ -86,6 +86,8 @@ public:
     }
 
 private:
+    friend struct detail::handle_access;  // h3co::testing::stream_memory_of
+
     static const request_head& no_head() noexcept {
         static const request_head empty{};
         return empty;

@@ -8,6 +8,10 @@
 #include <h3co/message.hpp>
 #include <h3co/connection.hpp>
 #include <h3co/request_stream.hpp>
+#include <h3co/server_request.hpp>
+
+#include <algorithm>
+#include <cstdint>
 
 #include <span>
 #include <system_error>
@@ -89,6 +93,52 @@ inline long live_connections() noexcept {
 /// Asynchronous operations of h3co's alive in this process: waiting, or completed and not yet run.
 inline long live_pending_ops() noexcept {
     return detail::live_count<detail::pending_op_tag>().load(std::memory_order_relaxed);
+}
+
+/// What the streams of one connection hold in memory now, the largest of each over its streams:
+/// what connection_stats cannot say, since it sums or keeps maximums of windows only.
+struct stream_memory {
+    std::size_t streams = 0;               ///< streams the connection holds
+    std::size_t closed_holding = 0;        ///< streams QUIC closed whose handle still holds bytes unread
+    /// Body bytes received and not yet read by the application; for a closed stream, what the
+    /// credit ledger owes for it (its handle holds them; debug builds assert the two are equal).
+    std::uint64_t held_unread = 0;
+    std::uint64_t held_over_window = 0;    ///< unread bytes beyond that stream's own receive window
+    std::uint64_t buffered_to_send = 0;    ///< bytes in a send buffer: not yet sent, or sent and not acknowledged
+};
+
+namespace detail_testing {
+inline stream_memory stream_memory_of(const detail::session* s) {
+    stream_memory out;
+    if (!s) return out;
+    s->for_each_stream([&out](const detail::stream_state& st) {
+        ++out.streams;
+        const std::uint64_t held = st.recv_buf.size();
+        out.held_unread = std::max(out.held_unread, held);
+        if (held > st.window.size) out.held_over_window = std::max(out.held_over_window, held - st.window.size);
+        out.buffered_to_send = std::max<std::uint64_t>(out.buffered_to_send, st.send_buf.size());
+    });
+    s->for_each_closed_unread([&out](std::int64_t, std::uint64_t held) {
+        ++out.closed_holding;
+        out.held_unread = std::max(out.held_unread, held);
+    });
+    return out;
+}
+}  // namespace detail_testing
+
+/// The per-stream memory of the connection behind `conn` (empty: no connection). Iterates its
+/// streams; costs nothing unless called. On the connection's executor.
+template <class Executor>
+stream_memory stream_memory_of(const basic_connection<Executor>& conn) {
+    return detail_testing::stream_memory_of(detail::handle_access::impl(conn).get());
+}
+
+/// The same for the connection a server request came on. On the connection's executor.
+template <class Executor>
+stream_memory stream_memory_of(const basic_server_request<Executor>& req) {
+    const auto& st = detail::handle_access::state(req);
+    const auto owner = st ? st->owner.lock() : nullptr;
+    return detail_testing::stream_memory_of(owner.get());
 }
 
 /// What identifies the connection behind `conn`: two handles on one connection give the same value

@@ -56,6 +56,7 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
 
         h3co::connection_options options;
         options.idle_timeout = std::chrono::seconds(10);
+        options.h3_datagrams = true;  // the datagrams action (on stacks without them: not_supported)
         auto server = std::make_unique<h3co::server>(asio::any_io_executor(ex),
                                                      h3co::server_tls::from_pem_files(cert("server.pem"), cert("server.key")),
                                                      options);
@@ -64,6 +65,11 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
         h3co::client_tls tls;
         tls.ca_file = cert("ca.pem");
         auto client = std::make_unique<h3co::client>(asio::any_io_executor(ex), tls, options);
+        // The idle move's connection and pool: a short idle timeout and no keep-alive.
+        h3co::connection_options idle_options = options;
+        idle_options.idle_timeout = std::chrono::milliseconds(s.idle_timeout_ms ? s.idle_timeout_ms : 1000);
+        idle_options.keep_alive = std::chrono::hours(1);
+        auto idle_pool = std::make_unique<h3co::client>(asio::any_io_executor(ex), tls, idle_options);
         std::vector<std::shared_ptr<h3co::connection>> conns;
 
         // The clients: connections, each with its workers; the pool's workers.
@@ -119,6 +125,24 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
                 },
                 asio::detached);
         }
+        if (s.idle_at_ns) {
+            auto conn = std::make_shared<h3co::connection>();
+            conns.push_back(conn);
+            const auto id = ctx.begin("idle");
+            asio::co_spawn(
+                ex,
+                [&ctx, &net, &s, &tls, &idle_options, &idle_pool, conn, id, start, irng = rng.fork(), ex]() mutable
+                -> asio::awaitable<void> {
+                    const auto when = start + s.idle_at_ns - 1'000 * ms;
+                    if (when > net.now_ns()) co_await h3co::sleep_for(std::chrono::nanoseconds(when - net.now_ns()));
+                    auto [ec, made] = co_await h3co::connect(asio::any_io_executor(ex), "127.0.0.1", 443, tls, idle_options, tuple);
+                    ctx.record("idle", "connect " + describe(ec));
+                    if (!ec) *conn = std::move(made);
+                    co_await run_idle(ctx, *conn, *idle_pool, irng, s.idle_timeout_ms, !ec);
+                    ctx.end(id);
+                },
+                asio::detached);
+        }
         // Hostile moves at their moments.
         const auto at = [&](std::uint64_t when, std::string what, std::function<void()> f) {
             if (!when) return;
@@ -149,6 +173,7 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
             out.net = net.stats();
             conns.clear();
             client.reset();
+            idle_pool.reset();
             server.reset();
             io.reset();
             const long conns_left = h3co::testing::live_connections() - conns_before;
@@ -183,13 +208,18 @@ inline outcome run_scenario(const scenario& s, bool keep_trace) {
         out.virtual_ns = net.now_ns() - start;
         // The end: close everything, let the closes run, then nothing may be left.
         for (auto& c : conns) {
-            if (c->is_open() || c->close_error()) ctx.check_ledger("end", c->stats());
+            if (c->is_open() || c->close_error()) {
+                ctx.check_ledger("end", c->stats());
+                check_stream_memory(ctx, "end", h3co::testing::stream_memory_of(*c));
+            }
             c->close();
         }
         client->close();
+        idle_pool->close();
         server->close();
         conns.clear();
         client.reset();
+        idle_pool.reset();
         server.reset();
         const auto quiet = [&] {
             return h3co::testing::live_connections() == conns_before &&

@@ -27,6 +27,11 @@ struct scenario {
     /// Then (0: never) every handle is dropped and the io_context destroyed with work pending,
     /// without running it again: nothing may be left alive.
     std::uint64_t destroy_at_ns = 0;
+    /// Then (0: never) an extra connection and an extra client pool, whose idle timeout is
+    /// idle_timeout_ms and which send no keep-alive, start and go quiet for longer than it: the
+    /// connection with a response pending, the pool between two requests.
+    std::uint64_t idle_at_ns = 0;
+    std::uint64_t idle_timeout_ms = 0;
     std::uint64_t limit_ns = 3'600'000 * ms;  ///< virtual time the scenario may take
     std::uint64_t stall_ns = 120'000 * ms;    ///< virtual time without any operation completing: a hang
     /// Items (see item_count()) left out: --only and --shrink. Each action draws from a generator
@@ -42,11 +47,12 @@ struct scenario {
     int pool_item(int p, int a) const { return connections * workers * actions + p * pool_actions() + a; }
     int first_fault() const { return connections * workers * actions + pool_workers * pool_actions(); }
     static constexpr const char* fault_names[] = {
-        "rebind", "shutdown", "close", "destroy",
+        "rebind", "shutdown", "close", "destroy", "idle",
         "up.jitter", "up.rate", "up.loss", "up.burst", "up.dup", "up.reorder", "up.corrupt", "up.blackhole", "up.mtu",
         "down.jitter", "down.rate", "down.loss", "down.burst", "down.dup", "down.reorder", "down.corrupt",
         "down.blackhole", "down.mtu"};
     static constexpr int fault_count = sizeof fault_names / sizeof fault_names[0];
+    static constexpr int moves = 5;  ///< the hostile moves come first among the faults
     int item_count() const { return first_fault() + fault_count; }
     bool kept(int item) const { return !dropped.count(item); }
 
@@ -65,9 +71,9 @@ struct scenario {
     bool present(int item) const {
         if (item < first_fault()) return true;
         const int f = item - first_fault();
-        if (f < 4) return (f == 0 ? rebind_at_ns : f == 1 ? shutdown_at_ns : f == 2 ? close_at_ns : destroy_at_ns) != 0;
-        const link_params& l = f < 13 ? up : down;
-        switch ((f - 4) % 9) {
+        if (f < moves) return (f == 0 ? rebind_at_ns : f == 1 ? shutdown_at_ns : f == 2 ? close_at_ns : f == 3 ? destroy_at_ns : idle_at_ns) != 0;
+        const link_params& l = f < moves + 9 ? up : down;
+        switch ((f - moves) % 9) {
         case 0: return l.jitter_ns != 0;
         case 1: return l.rate_bps != 0;
         case 2: return l.loss > 0;
@@ -88,9 +94,10 @@ struct scenario {
             else if (f == 1) shutdown_at_ns = 0;
             else if (f == 2) close_at_ns = 0;
             else if (f == 3) destroy_at_ns = 0;
+            else if (f == 4) idle_at_ns = 0;
             else {
-                link_params& l = f < 13 ? up : down;
-                switch ((f - 4) % 9) {
+                link_params& l = f < moves + 9 ? up : down;
+                switch ((f - moves) % 9) {
                 case 0: l.jitter_ns = 0; break;
                 case 1: l.rate_bps = 0; break;
                 case 2: l.loss = 0; break;
@@ -114,6 +121,7 @@ struct scenario {
         if (shutdown_at_ns) s += "; shutdown @" + std::to_string(shutdown_at_ns / ms) + "ms";
         if (close_at_ns) s += "; close @" + std::to_string(close_at_ns / ms) + "ms";
         if (destroy_at_ns) s += "; io_context destroyed @" + std::to_string(destroy_at_ns / ms) + "ms";
+        if (idle_at_ns) s += "; idle @" + std::to_string(idle_at_ns / ms) + "ms (timeout " + std::to_string(idle_timeout_ms) + "ms)";
         if (!dropped.empty()) s += "; " + std::to_string(dropped.size()) + " of " + std::to_string(item_count()) + " items left out";
         return s;
     }
@@ -174,6 +182,12 @@ inline scenario generate(std::uint64_t seed) {
     if (rng.chance(0.1)) s.close_at_ns = 1'000 * ms + rng.between(50, 3000) * ms;
     // Drawn last, so that the draws before it stay what they were.
     if (rng.chance(0.1)) s.destroy_at_ns = 1'000 * ms + rng.between(50, 4000) * ms;
+    // After the blackholes and path-MTU drops (all over by 7 s), so that the quiet is the idle
+    // timeout's own; drawn after the others, which stay what they were.
+    if (rng.chance(0.15)) {
+        s.idle_at_ns = 7'000 * ms + rng.between(0, 3000) * ms;
+        s.idle_timeout_ms = rng.between(1000, 3000);
+    }
     return s;
 }
 

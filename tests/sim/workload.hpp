@@ -137,6 +137,21 @@ struct context {
     }
 };
 
+/// What each stream of one connection holds stays within the options' limits (both sides run the
+/// default limits): unread bytes within that stream's own receive window and so within
+/// max_stream_receive_window, the send buffer within max_stream_send_buffer.
+inline void check_stream_memory(context& ctx, const std::string& who, const h3co::testing::stream_memory& m) {
+    static const h3co::connection_options limits;
+    const std::uint64_t send_max = std::max(limits.stream_send_buffer, limits.max_stream_send_buffer);
+    if (m.held_unread > limits.max_stream_receive_window || m.held_over_window)
+        ctx.fail(who + ": a stream holds " + std::to_string(m.held_unread) + " bytes unread (" +
+                 std::to_string(m.held_over_window) + " beyond its window), over the maximum of " +
+                 std::to_string(limits.max_stream_receive_window));
+    if (m.buffered_to_send > send_max)
+        ctx.fail(who + ": a stream buffers " + std::to_string(m.buffered_to_send) + " bytes to send, over the maximum of " +
+                 std::to_string(send_max));
+}
+
 /// What a body read got.
 struct body_result {
     std::error_code ec;  ///< eof: the body ended cleanly
@@ -236,6 +251,7 @@ inline void install_handlers(h3co::server& server, context& ctx) {
             }
         }
         ctx.check_ledger("server /echo", req.connection_stats());
+        check_stream_memory(ctx, "server /echo", h3co::testing::stream_memory_of(req));
     });
     server.handle("/sink", [&ctx](req_t& req, res_t& res) -> asio::awaitable<void> {
         // Reads the whole body and answers with its length and whether its bytes were right.
@@ -248,6 +264,7 @@ inline void install_handlers(h3co::server& server, context& ctx) {
             co_return;
         }
         ctx.check_ledger("server /sink", req.connection_stats());
+        check_stream_memory(ctx, "server /sink", h3co::testing::stream_memory_of(req));
         const std::string answer = std::to_string(r.bytes) + (r.pattern_ok ? ":ok" : ":bad");
         auto [hec] = co_await res.send_header(200, tuple);
         if (hec) co_return;
@@ -289,6 +306,42 @@ inline void install_handlers(h3co::server& server, context& ctx) {
         auto b = asio::buffer(buf);
         co_await res.write(b, tuple);
     });
+    server.handle("/datagrams", [](req_t&, res_t& res) -> asio::awaitable<void> {
+        // Echoes each HTTP/3 datagram of the stream until the request body ends (the client's
+        // FIN): the echo loop is then cancelled (its pending receive ends with operation_aborted).
+        auto [hec] = co_await res.send_header(200, tuple);
+        if (hec) co_return;
+        auto s = res.take_over();
+        auto echo = [&s]() -> asio::awaitable<std::error_code> {
+            std::array<std::uint8_t, 2048> buf;
+            for (;;) {
+                auto rb = asio::buffer(buf);
+                auto [ec, n] = co_await s.receive_datagram(rb, tuple);
+                if (ec) co_return ec;
+                auto wb = asio::buffer(buf.data(), n);
+                auto [sec] = co_await s.send_datagram(wb, tuple);
+                if (sec && sec != h3co::error::datagram_too_large) co_return sec;
+            }
+        };
+        auto drain = [&s]() -> asio::awaitable<std::error_code> {
+            auto r = co_await read_body(s, 0);
+            co_return r.ec;
+        };
+        using namespace asio::experimental::awaitable_operators;
+        auto e = echo();
+        auto d = drain();
+        auto either = std::move(e) || std::move(d);
+        auto r = co_await std::move(either);
+        // Datagrams unavailable (not_supported, not_negotiated) or ended: the body still decides.
+        std::error_code body_end;
+        if (r.index() == 1) body_end = std::get<1>(r);
+        else body_end = co_await drain();
+        if (body_end == h3co::error::eof) {
+            co_await s.finish(tuple);
+            co_return;
+        }
+        s.reset();
+    });
     server.handle("/takeover", [](req_t&, res_t& res) -> asio::awaitable<void> {
         auto [hec] = co_await res.send_header(200, tuple);
         if (hec) co_return;
@@ -314,11 +367,11 @@ inline void install_handlers(h3co::server& server, context& ctx) {
 
 // ---- the clients --------------------------------------------------------------------------
 
-enum class action { get_all, get_part_drop, echo, answer_unread, reset, cancel_read, trailers, interim, takeover, count };
+enum class action { get_all, get_part_drop, echo, answer_unread, reset, cancel_read, trailers, interim, takeover, datagrams, count };
 
 inline const char* name_of(action a) {
     static const char* names[] = {"get",     "get-part-drop", "echo",     "answer-unread", "reset",
-                                  "cancel-read", "trailers", "interim", "takeover"};
+                                  "cancel-read", "trailers", "interim", "takeover", "datagrams"};
     return names[static_cast<int>(a)];
 }
 
@@ -355,6 +408,125 @@ inline asio::awaitable<void> cancel_later(context& ctx, std::uint64_t id, std::s
     co_await h3co::sleep_for(std::chrono::milliseconds(delay_ms));
     sig->emit(type);
     ctx.end(id);
+}
+
+// HTTP/3 datagrams carry their sequence number and size in their first 8 bytes, then body bytes
+// of a body of (seq * 4096 + size) bytes: each is checkable alone.
+inline constexpr std::size_t datagram_header = 8;
+
+inline void fill_datagram(std::vector<std::uint8_t>& out, std::uint32_t seq, std::uint32_t size) {
+    out.resize(size);
+    for (int i = 0; i < 4; ++i) {
+        out[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(seq >> (8 * i));
+        out[static_cast<std::size_t>(4 + i)] = static_cast<std::uint8_t>(size >> (8 * i));
+    }
+    pattern_bytes(out.data() + datagram_header, std::uint64_t{seq} * 4096 + size, 0, size - datagram_header);
+}
+
+/// The datagram's sequence number if it is intact (its header, length and pattern); -1 if not.
+inline long datagram_seq(const std::uint8_t* p, std::size_t len) {
+    if (len < datagram_header) return -1;
+    std::uint32_t seq = 0, size = 0;
+    for (int i = 0; i < 4; ++i) {
+        seq |= std::uint32_t{p[i]} << (8 * i);
+        size |= std::uint32_t{p[4 + i]} << (8 * i);
+    }
+    if (size != len || !pattern_matches(p + datagram_header, len - datagram_header, std::uint64_t{seq} * 4096 + size, 0))
+        return -1;
+    return static_cast<long>(seq);
+}
+
+/// A request stream with HTTP/3 datagrams (RFC 9297) both ways: sends `count` datagrams of random
+/// sizes to the server's /datagrams, which echoes each, while receiving the echoes until all came
+/// or a canceller (any cancellation type, at a random moment) ends the pending receive. Sometimes
+/// the stream is reset or dropped mid-way. Datagrams may be lost; each one received must be
+/// intact and come once; then the request itself ends cleanly or with a named error.
+inline asio::awaitable<void> run_datagrams(context& ctx, h3co::connection& conn, prng& rng, const std::string& label,
+                                           h3co::request_stream& stream, std::error_code& ec, std::string& outcome) {
+    const auto count = static_cast<std::uint32_t>(rng.between(1, 40));
+    // Mostly what fits a packet before path-MTU discovery (about 1150 bytes); now and then more,
+    // which may be refused with datagram_too_large.
+    std::vector<std::uint32_t> sizes;
+    for (std::uint32_t i = 0; i < count; ++i)
+        sizes.push_back(static_cast<std::uint32_t>(rng.chance(0.05) ? rng.between(1150, 1500) : rng.between(datagram_header, 1100)));
+    const std::uint64_t gap_ms = rng.chance(0.5) ? rng.between(0, 30) : 0;
+    const std::uint64_t listen_ms = rng.between(0, 3000);
+    static const asio::cancellation_type types[] = {asio::cancellation_type::terminal, asio::cancellation_type::partial,
+                                                    asio::cancellation_type::total};
+    const auto type = types[rng.below(3)];
+    const int ending = static_cast<int>(rng.below(10));  // 0: reset mid-way, 1: dropped mid-way, else finish
+    const std::uint32_t stop_at = static_cast<std::uint32_t>(rng.below(count + 1));
+
+    ec = co_await start_request(conn, stream, "POST", "/datagrams", true);
+    if (ec) co_return;
+    auto [rec, head] = co_await stream.read_response(tuple);
+    if (rec) {
+        ec = rec;
+        co_return;
+    }
+    auto sig = std::make_shared<asio::cancellation_signal>();
+    const auto cid = ctx.begin(label + " canceller");
+    asio::co_spawn(conn.get_executor(), cancel_later(ctx, cid, sig, listen_ms, type), asio::detached);
+
+    std::vector<bool> seen(count, false);
+    std::uint32_t received = 0;
+    auto receiver = [&]() -> asio::awaitable<std::error_code> {
+        std::array<std::uint8_t, 2048> buf;
+        auto tok = asio::bind_cancellation_slot(sig->slot(), tuple);
+        while (received < count) {
+            auto b = asio::buffer(buf);
+            auto [dec, got] = co_await stream.receive_datagram(b, tok);
+            if (dec) co_return dec;
+            const long seq = datagram_seq(buf.data(), got);
+            if (seq < 0 || static_cast<std::uint32_t>(seq) >= count) {
+                ctx.fail(label + ": a datagram of " + std::to_string(got) + " bytes arrived damaged");
+                co_return std::error_code{};
+            }
+            if (seen[static_cast<std::size_t>(seq)]) {
+                ctx.fail(label + ": datagram " + std::to_string(seq) + " delivered twice");
+                co_return std::error_code{};
+            }
+            seen[static_cast<std::size_t>(seq)] = true;
+            ++received;
+        }
+        co_return std::error_code{};
+    };
+    auto sender = [&]() -> asio::awaitable<std::error_code> {
+        std::vector<std::uint8_t> d;
+        for (std::uint32_t i = 0; i < count; ++i) {
+            if (ending < 2 && i == stop_at) {
+                // Mid-way: reset, or drop the handle (reset on destroy); the receive must end.
+                if (ending == 0) stream.reset();
+                else stream = h3co::request_stream();
+                co_return make_error_code(asio::error::operation_aborted);
+            }
+            fill_datagram(d, i, sizes[i]);
+            auto b = asio::buffer(d);
+            auto [sec] = co_await stream.send_datagram(b, tuple);
+            if (sec == h3co::error::datagram_too_large) continue;  // refused, named: the next may fit
+            if (sec) co_return sec;
+            if (gap_ms) co_await h3co::sleep_for(std::chrono::milliseconds(gap_ms));
+        }
+        co_return std::error_code{};
+    };
+    using namespace asio::experimental::awaitable_operators;
+    auto r = receiver();
+    auto w = sender();
+    auto both = std::move(r) && std::move(w);
+    auto [rdec, sdec] = co_await std::move(both);
+    outcome = std::to_string(received) + "/" + std::to_string(count) + " r=" + describe(rdec) + " s=" + describe(sdec);
+    if (!stream.is_open()) {
+        ec = make_error_code(asio::error::operation_aborted);
+        co_return;
+    }
+    // The request itself ends as any other: a clean end or a named error.
+    auto [fec] = co_await stream.finish(tuple);
+    auto body = co_await read_body(stream, 0);
+    check_body(ctx, label, body, 0);
+    ec = body.ec;
+    if (ending >= 2 && !fec && body.ec == h3co::error::eof && sdec && sdec != h3co::error::not_supported &&
+        sdec != h3co::error::not_negotiated)
+        ctx.fail(label + ": a datagram send failed with " + describe(sdec) + " on a stream that ended cleanly");
 }
 
 /// One action on `conn`; `who` names it in the trace.
@@ -504,13 +676,134 @@ inline asio::awaitable<void> run_action(context& ctx, h3co::connection& conn, pr
         ec = r.ec;
         break;
     }
+    case action::datagrams:
+        co_await run_datagrams(ctx, conn, rng, label, stream, ec, outcome);
+        break;
     case action::count:
         break;
     }
     ctx.record(label, describe(ec) + (outcome.empty() ? "" : " " + outcome));
     if (ctx.inject_failure && a == action::trailers && ec == h3co::error::eof)
         ctx.fail(label + ": injected failure (a trailers body read to its end)");
-    if (conn.is_open() || conn.close_error()) ctx.check_ledger(label, conn.stats());
+    if (conn.is_open() || conn.close_error()) {
+        ctx.check_ledger(label, conn.stats());
+        check_stream_memory(ctx, label, h3co::testing::stream_memory_of(conn));
+    }
+}
+
+/// An idle timeout's upper bound as ngtcp2 applies it: the larger of the negotiated timeout and
+/// three PTOs (RFC 9000 §10.1), the PTO estimated from `s`, with ngtcp2's 25 ms maximum ACK delay.
+inline std::uint64_t idle_bound_ms(const h3co::connection_stats& s, std::uint64_t idle_ms) {
+    const auto pto_ms = static_cast<std::uint64_t>((s.smoothed_rtt + 4 * s.rtt_variance).count() / 1'000'000) + 25;
+    return std::max(idle_ms, 3 * pto_ms);
+}
+
+/// The idle-timeout move (scenario::idle_at_ns): `conn`, connected with `options` (an idle
+/// timeout of a few seconds and no keep-alive), runs a few actions, then waits on a response the
+/// server pauses for 20 s, with a datagram receive pending on the same stream: the connection must
+/// end (error::idle_timeout, or another named error), both operations with it, once each, and
+/// what is started on it afterwards must fail with a named error. Then `pool`, with the same
+/// options, makes a request, stays quiet past its idle timeout, and must connect anew for the
+/// next: a request sent on the pooled connection that ended fails the scenario.
+inline asio::awaitable<void> run_idle(context& ctx, h3co::connection& conn, h3co::client& pool, prng& rng,
+                                      std::uint64_t idle_ms, bool connected) {
+    const int actions = static_cast<int>(rng.between(0, 3));
+    for (int a = 0; a < actions; ++a) {
+        auto arng = rng.fork();
+        const std::string who = "idle a" + std::to_string(a);
+        const auto aid = ctx.begin(who);
+        co_await run_action(ctx, conn, arng, who);
+        ctx.end(aid);
+    }
+    {
+        // The quiet: 100 bytes of a 200-byte response, then 20 s of nothing from the server.
+        const std::string label = "idle quiet";
+        h3co::request_stream stream;
+        auto ec = co_await start_request(conn, stream, "GET", "/blob/200/100/20000", false);
+        body_result r{ec, 0, true};
+        std::error_code dec;
+        bool dgram_waited = false;
+        h3co::connection_stats before;
+        if (!ec) {
+            auto [rec, head] = co_await stream.read_response(tuple);
+            before = conn.stats();
+            if (rec) r.ec = rec;
+            else {
+                auto reader = [&]() -> asio::awaitable<body_result> { co_return co_await read_body(stream, 200); };
+                auto dgram = [&]() -> asio::awaitable<std::error_code> {
+                    std::array<std::uint8_t, 2048> buf;
+                    auto b = asio::buffer(buf);
+                    auto [e, got] = co_await stream.receive_datagram(b, tuple);
+                    (void)got;
+                    co_return e;
+                };
+                using namespace asio::experimental::awaitable_operators;
+                auto rd = reader();
+                auto dg = dgram();
+                auto both = std::move(rd) && std::move(dg);
+                auto [body, d] = co_await std::move(both);
+                r = body;
+                dec = d;
+                dgram_waited = true;
+                check_body(ctx, label, r, 200);
+            }
+        }
+        const std::uint64_t bound = idle_bound_ms(before, idle_ms);
+        ctx.record(label, describe(r.ec) + " " + std::to_string(r.bytes) + " datagram " + describe(dec) + " closed " +
+                              describe(conn.close_error()));
+        // Ended cleanly after the server's 20 s pause: nothing ended the quiet connection, although
+        // its idle timeout (and three PTOs) are well within the pause and the server's keep-alive
+        // (5 s) cannot have come first.
+        if (r.ec == h3co::error::eof && bound + before.smoothed_rtt.count() / 1'000'000 < 4'000)
+            ctx.fail(label + ": the response came through 20 s of quiet; the idle timeout is " + std::to_string(idle_ms) +
+                     " ms (at most " + std::to_string(bound) + " ms with three PTOs)");
+        if (dgram_waited && !dec) ctx.fail(label + ": a datagram receive completed with a datagram nobody sent");
+        if (connected && !conn.is_open()) {
+            if (!conn.close_error()) ctx.fail(label + ": the connection ended without a named error");
+            h3co::request_stream late;
+            auto lec = co_await start_request(conn, late, "GET", "/blob/10/10/0", false);
+            ctx.record(label, "after the end: " + describe(lec));
+            if (!lec) ctx.fail(label + ": a request stream opened on a connection that had ended");
+        }
+    }
+    {
+        // The pool: a request, quiet past the idle timeout, the next request on a new connection.
+        const std::string label = "idle pool";
+        h3co::request req;
+        req.method = "GET";
+        req.url = "https://127.0.0.1:443/blob/300/100/0";
+        auto [e1, resp1] = co_await pool.request(req, tuple);
+        std::error_code b1 = e1;
+        if (!e1) b1 = (co_await read_body(resp1, 300)).ec;
+        const std::string url = "https://127.0.0.1:443/";
+        auto [ce, first] = co_await pool.connection_for(url, tuple);
+        if (ce || b1 != h3co::error::eof) {
+            ctx.record(label, "first " + describe(b1) + " connection " + describe(ce));
+            co_return;
+        }
+        const std::uint64_t quiet = 3 * idle_bound_ms(first.stats(), idle_ms) + 2'000;
+        co_await h3co::sleep_for(std::chrono::milliseconds(quiet));
+        const bool ended = !first.is_open();
+        const std::uint64_t asked_at = ctx.now();
+        auto [e2, resp2] = co_await pool.request(req, tuple);
+        const std::uint64_t answered_in = ctx.now() - asked_at;
+        std::error_code b2 = e2;
+        if (!e2) {
+            auto r2 = co_await read_body(resp2, 300);
+            check_body(ctx, label, r2, 300);
+            b2 = r2.ec;
+        }
+        ctx.record(label, "quiet " + std::to_string(quiet) + " ms: ended " + describe(first.close_error()) + ", next " +
+                              describe(b2));
+        if (!ended)
+            ctx.fail(label + ": the pooled connection stayed open through " + std::to_string(quiet) +
+                     " ms of quiet with an idle timeout of " + std::to_string(idle_ms) + " ms");
+        else if (e2 && e2 == first.close_error() && answered_in < idle_ms)
+            // Sooner than a new connection's idle timeout could end it: it went to the old one. (A
+            // new connection may itself time out in a lossy handshake: seed 618, 1.x.)
+            ctx.fail(label + ": the next request went to the pooled connection that had ended (" + describe(e2) + " after " +
+                     std::to_string(answered_in) + " ms)");
+    }
 }
 
 /// A pipe-fed upload through an h3co::client pool: a slow producer writes the body while the

@@ -31,6 +31,9 @@ struct fault_policy {
     double corrupt = 0;    ///< flip one random byte (to a different value)
     std::uint32_t drop_next = 0;          ///< lose the next N datagrams for sure (counted down)
     std::uint32_t corrupt_next = 0;       ///< corrupt the next N datagrams not dropped (counted down)
+    /// Send each of the next N datagrams not dropped twice, a corrupted copy (its last byte, inside
+    /// the AEAD tag, flipped) first: a damaged duplicate that overtakes the intact packet.
+    std::uint32_t corrupt_copy_next = 0;
     std::chrono::milliseconds delay{0};   ///< fixed delay added to every datagram
     std::chrono::milliseconds jitter{0};  ///< plus a uniform random delay in [0, jitter]
     bool blackhole = false;               ///< forward nothing at all
@@ -262,6 +265,14 @@ private:
                 const auto at = std::uniform_int_distribution<std::size_t>(0, dg.size() - 1)(rng);
                 dg[at] ^= static_cast<std::uint8_t>(std::uniform_int_distribution<int>(1, 255)(rng));
                 ++s.count.corrupted;
+            }
+            if (!dg.empty() && s.policy.corrupt_copy_next > 0) {
+                --s.policy.corrupt_copy_next;
+                datagram copy = dg;
+                copy.back() ^= 0xff;
+                ++s.count.corrupted;
+                ++s.count.duplicated;
+                schedule(d, std::move(copy));
             }
             const bool twice = chance(p.duplicate);
             if (!s.held && chance(p.reorder)) {

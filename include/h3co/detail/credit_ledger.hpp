@@ -81,6 +81,13 @@ public:
     std::uint64_t released_at_end() const noexcept { return released_at_end_; }
     /// Bytes delivered and not yet extended: what the streams' buffers (and nghttp3) hold.
     std::uint64_t held() const noexcept { return delivered_ - extended_ - released_at_end_; }
+    /// Calls `f(stream_id, owed)` for each closed stream that still owes: the bytes its handle
+    /// holds unread, which no stream map of the session reaches any more (h3co::testing).
+    template <class F>
+    void for_each_closed_owing(F&& f) const {
+        for (const auto& [id, e] : streams_)
+            if (e.closed && e.delivered > e.extended) f(id, e.delivered - e.extended);
+    }
     /// Streams with an entry: open ones, and closed ones whose buffered bytes are not yet read.
     std::size_t tracked_streams() const noexcept { return streams_.size(); }
 

@@ -83,6 +83,19 @@ public:
         for (const auto& [id, s] : streams_) n += s->held_by_h3 ? 1 : 0;
         return n;
     }
+    /// Calls `f(const stream_state&)` for every stream the connection holds, those waiting to be
+    /// sent again after a refused 0-RTT included (h3co::testing::stream_memory_of).
+    template <class F>
+    void for_each_stream(F&& f) const {
+        for (const auto& [id, s] : streams_) f(*s);
+        for (const auto& s : rejected_streams_) f(*s);
+    }
+    /// Calls `f(stream_id, bytes)` for each stream QUIC closed whose handle still holds `bytes`
+    /// unread: the ledger owes them until they are read or dropped (h3co::testing::stream_memory_of).
+    template <class F>
+    void for_each_closed_unread(F&& f) const {
+        ledger_.for_each_closed_owing(std::forward<F>(f));
+    }
     /// The connection's numbers now: RTT, congestion window, bytes, losses, windows.
     H3CO_DECL connection_stats stats() const;
     /// The peer's certificate as the handshake presented it (empty if none), and the negotiated
@@ -90,7 +103,8 @@ public:
     H3CO_DECL certificate_info peer_certificate() const;
     H3CO_DECL std::string tls_cipher() const;
     /// How long after the connection ended its peer may still send to it (RFC 9000 §10.2: three
-    /// PTOs), in nanoseconds: packets then are no sign of a lost connection.
+    /// PTOs), in nanoseconds: packets then are no sign of a lost connection. None if it never sent
+    /// a packet.
     H3CO_DECL std::uint64_t closing_period() const noexcept;
 
     /// The per-stream operations (read, write, finish, reset, ...).

@@ -631,7 +631,12 @@ H3CO_DECL void session::submit_new_token(std::span<const std::uint8_t> token) {
 }
 
 H3CO_DECL std::uint64_t session::closing_period() const noexcept {
-    if (!native_->conn) return 0;
+    // A connection that never sent a packet has no CONNECTION_CLOSE for late packets to overtake:
+    // a server's whose first Initial did not decrypt (ngtcp2's NGTCP2_ERR_DROP_CONN: a damaged
+    // copy, or a forgery with the client's connection ID). The client's intact Initial, with the
+    // same connection ID, must start a connection at once, not be dropped for 3 PTOs (h3co_sim
+    // seed 345).
+    if (!native_->conn || packets_sent_ == 0) return 0;
     return 3 * ngtcp2_conn_get_pto(native_->conn);
 }
 

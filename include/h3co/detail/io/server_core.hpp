@@ -199,12 +199,14 @@ public:
         // Its peer may still send for a while (its packets crossed our CONNECTION_CLOSE, or it is
         // closing itself): those are dropped, not answered with a stateless reset, which could
         // overtake the CONNECTION_CLOSE that says why the connection ended.
-        const auto until = grace_timer_.now() + s.closing_period();
+        // None when it never sent a packet (session::closing_period).
+        const auto period = s.closing_period();
+        const auto until = grace_timer_.now() + period;
         for (const auto& key : s.cids()) {
             auto it = sessions_.find(key);
             if (it != sessions_.end() && it->second.get() == &s) {
                 sessions_.erase(it);
-                drop_late_packets(key, until);
+                if (period) drop_late_packets(key, until);
             }
         }
         if (auto it = live_.find(&s); it != live_.end()) {
