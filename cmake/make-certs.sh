@@ -12,6 +12,10 @@
 #                                   first; each intermediate carries a 2 KB comment, so
 #                                   the chain is > 10 KB: far more than 3 x a client's
 #                                   Initial (the amplificationlimit interop cell)
+#   sim-server.pem / sim-server.key like server.pem, but an RSA-2048 key: h3co_sim's
+#                                   server. An ECDSA signature is randomized and its DER
+#                                   length varies (70-72 bytes), which moves the handshake's
+#                                   bytes and with them the seed's trace; RSA-PSS's is fixed
 # Idempotent: does nothing when OUTDIR/ca.pem exists, is newer than this script
 # and all the other files are there.
 set -euo pipefail
@@ -23,7 +27,7 @@ files=(ca.pem ca.key server.pem server.key server-chain.pem
        other-ca.pem other-ca.key wronghost.pem wronghost.key
        renewed.pem renewed.key sni-a.pem sni-a.key sni-b.pem sni-b.key
        client.pem client.key other-client.pem other-client.key
-       big-chain.pem big-chain.key)
+       big-chain.pem big-chain.key sim-server.pem sim-server.key)
 
 if [[ -f "$out/ca.pem" && "$out/ca.pem" -nt "$self" ]]; then
     complete=1
@@ -49,7 +53,13 @@ ossl() {
     fi
 }
 
-genkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/$1"; }
+genkey() { # file; key_alg=rsa in the environment: RSA-2048 instead of P-256
+    if [[ ${key_alg:-ec} == rsa ]]; then
+        ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/$1"
+    else
+        ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/$1"
+    fi
+}
 serial() { echo "0x$(openssl rand -hex 8)"; }
 
 make_ca() { # name subject
@@ -81,6 +91,7 @@ EXT
 make_ca ca "/CN=h3co test CA"
 make_ca other-ca "/CN=h3co unrelated test CA"
 make_leaf server "/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1"
+key_alg=rsa make_leaf sim-server "/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1"
 make_leaf wronghost "/CN=not-localhost.invalid" "DNS:not-localhost.invalid"
 make_leaf renewed "/O=h3co renewed/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1"
 make_leaf sni-a "/CN=a.h3co.test" "DNS:a.h3co.test"
