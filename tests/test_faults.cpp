@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <tuple>
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
@@ -101,6 +102,16 @@ asio::awaitable<h3co::connection> connect_to(std::uint16_t port, const h3co::con
     const h3co::client_tls tls = test::trusting_test_ca();
     auto ex = co_await asio::this_coro::executor;
     auto op = h3co::connect(ex, host, port, tls, options);  // the string copies die here, before the co_await
+    co_return co_await std::move(op);
+}
+
+/// connect_to(), for a connect that may fail: its error and the connection (empty then).
+asio::awaitable<std::tuple<std::error_code, h3co::connection>> try_connect_to(std::uint16_t port,
+                                                                           const h3co::connection_options& options) {
+    const std::string host = "127.0.0.1";
+    const h3co::client_tls tls = test::trusting_test_ca();
+    auto ex = co_await asio::this_coro::executor;
+    auto op = h3co::connect(ex, host, port, tls, options, tuple);  // the string copies die here, before the co_await
     co_return co_await std::move(op);
 }
 
@@ -340,10 +351,7 @@ TEST_CASE("faults: a blackhole from the start ends in handshake_timeout, not a h
     std::error_code error;
     const auto started = clock_type::now();
     test::run(io, [&]() -> asio::awaitable<void> {
-        const std::string host = "127.0.0.1";
-        const h3co::client_tls tls = test::trusting_test_ca();
-        auto op = h3co::connect(test::executor(io), host, r.relay.port(), tls, options, tuple);
-        auto [ec, conn] = co_await std::move(op);
+        auto [ec, conn] = co_await try_connect_to(r.relay.port(), options);
         error = ec;
         CHECK_FALSE(conn.is_open());
     }(), 15s);
@@ -371,10 +379,7 @@ TEST_CASE("faults: a damaged copy of the first Initial does not hold up the inta
     std::error_code error;
     const auto started = clock_type::now();
     test::run(io, [&]() -> asio::awaitable<void> {
-        const std::string host = "127.0.0.1";
-        const h3co::client_tls tls = test::trusting_test_ca();
-        auto op = h3co::connect(test::executor(io), host, r.relay.port(), tls, options, tuple);
-        auto [ec, conn] = co_await std::move(op);
+        auto [ec, conn] = co_await try_connect_to(r.relay.port(), options);
         error = ec;
         if (!ec) co_await round_trip(conn, r, 1000, 1000);
     }(), 15s);
@@ -702,10 +707,7 @@ TEST_CASE("faults: a one-way blackhole from the start: handshake_timeout, and th
     std::error_code error;
     std::size_t half_open = 0;
     test::run(io, [&]() -> asio::awaitable<void> {
-        const std::string host = "127.0.0.1";
-        const h3co::client_tls tls = test::trusting_test_ca();
-        auto op = h3co::connect(test::executor(io), host, r.relay.port(), tls, options, tuple);
-        auto [ec, conn] = co_await std::move(op);
+        auto [ec, conn] = co_await try_connect_to(r.relay.port(), options);
         error = ec;
         half_open = r.server.connection_count();
     }(), 15s);
