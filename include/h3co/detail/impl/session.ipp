@@ -632,7 +632,7 @@ H3CO_DECL void session::submit_new_token(std::span<const std::uint8_t> token) {
 
 H3CO_DECL std::uint64_t session::closing_period() const noexcept {
     // A connection that never sent a packet has no CONNECTION_CLOSE for late packets to overtake:
-    // a server's whose first Initial did not decrypt (ngtcp2's NGTCP2_ERR_DROP_CONN: a damaged
+    // a server connection whose first Initial did not decrypt (ngtcp2's NGTCP2_ERR_DROP_CONN: a damaged
     // copy, or a forgery with the client's connection ID). The client's intact Initial, with the
     // same connection ID, must start a connection at once, not be dropped for 3 PTOs (h3co_sim
     // seed 345).
