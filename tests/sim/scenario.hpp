@@ -67,11 +67,24 @@ struct scenario {
                std::to_string(item % actions);
     }
 
+    /// The time of hostile move `f` (0: not drawn), in fault_names' order: one mapping for
+    /// present() and apply_dropped().
+    template <class Self>
+    static auto& move_at(Self& self, int f) {
+        switch (f) {
+        case 0: return self.rebind_at_ns;
+        case 1: return self.shutdown_at_ns;
+        case 2: return self.close_at_ns;
+        case 3: return self.destroy_at_ns;
+        default: return self.idle_at_ns;
+        }
+    }
+
     /// Whether the item is there to drop at all (a fault the seed did not draw is not).
     bool present(int item) const {
         if (item < first_fault()) return true;
         const int f = item - first_fault();
-        if (f < moves) return (f == 0 ? rebind_at_ns : f == 1 ? shutdown_at_ns : f == 2 ? close_at_ns : f == 3 ? destroy_at_ns : idle_at_ns) != 0;
+        if (f < moves) return move_at(*this, f) != 0;
         const link_params& l = f < moves + 9 ? up : down;
         switch ((f - moves) % 9) {
         case 0: return l.jitter_ns != 0;
@@ -90,11 +103,7 @@ struct scenario {
     void apply_dropped() {
         for (int f = 0; f < fault_count; ++f) {
             if (kept(first_fault() + f)) continue;
-            if (f == 0) rebind_at_ns = 0;
-            else if (f == 1) shutdown_at_ns = 0;
-            else if (f == 2) close_at_ns = 0;
-            else if (f == 3) destroy_at_ns = 0;
-            else if (f == 4) idle_at_ns = 0;
+            if (f < moves) move_at(*this, f) = 0;
             else {
                 link_params& l = f < moves + 9 ? up : down;
                 switch ((f - moves) % 9) {
